@@ -1,0 +1,220 @@
+//! GraphQL over HTTP and WebSocket for a service's schema, with the caller's [`Principal`]
+//! put into the request data. One place decides how a bearer token is read, so every
+//! service treats a bad token the same way: refused with `UNAUTHENTICATED`, never demoted
+//! to anonymous.
+
+use std::sync::Arc;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::{BatchResponse, Data, ErrorExtensionValues, Executor, ServerError};
+use async_graphql_axum::{GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::Router;
+use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+
+use crate::auth::{AuthError, JwtKeys, Principal};
+
+/// A GraphQL error with a machine-readable `extensions.code`.
+pub fn coded_error(code: &str, message: impl Into<String>) -> async_graphql::Error {
+    let mut error = async_graphql::Error::new(message);
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", code);
+    error.extensions = Some(extensions);
+    error
+}
+
+#[derive(Clone)]
+struct Endpoint<E> {
+    executor: E,
+    keys: Arc<JwtKeys>,
+}
+
+/// `/graphql`: POST and GET queries, GraphiQL for a browser, and WebSocket subscriptions
+/// (`graphql-transport-ws` and the legacy `graphql-ws`) on the same path.
+pub fn graphql_router<E>(executor: E, keys: Arc<JwtKeys>) -> Router
+where
+    E: Executor + Clone,
+{
+    Router::new()
+        .route("/graphql", get(get_graphql::<E>).post(post_graphql::<E>))
+        .with_state(Endpoint { executor, keys })
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn unauthenticated(error: &AuthError) -> Response {
+    let mut server_error = ServerError::new(error.to_string(), None);
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", "UNAUTHENTICATED");
+    server_error.extensions = Some(extensions);
+    let body = async_graphql::Response::from_errors(vec![server_error]);
+    let mut response = GraphQLResponse::from(body).into_response();
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+async fn post_graphql<E: Executor>(
+    State(endpoint): State<Endpoint<E>>,
+    headers: HeaderMap,
+    request: GraphQLBatchRequest,
+) -> Response {
+    let principal = match endpoint.keys.principal_from_authorization(bearer(&headers)) {
+        Ok(p) => p,
+        Err(e) => return unauthenticated(&e),
+    };
+    let request = request.into_inner().data(principal);
+    GraphQLResponse(endpoint.executor.execute_batch(request).await).into_response()
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+async fn get_graphql<E: Executor>(
+    State(endpoint): State<Endpoint<E>>,
+    request: Request,
+) -> Response {
+    let (mut parts, _) = request.into_parts();
+    if is_websocket_upgrade(&parts.headers) {
+        return upgrade_websocket(endpoint, &mut parts).await;
+    }
+    let query = parts.uri.query().unwrap_or_default();
+    if query.is_empty() && wants_html(&parts.headers) {
+        return Html(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .subscription_endpoint("/graphql")
+                .finish(),
+        )
+        .into_response();
+    }
+    let principal = match endpoint
+        .keys
+        .principal_from_authorization(bearer(&parts.headers))
+    {
+        Ok(p) => p,
+        Err(e) => return unauthenticated(&e),
+    };
+    let request = match async_graphql::http::parse_query_string(query) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("invalid GraphQL request: {e}"),
+            )
+                .into_response();
+        }
+    };
+    // GraphQL over HTTP: GET must never change state.
+    if is_mutation(&request) {
+        let mut response = (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "mutations must be sent with POST",
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let response: BatchResponse = endpoint
+        .executor
+        .execute(request.data(principal))
+        .await
+        .into();
+    GraphQLResponse(response).into_response()
+}
+
+fn is_mutation(request: &async_graphql::Request) -> bool {
+    use async_graphql::parser::types::OperationType;
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    document
+        .operations
+        .iter()
+        .filter(|(name, _)| match (&request.operation_name, name) {
+            (Some(wanted), Some(name)) => wanted.as_str() == name.as_str(),
+            _ => true,
+        })
+        .any(|(_, op)| op.node.ty == OperationType::Mutation)
+}
+
+async fn upgrade_websocket<E: Executor>(
+    endpoint: Endpoint<E>,
+    parts: &mut axum::http::request::Parts,
+) -> Response {
+    let protocol = match GraphQLProtocol::from_request_parts(parts, &()).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let upgrade = match WebSocketUpgrade::from_request_parts(parts, &()).await {
+        Ok(u) => u,
+        Err(e) => return e.into_response(),
+    };
+    // A token on the upgrade request is the fallback; one in `connection_init` wins, since
+    // browsers cannot set headers on a WebSocket.
+    let header_principal = endpoint
+        .keys
+        .principal_from_authorization(bearer(&parts.headers));
+    let keys = Arc::clone(&endpoint.keys);
+    let executor = endpoint.executor.clone();
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, executor, protocol)
+                .on_connection_init(move |payload| async move {
+                    let principal = match token_in_payload(&payload) {
+                        Some(value) => keys.principal_from_authorization(Some(&value)),
+                        None => header_principal,
+                    }
+                    .map_err(|e| coded_error("UNAUTHENTICATED", e.to_string()))?;
+                    let mut data = Data::default();
+                    data.insert(principal);
+                    Ok(data)
+                })
+                .serve()
+        })
+}
+
+/// Accepts `{"Authorization": "Bearer …"}` in any letter case, or `{"token": "…"}`.
+fn token_in_payload(payload: &serde_json::Value) -> Option<String> {
+    let object = payload.as_object()?;
+    for (key, value) in object {
+        let Some(text) = value.as_str() else { continue };
+        if key.eq_ignore_ascii_case("authorization") {
+            return Some(text.to_owned());
+        }
+        if key.eq_ignore_ascii_case("token") || key.eq_ignore_ascii_case("authToken") {
+            return Some(format!("Bearer {text}"));
+        }
+    }
+    None
+}
+
+/// The principal a resolver runs as; anonymous when the transport put none in.
+pub fn principal<'a>(ctx: &'a async_graphql::Context<'_>) -> std::borrow::Cow<'a, Principal> {
+    match ctx.data_opt::<Principal>() {
+        Some(p) => std::borrow::Cow::Borrowed(p),
+        None => std::borrow::Cow::Owned(Principal::anonymous()),
+    }
+}

@@ -1,0 +1,190 @@
+//! `conftools`: runs Conference Tools in one process (`up`) and mints tokens for scripts
+//! (`token`). Each service also has its own binary for running alone.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use platform::{InProcessBus, JwtKeys};
+use rand::RngCore;
+
+#[derive(Parser)]
+#[command(
+    name = "conftools",
+    about = "Conference Tools: ticketing, sponsorship CRM and gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start every service in this process, on SQLite files under the data directory.
+    Up(UpArgs),
+    /// Print a bearer token signed with the data directory's secret.
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    /// Where the databases and the JWT secret live.
+    #[arg(long, env = "CONFTOOLS_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Address of the ticketing service.
+    #[arg(
+        long,
+        env = "CONFTOOLS_TICKETING_ADDR",
+        default_value = "127.0.0.1:4001"
+    )]
+    ticketing_addr: SocketAddr,
+    /// How long an unpaid purchase holds its seats.
+    #[arg(long, env = "TICKETING_RESERVATION_TTL_SECS", default_value_t = 1800)]
+    reservation_ttl_secs: u64,
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    #[arg(long, env = "CONFTOOLS_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Space-separated scopes, e.g. "tickets:admin events:read".
+    #[arg(long)]
+    scope: String,
+    /// The token's subject: the client it names.
+    #[arg(long, default_value = "script")]
+    subject: String,
+    /// Lifetime in hours.
+    #[arg(long, default_value_t = 24)]
+    ttl_hours: u64,
+}
+
+const SECRET_FILE: &str = "jwt-secret";
+
+/// The secret every service verifies tokens with: `CONFTOOLS_JWT_SECRET` when set, else
+/// the one in the data directory, generated on first start.
+fn load_or_create_secret(data_dir: &Path, create: bool) -> anyhow::Result<Vec<u8>> {
+    if let Ok(secret) = std::env::var("CONFTOOLS_JWT_SECRET")
+        && !secret.is_empty()
+    {
+        return Ok(secret.into_bytes());
+    }
+    let path = data_dir.join(SECRET_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(secret) if !secret.trim().is_empty() => return Ok(secret.trim().as_bytes().to_vec()),
+        Ok(_) => bail!(
+            "{} is empty; delete it to have a new secret made",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "no secret at {}: run `conftools up --data-dir {}` once first",
+            path.display(),
+            data_dir.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = hex::encode(bytes);
+    write_private(&path, &secret)?;
+    Ok(secret.into_bytes())
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+fn sqlite_url(data_dir: &Path, file: &str) -> String {
+    format!("sqlite://{}", data_dir.join(file).display())
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let secret = load_or_create_secret(&args.data_dir, true)?;
+    let keys = Arc::new(JwtKeys::from_secret(&secret));
+    let bus = Arc::new(InProcessBus::default());
+
+    let ticketing_listener = tokio::net::TcpListener::bind(args.ticketing_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} for ticketing", args.ticketing_addr))?;
+    let ticketing_addr = ticketing_listener.local_addr()?;
+    let ticketing = ticketing::Ticketing::start(
+        ticketing::Settings {
+            database_url: sqlite_url(&args.data_dir, "ticketing.db"),
+            reservation_ttl: Duration::from_secs(args.reservation_ttl_secs.max(1)),
+            ..ticketing::Settings::default()
+        },
+        Arc::clone(&keys),
+        bus,
+    )
+    .await
+    .context("ticketing could not start")?;
+
+    let admin_token = keys.mint(
+        "admin",
+        &["tickets:admin", "events:read"],
+        Duration::from_secs(24 * 3600),
+    )?;
+    println!("Conference Tools is running (Ctrl-C to stop)");
+    println!("  ticketing   http://{ticketing_addr}/graphql");
+    println!("  data        {}", args.data_dir.display());
+    println!("  admin token (24 h):");
+    println!("{admin_token}");
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let ticketing_task = tokio::spawn(ticketing.serve(
+        ticketing_listener,
+        platform::server::until_shutdown(stopped),
+    ));
+    platform::server::termination_signal().await;
+    let _ = stop.send(true);
+    ticketing_task.await??;
+    Ok(())
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let secret = load_or_create_secret(&args.data_dir, false)?;
+    let keys = JwtKeys::from_secret(&secret);
+    let scopes: Vec<&str> = args.scope.split_whitespace().collect();
+    if scopes.is_empty() {
+        bail!("--scope needs at least one scope");
+    }
+    let token = keys.mint(
+        &args.subject,
+        &scopes,
+        Duration::from_secs(args.ttl_hours.max(1) * 3600),
+    )?;
+    println!("{token}");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Up(args) => up(args).await,
+        Command::Token(args) => token(args),
+    }
+}

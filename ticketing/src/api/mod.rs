@@ -1,0 +1,76 @@
+//! Ticketing's GraphQL API: the open host service. Any client with the right scopes issues
+//! purchases through it; nothing here knows or asks why.
+
+pub mod auth;
+pub mod errors;
+pub mod events;
+pub mod mutation;
+pub mod query;
+pub mod subscription;
+pub mod types;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::Schema;
+use platform::EventFeed;
+
+use crate::events::TicketEvent;
+use crate::store::SharedStore;
+
+pub use mutation::Mutation;
+pub use query::Query;
+pub use subscription::Subscription;
+
+pub type TicketingSchema = Schema<Query, Mutation, Subscription>;
+
+/// What resolvers reach through the context.
+#[derive(Clone)]
+pub struct ApiContext {
+    pub store: SharedStore,
+    pub feed: Arc<EventFeed<TicketEvent>>,
+    pub reservation_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SchemaLimits {
+    pub depth: usize,
+    pub complexity: usize,
+    pub introspection: bool,
+}
+
+impl Default for SchemaLimits {
+    fn default() -> Self {
+        Self {
+            depth: 16,
+            complexity: 2_000,
+            introspection: true,
+        }
+    }
+}
+
+pub fn build_schema(context: Option<ApiContext>, limits: SchemaLimits) -> TicketingSchema {
+    let mut builder = Schema::build(Query, Mutation, Subscription)
+        .enable_federation()
+        .enable_subscription_in_federation()
+        .limit_depth(limits.depth)
+        .limit_complexity(limits.complexity)
+        .limit_recursive_depth(32);
+    if !limits.introspection {
+        builder = builder.disable_introspection();
+    }
+    if let Some(context) = context {
+        builder = builder.data(context);
+    }
+    builder.finish()
+}
+
+/// The schema as published in `ticketing/schema.graphql`: plain SDL, which code generators
+/// for clients (the CRM's among them) read without federation machinery.
+pub fn published_sdl() -> String {
+    build_schema(None, SchemaLimits::default()).sdl()
+}
+
+pub fn context<'a>(ctx: &'a async_graphql::Context<'_>) -> async_graphql::Result<&'a ApiContext> {
+    ctx.data::<ApiContext>()
+}

@@ -1,0 +1,64 @@
+//! The `ticketing` binary's configuration: flags, each with an environment fallback.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser};
+
+use crate::Settings;
+use crate::api::SchemaLimits;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "ticketing",
+    about = "Ticketing: the open host service for ticket purchases"
+)]
+pub struct Config {
+    /// Address to serve GraphQL on.
+    #[arg(long, env = "TICKETING_LISTEN", default_value = "127.0.0.1:4001")]
+    pub listen: SocketAddr,
+
+    /// sqlite://path (created on first start) or postgres://…
+    #[arg(
+        long,
+        env = "TICKETING_DATABASE_URL",
+        default_value = "sqlite://./data/ticketing.db"
+    )]
+    pub database_url: String,
+
+    /// Largest number of pooled database connections.
+    #[arg(long, env = "TICKETING_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+
+    /// HS256 secret shared by the services to verify bearer tokens. Without it an
+    /// ephemeral secret is generated and an admin token for it is logged.
+    #[arg(long, env = "CONFTOOLS_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// How long an unpaid purchase holds its seats.
+    #[arg(long, env = "TICKETING_RESERVATION_TTL_SECS", default_value_t = 1800)]
+    pub reservation_ttl_secs: u64,
+
+    /// Serve GraphQL introspection (`--introspection false` to turn it off).
+    #[arg(long, env = "TICKETING_INTROSPECTION", default_value_t = true, action = ArgAction::Set)]
+    pub introspection: bool,
+
+    /// Print the published schema (ticketing/schema.graphql) and exit.
+    #[arg(long)]
+    pub print_schema: bool,
+}
+
+impl Config {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            database_url: self.database_url.clone(),
+            max_connections: self.database_max_connections,
+            reservation_ttl: Duration::from_secs(self.reservation_ttl_secs.max(1)),
+            limits: SchemaLimits {
+                introspection: self.introspection,
+                ..SchemaLimits::default()
+            },
+            ..Settings::default()
+        }
+    }
+}

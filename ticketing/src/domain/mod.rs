@@ -1,0 +1,61 @@
+//! The ticketing domain: pure rules and values, no I/O. Inputs are parsed into these types at
+//! the API edge ("parse, don't validate"), so storage and the rules below never see an
+//! unchecked string or a negative quantity.
+
+pub mod conference;
+pub mod money;
+pub mod purchase;
+pub mod ticket_type;
+pub mod values;
+
+pub use conference::{Conference, NewConference};
+pub use money::{Currency, Money};
+pub use purchase::{
+    Attendee, NewTicketPurchase, PurchaseLine, PurchaseLineRequest, PurchaseStatus, Purchaser,
+    Ticket, TicketPurchase,
+};
+pub use ticket_type::{NewTicketType, TicketType, TicketTypeChanges, Visibility};
+pub use values::{ClientKey, EmailAddress, ExternalReference, IdempotencyKey, Name, Quantity};
+
+use chrono::{DateTime, SubsecRound, Utc};
+use uuid::Uuid;
+
+/// Why a request was refused. Each variant maps to one `extensions.code` at the API edge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("ticket type {ticket_type} has only {remaining} ticket(s) left")]
+    SoldOut { ticket_type: Uuid, remaining: i64 },
+    #[error("ticket type {0} is not on sale right now")]
+    SaleClosed(Uuid),
+    #[error("this idempotency key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error("externalReference {reference:?} was already used for ticket purchase {purchase_id}")]
+    DuplicateExternalReference {
+        reference: String,
+        purchase_id: Uuid,
+    },
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("{0}")]
+    Forbidden(String),
+}
+
+impl DomainError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::InvalidInput(message.into())
+    }
+}
+
+/// Now, at the precision PostgreSQL stores, so a value read back equals the one written.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Time-ordered ids keep keyset pagination in creation order without a separate sequence.
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}

@@ -1,0 +1,198 @@
+//! Ticketing: conferences, ticket types, purchases and tickets, served as an open host
+//! service over GraphQL. It knows callers only by their token's scopes and never why they
+//! buy: a sponsorship CRM, a speaker CRM and a public web shop use the same API.
+//!
+//! [`Ticketing::start`] opens the database and starts the background work (the live event
+//! feed, the outbox relay, reservation expiry); [`Ticketing::serve`] serves a bound listener,
+//! so tests run the real server on port 0.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use platform::{CommitSignal, EventBus, EventFeed, JwtKeys, OutboxRelay};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{ApiContext, SchemaLimits, TicketingSchema};
+use crate::events::{StoreEventLog, StoreOutbox, TicketEvent};
+use crate::store::{SharedStore, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub max_connections: u32,
+    pub reservation_ttl: Duration,
+    /// How often unpaid reservations are checked for expiry.
+    pub expiry_interval: Duration,
+    /// Idempotency keys are kept at least this long (never less than 24 hours).
+    pub idempotency_retention: Duration,
+    /// How often the live feed and the relay look for events committed by other processes.
+    pub poll_interval: Duration,
+    pub limits: SchemaLimits,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://./data/ticketing.db".into(),
+            max_connections: 16,
+            reservation_ttl: Duration::from_secs(30 * 60),
+            expiry_interval: Duration::from_secs(5),
+            idempotency_retention: Duration::from_secs(48 * 3600),
+            poll_interval: Duration::from_millis(500),
+            limits: SchemaLimits::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the event feed could not start: {0}")]
+    Feed(#[from] platform::FeedError),
+}
+
+/// A running ticketing service: storage open, background tasks started. Dropping it stops
+/// the background tasks.
+pub struct Ticketing {
+    store: SharedStore,
+    schema: TicketingSchema,
+    keys: Arc<JwtKeys>,
+    shutdown: watch::Sender<bool>,
+}
+
+const MIN_KEY_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+impl Ticketing {
+    pub async fn start(
+        settings: Settings,
+        keys: Arc<JwtKeys>,
+        bus: Arc<dyn EventBus>,
+    ) -> Result<Self, StartError> {
+        let commits = CommitSignal::new();
+        let store = store::connect(
+            &settings.database_url,
+            settings.max_connections,
+            commits.clone(),
+        )
+        .await?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let feed = EventFeed::<TicketEvent>::start(
+            Arc::new(StoreEventLog(Arc::clone(&store))),
+            commits.clone(),
+            settings.poll_interval,
+            4096,
+            shutdown_rx.clone(),
+        )
+        .await?;
+        let relay = OutboxRelay::new(
+            Arc::new(StoreOutbox(Arc::clone(&store))),
+            bus,
+            commits,
+            settings.poll_interval,
+        );
+        tokio::spawn(relay.run(shutdown_rx.clone()));
+        tokio::spawn(expire_and_purge(
+            Arc::clone(&store),
+            settings.expiry_interval,
+            settings.idempotency_retention.max(MIN_KEY_RETENTION),
+            shutdown_rx,
+        ));
+        let schema = api::build_schema(
+            Some(ApiContext {
+                store: Arc::clone(&store),
+                feed,
+                reservation_ttl: settings.reservation_ttl,
+            }),
+            settings.limits,
+        );
+        Ok(Self {
+            store,
+            schema,
+            keys,
+            shutdown,
+        })
+    }
+
+    pub fn store(&self) -> &SharedStore {
+        &self.store
+    }
+
+    pub fn schema(&self) -> &TicketingSchema {
+        &self.schema
+    }
+
+    /// `/graphql` (HTTP and WebSocket) and `/health`.
+    pub fn router(&self) -> Router {
+        platform::graphql::graphql_router(self.schema.clone(), Arc::clone(&self.keys))
+            .merge(platform::server::health_router())
+    }
+
+    /// Serves until `shutdown` resolves, then stops the background tasks.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let result = platform::server::serve(listener, self.router(), shutdown).await;
+        let _ = self.shutdown.send(true);
+        result
+    }
+}
+
+impl Drop for Ticketing {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Returns the seats of unpaid reservations whose time is up, and forgets idempotency keys
+/// past their retention. Safe to run in every instance: each expiry is a conditional update.
+async fn expire_and_purge(
+    store: SharedStore,
+    every: Duration,
+    key_retention: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let retention = chrono::Duration::from_std(key_retention).unwrap_or(chrono::Duration::days(2));
+    // Keys are few and cheap to keep; purging about hourly is plenty.
+    const PURGE_EVERY: Duration = Duration::from_secs(3600);
+    let mut last_purge: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        loop {
+            match store.expire_due_reservations(domain::now()).await {
+                Ok(0) => break,
+                Ok(n) => tracing::info!(expired = n, "unpaid reservations expired"),
+                Err(error) => {
+                    tracing::warn!(%error, "expiring reservations failed");
+                    break;
+                }
+            }
+        }
+        if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+            last_purge = Some(tokio::time::Instant::now());
+            if let Err(error) = store
+                .purge_idempotency_keys(domain::now() - retention)
+                .await
+            {
+                tracing::warn!(%error, "purging idempotency keys failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Where ticketing's state lives. One trait, the operations the API needs, each a single
+//! transaction that also appends the events it causes; two dialects (SQLite for the embedded
+//! default, PostgreSQL at scale) generated from one implementation.
+
+mod sql;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::domain::{
+    Attendee, ClientKey, Conference, DomainError, NewConference, NewTicketPurchase, NewTicketType,
+    PurchaseStatus, Ticket, TicketPurchase, TicketType, TicketTypeChanges,
+};
+use crate::events::TicketEvent;
+
+pub use sql::{SqlStore, connect};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+    #[error("unsupported database URL {0:?}: use sqlite:// or postgres://")]
+    UnsupportedUrl(String),
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Corrupt(e.to_string())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_next_page: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PurchaseFilter {
+    pub conference_id: Option<Uuid>,
+    pub status: Option<PurchaseStatus>,
+    pub external_reference: Option<String>,
+    /// Only this client's purchases (callers without `tickets:read`).
+    pub client: Option<ClientKey>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PurchaseOutcome {
+    pub purchase: TicketPurchase,
+    /// The request repeated an idempotency key: nothing was created.
+    pub replayed: bool,
+}
+
+#[async_trait]
+pub trait TicketStore: Send + Sync {
+    async fn create_conference(&self, new: NewConference) -> Result<Conference, StoreError>;
+    async fn conference(&self, id: Uuid) -> Result<Option<Conference>, StoreError>;
+    async fn conferences(
+        &self,
+        after: Option<Uuid>,
+        first: i64,
+    ) -> Result<Page<Conference>, StoreError>;
+
+    async fn create_ticket_type(&self, new: NewTicketType) -> Result<TicketType, StoreError>;
+    async fn update_ticket_type(
+        &self,
+        id: Uuid,
+        changes: TicketTypeChanges,
+    ) -> Result<TicketType, StoreError>;
+    async fn ticket_type(&self, id: Uuid) -> Result<Option<TicketType>, StoreError>;
+    async fn ticket_types_of(&self, conference_id: Uuid) -> Result<Vec<TicketType>, StoreError>;
+
+    /// Takes the seats and records the purchase, or replays the first result of the same
+    /// idempotency key, in one transaction.
+    async fn create_purchase(
+        &self,
+        request: NewTicketPurchase,
+        reservation_ttl: Duration,
+    ) -> Result<PurchaseOutcome, StoreError>;
+    async fn purchase(&self, id: Uuid) -> Result<Option<TicketPurchase>, StoreError>;
+    async fn purchases(
+        &self,
+        filter: PurchaseFilter,
+        after: Option<Uuid>,
+        first: i64,
+    ) -> Result<Page<TicketPurchase>, StoreError>;
+    async fn confirm_payment(&self, id: Uuid) -> Result<TicketPurchase, StoreError>;
+    async fn cancel_purchase(&self, id: Uuid) -> Result<TicketPurchase, StoreError>;
+    /// Expires unpaid reservations whose time is up and returns their seats.
+    async fn expire_due_reservations(&self, now: DateTime<Utc>) -> Result<usize, StoreError>;
+    async fn purge_idempotency_keys(
+        &self,
+        created_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    async fn tickets_of(&self, purchase_id: Uuid) -> Result<Vec<Ticket>, StoreError>;
+    async fn ticket(&self, id: Uuid) -> Result<Option<Ticket>, StoreError>;
+    async fn assign_ticket(&self, id: Uuid, attendee: Attendee) -> Result<Ticket, StoreError>;
+
+    async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<TicketEvent>, StoreError>;
+    async fn event_head(&self) -> Result<i64, StoreError>;
+    async fn outbox_offset(&self) -> Result<i64, StoreError>;
+    async fn set_outbox_offset(&self, position: i64) -> Result<(), StoreError>;
+}
+
+pub type SharedStore = Arc<dyn TicketStore>;

@@ -1,0 +1,1050 @@
+//! The SQL implementation of [`TicketStore`], written once and instantiated for SQLite and
+//! PostgreSQL by `ticket_store_for!`. The statements are plain SQL both dialects accept
+//! (`$n` placeholders, `RETURNING`, `ON CONFLICT`), and the few differences are macro
+//! arguments, so the two can never drift apart.
+//!
+//! Concurrency rules, the same in both dialects:
+//! - Seats are taken by one conditional `UPDATE … WHERE sold + n <= capacity`: the check and
+//!   the decrement are one statement inside the purchase transaction, so nothing oversells.
+//!   Ticket types are always locked in id order, so two purchases cannot deadlock.
+//! - Event positions come from a one-row counter updated last in each transaction; its lock
+//!   is held to commit, so positions become visible in order.
+//! - SQLite allows one writer at a time anyway, so writes go through a one-connection pool
+//!   and queue in the pool instead of failing with `SQLITE_BUSY`; reads use their own pool.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use platform::CommitSignal;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::types::Json;
+use sqlx::{Pool, Postgres, QueryBuilder, Row, Sqlite};
+use uuid::Uuid;
+
+use super::{Page, PurchaseFilter, PurchaseOutcome, StoreError, TicketStore};
+use crate::domain::purchase::Transition;
+use crate::domain::{
+    self, Attendee, ClientKey, Conference, Currency, DomainError, EmailAddress, ExternalReference,
+    Money, Name, NewConference, NewTicketPurchase, NewTicketType, PurchaseLine, PurchaseStatus,
+    Purchaser, Ticket, TicketPurchase, TicketType, TicketTypeChanges, Visibility,
+};
+use crate::events::{TicketEvent, TicketEventKind};
+
+pub struct SqlStore<DB: sqlx::Database> {
+    writer: Pool<DB>,
+    reader: Pool<DB>,
+    commits: CommitSignal,
+}
+
+/// Opens (creating and migrating as needed) the database the URL names.
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    commits: CommitSignal,
+) -> Result<Arc<dyn TicketStore>, StoreError> {
+    if url.starts_with("sqlite:") {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL survives a process crash; only an OS crash can lose the last commits.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        if let Some(parent) = options.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Arc::new(SqlStore::<Sqlite> {
+            writer,
+            reader,
+            commits,
+        }))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Arc::new(SqlStore::<Postgres> {
+            writer: pool.clone(),
+            reader: pool,
+            commits,
+        }))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+const CONFERENCE_COLUMNS: &str = "id, name, currency, starts_on, ends_on, created_at";
+const TICKET_TYPE_COLUMNS: &str = "id, conference_id, name, price_amount, price_currency, capacity, sold, visibility, sale_starts_at, sale_ends_at, created_at, updated_at";
+const PURCHASE_COLUMNS: &str = "id, conference_id, client_key, purchaser_name, purchaser_email, status, complimentary, total_amount, currency, external_reference, created_at, expires_at, paid_at, cancelled_at, expired_at";
+const TICKET_COLUMNS: &str =
+    "id, purchase_id, ticket_type_id, attendee_name, attendee_email, assigned_at";
+const PAGE_MAX: i64 = 100;
+const EXPIRY_BATCH: i64 = 200;
+
+fn currency(value: &str) -> Result<Currency, StoreError> {
+    Currency::parse(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Internal signal that a price changed between reading a ticket type and locking it.
+struct PriceMoved;
+
+macro_rules! ticket_store_for {
+    ($db:ty, for_update = $for_update:literal) => {
+        type Db = $db;
+        type DbRow = <$db as sqlx::Database>::Row;
+        type Tx<'a> = sqlx::Transaction<'a, $db>;
+
+        fn conference_from(row: &DbRow) -> Result<Conference, StoreError> {
+            Ok(Conference {
+                id: row.try_get("id")?,
+                name: Name::trusted(row.try_get("name")?),
+                currency: currency(row.try_get("currency")?)?,
+                starts_on: row.try_get::<NaiveDate, _>("starts_on")?,
+                ends_on: row.try_get::<NaiveDate, _>("ends_on")?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
+        fn ticket_type_from(row: &DbRow) -> Result<TicketType, StoreError> {
+            Ok(TicketType {
+                id: row.try_get("id")?,
+                conference_id: row.try_get("conference_id")?,
+                name: Name::trusted(row.try_get("name")?),
+                price: Money {
+                    amount: row.try_get("price_amount")?,
+                    currency: currency(row.try_get("price_currency")?)?,
+                },
+                capacity: row.try_get("capacity")?,
+                sold: row.try_get("sold")?,
+                visibility: Visibility::from_stored(row.try_get("visibility")?),
+                sale_starts_at: row.try_get("sale_starts_at")?,
+                sale_ends_at: row.try_get("sale_ends_at")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        fn purchase_from(row: &DbRow) -> Result<TicketPurchase, StoreError> {
+            let currency = currency(row.try_get("currency")?)?;
+            Ok(TicketPurchase {
+                id: row.try_get("id")?,
+                conference_id: row.try_get("conference_id")?,
+                client_key: Some(ClientKey::trusted(row.try_get("client_key")?)),
+                purchaser: Purchaser {
+                    name: Name::trusted(row.try_get("purchaser_name")?),
+                    email: EmailAddress::trusted(row.try_get("purchaser_email")?),
+                },
+                lines: Vec::new(),
+                status: PurchaseStatus::from_stored(row.try_get("status")?),
+                complimentary: row.try_get("complimentary")?,
+                total: Money {
+                    amount: row.try_get("total_amount")?,
+                    currency,
+                },
+                external_reference: row
+                    .try_get::<Option<String>, _>("external_reference")?
+                    .map(ExternalReference::trusted),
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+                paid_at: row.try_get("paid_at")?,
+                cancelled_at: row.try_get("cancelled_at")?,
+                expired_at: row.try_get("expired_at")?,
+            })
+        }
+
+        fn ticket_from(row: &DbRow) -> Result<Ticket, StoreError> {
+            let name: Option<String> = row.try_get("attendee_name")?;
+            let email: Option<String> = row.try_get("attendee_email")?;
+            Ok(Ticket {
+                id: row.try_get("id")?,
+                purchase_id: row.try_get("purchase_id")?,
+                ticket_type_id: row.try_get("ticket_type_id")?,
+                attendee: match (name, email) {
+                    (Some(name), Some(email)) => Some(Attendee {
+                        name: Name::trusted(name),
+                        email: EmailAddress::trusted(email),
+                    }),
+                    _ => None,
+                },
+                assigned_at: row.try_get("assigned_at")?,
+            })
+        }
+
+        fn event_from(row: &DbRow) -> Result<TicketEvent, StoreError> {
+            let event_type: String = row.try_get("event_type")?;
+            let Json(data): Json<serde_json::Value> = row.try_get("payload")?;
+            Ok(TicketEvent {
+                position: row.try_get("position")?,
+                id: row.try_get("id")?,
+                occurred_at: row.try_get("occurred_at")?,
+                kind: TicketEventKind::from_stored(&event_type, data)?,
+            })
+        }
+
+        /// Fills in the lines of already loaded purchases with one query.
+        async fn attach_lines<'e, E>(
+            executor: E,
+            purchases: &mut [TicketPurchase],
+        ) -> Result<(), StoreError>
+        where
+            E: sqlx::Executor<'e, Database = Db>,
+        {
+            if purchases.is_empty() {
+                return Ok(());
+            }
+            let mut query = QueryBuilder::<Db>::new(
+                "SELECT purchase_id, ticket_type_id, quantity, unit_amount FROM ticket_purchase_lines WHERE purchase_id IN (",
+            );
+            let mut ids = query.separated(", ");
+            for p in purchases.iter() {
+                ids.push_bind(p.id);
+            }
+            query.push(") ORDER BY purchase_id, line_no");
+            let rows = query.build().fetch_all(executor).await?;
+            let mut by_purchase: HashMap<Uuid, Vec<(Uuid, i64, i64)>> = HashMap::new();
+            for row in rows {
+                let purchase_id: Uuid = row.try_get("purchase_id")?;
+                by_purchase.entry(purchase_id).or_default().push((
+                    row.try_get("ticket_type_id")?,
+                    row.try_get("quantity")?,
+                    row.try_get("unit_amount")?,
+                ));
+            }
+            for p in purchases.iter_mut() {
+                // A purchase has one currency, stored once on the purchase row.
+                let currency = p.total.currency;
+                p.lines = by_purchase
+                    .remove(&p.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(ticket_type_id, quantity, amount)| PurchaseLine {
+                        ticket_type_id,
+                        quantity,
+                        unit_price: Money { amount, currency },
+                    })
+                    .collect();
+            }
+            Ok(())
+        }
+
+        async fn load_purchase(tx: &mut Tx<'_>, id: Uuid) -> Result<Option<TicketPurchase>, StoreError> {
+            let row = sqlx::query(&format!("SELECT {PURCHASE_COLUMNS} FROM ticket_purchases WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let mut purchases = [purchase_from(&row)?];
+            attach_lines(&mut **tx, &mut purchases).await?;
+            let [purchase] = purchases;
+            Ok(Some(purchase))
+        }
+
+        /// Appends events at the next positions. Called last in a transaction: the head row
+        /// stays locked until commit, which keeps positions and visibility in the same order.
+        async fn append_events(
+            tx: &mut Tx<'_>,
+            kinds: Vec<TicketEventKind>,
+            at: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            if kinds.is_empty() {
+                return Ok(());
+            }
+            let count = kinds.len() as i64;
+            let end: i64 = sqlx::query_scalar(
+                "UPDATE ticket_event_head SET position = position + $1 RETURNING position",
+            )
+            .bind(count)
+            .fetch_one(&mut **tx)
+            .await?;
+            let mut stored = Vec::with_capacity(kinds.len());
+            for kind in &kinds {
+                let (event_type, data) = kind.to_stored()?;
+                stored.push((event_type, data));
+            }
+            let mut query = QueryBuilder::<Db>::new(
+                "INSERT INTO ticket_events (position, id, event_type, payload, occurred_at) ",
+            );
+            query.push_values(stored.into_iter().enumerate(), |mut b, (i, (event_type, data))| {
+                b.push_bind(end - count + 1 + i as i64)
+                    .push_bind(Uuid::now_v7())
+                    .push_bind(event_type)
+                    .push_bind(Json(data))
+                    .push_bind(at);
+            });
+            query.build().execute(&mut **tx).await?;
+            Ok(())
+        }
+
+        /// Returns seats of cancelled or expired purchases, type by type in id order, and
+        /// reports the types that were sold out and now have seats again.
+        async fn release_seats(
+            tx: &mut Tx<'_>,
+            lines: impl Iterator<Item = &PurchaseLine>,
+            at: DateTime<Utc>,
+        ) -> Result<Vec<TicketEventKind>, StoreError> {
+            let mut per_type: BTreeMap<Uuid, i64> = BTreeMap::new();
+            for line in lines {
+                *per_type.entry(line.ticket_type_id).or_default() += line.quantity;
+            }
+            let mut events = Vec::new();
+            for (ticket_type_id, quantity) in per_type {
+                let row = sqlx::query(&format!(
+                    "UPDATE ticket_types SET sold = sold - $1, updated_at = $2 WHERE id = $3 RETURNING {TICKET_TYPE_COLUMNS}"
+                ))
+                .bind(quantity)
+                .bind(at)
+                .bind(ticket_type_id)
+                .fetch_one(&mut **tx)
+                .await?;
+                let ticket_type = ticket_type_from(&row)?;
+                if ticket_type.sold + quantity >= ticket_type.capacity && ticket_type.remaining() > 0 {
+                    events.push(TicketEventKind::TicketTypeAvailableAgain { ticket_type });
+                }
+            }
+            Ok(events)
+        }
+
+        impl SqlStore<Db> {
+            async fn ticket_types_by_id(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, TicketType>, StoreError> {
+                let mut query = QueryBuilder::<Db>::new(format!(
+                    "SELECT {TICKET_TYPE_COLUMNS} FROM ticket_types WHERE id IN ("
+                ));
+                let mut separated = query.separated(", ");
+                for id in ids {
+                    separated.push_bind(*id);
+                }
+                query.push(")");
+                let rows = query.build().fetch_all(&self.reader).await?;
+                rows.iter()
+                    .map(|row| ticket_type_from(row).map(|t| (t.id, t)))
+                    .collect()
+            }
+
+            async fn existing_purchase_for_reference(
+                &self,
+                client: &ClientKey,
+                reference: &str,
+            ) -> Result<Option<Uuid>, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT id FROM ticket_purchases WHERE client_key = $1 AND external_reference = $2",
+                )
+                .bind(client.as_str())
+                .bind(reference)
+                .fetch_optional(&self.writer)
+                .await?)
+            }
+
+            /// One attempt at the purchase transaction. `Err(Ok(PriceMoved))` asks for a retry.
+            async fn try_create_purchase(
+                &self,
+                request: &NewTicketPurchase,
+                types: &HashMap<Uuid, TicketType>,
+                reservation_ttl: Duration,
+            ) -> Result<Result<PurchaseOutcome, PriceMoved>, StoreError> {
+                let now = domain::now();
+                let first_type = request
+                    .lines
+                    .first()
+                    .and_then(|l| types.get(&l.ticket_type_id))
+                    .ok_or_else(|| DomainError::invalid("a purchase needs at least one line"))?;
+                let currency = first_type.price.currency;
+                let conference_id = first_type.conference_id;
+                let total: i64 = if request.complimentary {
+                    0
+                } else {
+                    request
+                        .lines
+                        .iter()
+                        .filter_map(|l| types.get(&l.ticket_type_id).map(|t| t.price.amount * l.quantity.get()))
+                        .sum()
+                };
+                let paid_at_once = request.complimentary || total == 0;
+                let ttl = chrono::Duration::from_std(reservation_ttl)
+                    .unwrap_or_else(|_| chrono::Duration::minutes(30));
+                let purchase_id = domain::new_id();
+                let mut purchase = TicketPurchase {
+                    id: purchase_id,
+                    conference_id,
+                    client_key: Some(request.client.clone()),
+                    purchaser: request.purchaser.clone(),
+                    lines: request
+                        .lines
+                        .iter()
+                        .map(|l| PurchaseLine {
+                            ticket_type_id: l.ticket_type_id,
+                            quantity: l.quantity.get(),
+                            unit_price: Money {
+                                amount: if request.complimentary {
+                                    0
+                                } else {
+                                    types.get(&l.ticket_type_id).map_or(0, |t| t.price.amount)
+                                },
+                                currency,
+                            },
+                        })
+                        .collect(),
+                    status: if paid_at_once { PurchaseStatus::Paid } else { PurchaseStatus::PendingPayment },
+                    complimentary: request.complimentary,
+                    total: Money { amount: total, currency },
+                    external_reference: request.external_reference.clone(),
+                    created_at: now,
+                    expires_at: (!paid_at_once).then(|| now + ttl),
+                    paid_at: paid_at_once.then_some(now),
+                    cancelled_at: None,
+                    expired_at: None,
+                };
+
+                let mut tx = self.writer.begin().await?;
+                if let Some(key) = &request.idempotency_key {
+                    let inserted = sqlx::query(
+                        "INSERT INTO idempotency_keys (client_key, key, request_hash, purchase_id, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (client_key, key) DO NOTHING",
+                    )
+                    .bind(request.client.as_str())
+                    .bind(key.as_str())
+                    .bind(&request.request_hash)
+                    .bind(purchase_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if inserted == 0 {
+                        let row = sqlx::query(
+                            "SELECT request_hash, purchase_id FROM idempotency_keys WHERE client_key = $1 AND key = $2",
+                        )
+                        .bind(request.client.as_str())
+                        .bind(key.as_str())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        let stored_hash: String = row.try_get("request_hash")?;
+                        let first_id: Uuid = row.try_get("purchase_id")?;
+                        if stored_hash != request.request_hash {
+                            return Err(DomainError::IdempotencyKeyReused.into());
+                        }
+                        let first = load_purchase(&mut tx, first_id)
+                            .await?
+                            .ok_or_else(|| StoreError::Corrupt(format!("idempotency key points at missing purchase {first_id}")))?;
+                        tx.rollback().await?;
+                        return Ok(Ok(PurchaseOutcome { purchase: first, replayed: true }));
+                    }
+                }
+                if let Some(reference) = &request.external_reference {
+                    let existing: Option<Uuid> = sqlx::query_scalar(
+                        "SELECT id FROM ticket_purchases WHERE client_key = $1 AND external_reference = $2",
+                    )
+                    .bind(request.client.as_str())
+                    .bind(reference.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(purchase_id) = existing {
+                        return Err(DomainError::DuplicateExternalReference {
+                            reference: reference.as_str().to_owned(),
+                            purchase_id,
+                        }
+                        .into());
+                    }
+                }
+                sqlx::query(&format!(
+                    "INSERT INTO ticket_purchases ({PURCHASE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                ))
+                .bind(purchase.id)
+                .bind(purchase.conference_id)
+                .bind(request.client.as_str())
+                .bind(purchase.purchaser.name.as_str())
+                .bind(purchase.purchaser.email.as_str())
+                .bind(purchase.status.as_str())
+                .bind(purchase.complimentary)
+                .bind(purchase.total.amount)
+                .bind(purchase.total.currency.as_str())
+                .bind(purchase.external_reference.as_ref().map(|r| r.as_str()))
+                .bind(purchase.created_at)
+                .bind(purchase.expires_at)
+                .bind(purchase.paid_at)
+                .bind(purchase.cancelled_at)
+                .bind(purchase.expired_at)
+                .execute(&mut *tx)
+                .await?;
+
+                let mut lines = QueryBuilder::<Db>::new(
+                    "INSERT INTO ticket_purchase_lines (purchase_id, line_no, ticket_type_id, quantity, unit_amount) ",
+                );
+                lines.push_values(purchase.lines.iter().enumerate(), |mut b, (i, line)| {
+                    b.push_bind(purchase.id)
+                        .push_bind(i as i32)
+                        .push_bind(line.ticket_type_id)
+                        .push_bind(line.quantity)
+                        .push_bind(line.unit_price.amount);
+                });
+                lines.build().execute(&mut *tx).await?;
+
+                let mut tickets = QueryBuilder::<Db>::new(
+                    "INSERT INTO tickets (id, purchase_id, ticket_type_id) ",
+                );
+                let seats = purchase
+                    .lines
+                    .iter()
+                    .flat_map(|l| std::iter::repeat_n(l.ticket_type_id, l.quantity as usize));
+                tickets.push_values(seats, |mut b, ticket_type_id| {
+                    b.push_bind(domain::new_id()).push_bind(purchase.id).push_bind(ticket_type_id);
+                });
+                tickets.build().execute(&mut *tx).await?;
+
+                // Seats last: the hot rows stay locked for as short a time as possible.
+                let mut events = Vec::new();
+                let mut by_type: Vec<_> = request.lines.iter().collect();
+                by_type.sort_by_key(|l| l.ticket_type_id);
+                for line in by_type {
+                    let quantity = line.quantity.get();
+                    let expected_price = types.get(&line.ticket_type_id).map_or(0, |t| t.price.amount);
+                    let row = sqlx::query(&format!(
+                        "UPDATE ticket_types SET sold = sold + $1, updated_at = $2 WHERE id = $3 AND sold + $1 <= capacity AND price_amount = $4 RETURNING {TICKET_TYPE_COLUMNS}"
+                    ))
+                    .bind(quantity)
+                    .bind(now)
+                    .bind(line.ticket_type_id)
+                    .bind(expected_price)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    match row {
+                        Some(row) => {
+                            let ticket_type = ticket_type_from(&row)?;
+                            if ticket_type.remaining() == 0 {
+                                events.push(TicketEventKind::TicketTypeSoldOut { ticket_type });
+                            }
+                        }
+                        None => {
+                            let current = sqlx::query("SELECT capacity, sold, price_amount FROM ticket_types WHERE id = $1")
+                                .bind(line.ticket_type_id)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                            let price: i64 = current.try_get("price_amount")?;
+                            if price != expected_price {
+                                return Ok(Err(PriceMoved));
+                            }
+                            let capacity: i64 = current.try_get("capacity")?;
+                            let sold: i64 = current.try_get("sold")?;
+                            return Err(DomainError::SoldOut {
+                                ticket_type: line.ticket_type_id,
+                                remaining: (capacity - sold).max(0),
+                            }
+                            .into());
+                        }
+                    }
+                }
+                let mut kinds = vec![TicketEventKind::TicketPurchaseCreated { purchase: purchase.clone() }];
+                if paid_at_once {
+                    kinds.push(TicketEventKind::TicketPurchasePaid { purchase: purchase.clone() });
+                }
+                kinds.extend(events);
+                append_events(&mut tx, kinds, now).await?;
+                tx.commit().await?;
+                self.commits.notify();
+                purchase.client_key = Some(request.client.clone());
+                Ok(Ok(PurchaseOutcome { purchase, replayed: false }))
+            }
+        }
+
+        #[async_trait]
+        impl TicketStore for SqlStore<Db> {
+            async fn create_conference(&self, new: NewConference) -> Result<Conference, StoreError> {
+                let conference = Conference {
+                    id: domain::new_id(),
+                    name: new.name,
+                    currency: new.currency,
+                    starts_on: new.starts_on,
+                    ends_on: new.ends_on,
+                    created_at: domain::now(),
+                };
+                let mut tx = self.writer.begin().await?;
+                sqlx::query(&format!(
+                    "INSERT INTO conferences ({CONFERENCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+                ))
+                .bind(conference.id)
+                .bind(conference.name.as_str())
+                .bind(conference.currency.as_str())
+                .bind(conference.starts_on)
+                .bind(conference.ends_on)
+                .bind(conference.created_at)
+                .execute(&mut *tx)
+                .await?;
+                append_events(
+                    &mut tx,
+                    vec![TicketEventKind::ConferenceCreated { conference: conference.clone() }],
+                    conference.created_at,
+                )
+                .await?;
+                tx.commit().await?;
+                self.commits.notify();
+                Ok(conference)
+            }
+
+            async fn conference(&self, id: Uuid) -> Result<Option<Conference>, StoreError> {
+                let row = sqlx::query(&format!("SELECT {CONFERENCE_COLUMNS} FROM conferences WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                row.as_ref().map(conference_from).transpose()
+            }
+
+            async fn conferences(&self, after: Option<Uuid>, first: i64) -> Result<Page<Conference>, StoreError> {
+                let first = first.clamp(0, PAGE_MAX);
+                let mut query = QueryBuilder::<Db>::new(format!("SELECT {CONFERENCE_COLUMNS} FROM conferences"));
+                if let Some(after) = after {
+                    query.push(" WHERE id > ").push_bind(after);
+                }
+                query.push(" ORDER BY id LIMIT ").push_bind(first + 1);
+                let rows = query.build().fetch_all(&self.reader).await?;
+                let mut items = rows.iter().map(conference_from).collect::<Result<Vec<_>, _>>()?;
+                let has_next_page = items.len() as i64 > first;
+                items.truncate(first as usize);
+                Ok(Page { items, has_next_page })
+            }
+
+            async fn create_ticket_type(&self, new: NewTicketType) -> Result<TicketType, StoreError> {
+                let now = domain::now();
+                let mut tx = self.writer.begin().await?;
+                let conference_currency: Option<String> =
+                    sqlx::query_scalar("SELECT currency FROM conferences WHERE id = $1")
+                        .bind(new.conference_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let Some(conference_currency) = conference_currency else {
+                    return Err(DomainError::NotFound(format!("conference {} does not exist", new.conference_id)).into());
+                };
+                if conference_currency != new.price.currency.as_str() {
+                    return Err(DomainError::invalid(format!(
+                        "price must be in {conference_currency}, the conference's currency, not {}",
+                        new.price.currency
+                    ))
+                    .into());
+                }
+                let ticket_type = TicketType {
+                    id: domain::new_id(),
+                    conference_id: new.conference_id,
+                    name: new.name,
+                    price: new.price,
+                    capacity: new.capacity,
+                    sold: 0,
+                    visibility: new.visibility,
+                    sale_starts_at: new.sale_starts_at,
+                    sale_ends_at: new.sale_ends_at,
+                    created_at: now,
+                    updated_at: now,
+                };
+                sqlx::query(&format!(
+                    "INSERT INTO ticket_types ({TICKET_TYPE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                ))
+                .bind(ticket_type.id)
+                .bind(ticket_type.conference_id)
+                .bind(ticket_type.name.as_str())
+                .bind(ticket_type.price.amount)
+                .bind(ticket_type.price.currency.as_str())
+                .bind(ticket_type.capacity)
+                .bind(ticket_type.sold)
+                .bind(ticket_type.visibility.as_str())
+                .bind(ticket_type.sale_starts_at)
+                .bind(ticket_type.sale_ends_at)
+                .bind(ticket_type.created_at)
+                .bind(ticket_type.updated_at)
+                .execute(&mut *tx)
+                .await?;
+                append_events(&mut tx, vec![TicketEventKind::TicketTypeCreated { ticket_type: ticket_type.clone() }], now).await?;
+                tx.commit().await?;
+                self.commits.notify();
+                Ok(ticket_type)
+            }
+
+            async fn update_ticket_type(&self, id: Uuid, changes: TicketTypeChanges) -> Result<TicketType, StoreError> {
+                let now = domain::now();
+                let mut tx = self.writer.begin().await?;
+                let row = sqlx::query(&format!(
+                    concat!("SELECT {} FROM ticket_types WHERE id = $1", $for_update),
+                    TICKET_TYPE_COLUMNS
+                ))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    return Err(DomainError::NotFound(format!("ticket type {id} does not exist")).into());
+                };
+                let current = ticket_type_from(&row)?;
+                let mut next = changes.apply_to(&current)?;
+                next.updated_at = now;
+                sqlx::query(
+                    "UPDATE ticket_types SET name = $1, price_amount = $2, capacity = $3, visibility = $4, sale_starts_at = $5, sale_ends_at = $6, updated_at = $7 WHERE id = $8",
+                )
+                .bind(next.name.as_str())
+                .bind(next.price.amount)
+                .bind(next.capacity)
+                .bind(next.visibility.as_str())
+                .bind(next.sale_starts_at)
+                .bind(next.sale_ends_at)
+                .bind(next.updated_at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                let mut kinds = vec![TicketEventKind::TicketTypeUpdated { ticket_type: next.clone() }];
+                if current.remaining() == 0 && next.remaining() > 0 {
+                    kinds.push(TicketEventKind::TicketTypeAvailableAgain { ticket_type: next.clone() });
+                } else if current.remaining() > 0 && next.remaining() == 0 {
+                    kinds.push(TicketEventKind::TicketTypeSoldOut { ticket_type: next.clone() });
+                }
+                append_events(&mut tx, kinds, now).await?;
+                tx.commit().await?;
+                self.commits.notify();
+                Ok(next)
+            }
+
+            async fn ticket_type(&self, id: Uuid) -> Result<Option<TicketType>, StoreError> {
+                let row = sqlx::query(&format!("SELECT {TICKET_TYPE_COLUMNS} FROM ticket_types WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                row.as_ref().map(ticket_type_from).transpose()
+            }
+
+            async fn ticket_types_of(&self, conference_id: Uuid) -> Result<Vec<TicketType>, StoreError> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {TICKET_TYPE_COLUMNS} FROM ticket_types WHERE conference_id = $1 ORDER BY id"
+                ))
+                .bind(conference_id)
+                .fetch_all(&self.reader)
+                .await?;
+                rows.iter().map(ticket_type_from).collect()
+            }
+
+            async fn create_purchase(
+                &self,
+                request: NewTicketPurchase,
+                reservation_ttl: Duration,
+            ) -> Result<PurchaseOutcome, StoreError> {
+                NewTicketPurchase::check_lines(&request.lines)?;
+                if request.complimentary && !request.privileged {
+                    return Err(DomainError::Forbidden(
+                        "complimentary purchases need the tickets:issue-complimentary scope".into(),
+                    )
+                    .into());
+                }
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    // Validation reads happen before the transaction so the write lock is held
+                    // only for the writes; the seat update re-checks what matters.
+                    let ids: Vec<Uuid> = request.lines.iter().map(|l| l.ticket_type_id).collect();
+                    let types = self.ticket_types_by_id(&ids).await?;
+                    let now = domain::now();
+                    let mut conference = None;
+                    let mut currency = None;
+                    for line in &request.lines {
+                        let ticket_type = types.get(&line.ticket_type_id).ok_or_else(|| {
+                            DomainError::NotFound(format!("ticket type {} does not exist", line.ticket_type_id))
+                        })?;
+                        if ticket_type.visibility == Visibility::Restricted && !request.privileged {
+                            return Err(DomainError::Forbidden(format!(
+                                "ticket type {} is restricted: issuing it needs the tickets:issue-complimentary scope",
+                                ticket_type.id
+                            ))
+                            .into());
+                        }
+                        if *conference.get_or_insert(ticket_type.conference_id) != ticket_type.conference_id {
+                            return Err(DomainError::invalid("all lines of a purchase must be for the same conference").into());
+                        }
+                        if *currency.get_or_insert(ticket_type.price.currency) != ticket_type.price.currency {
+                            return Err(DomainError::invalid("all lines of a purchase must be priced in the same currency").into());
+                        }
+                        if !request.complimentary && !ticket_type.is_on_sale_at(now) {
+                            return Err(DomainError::SaleClosed(ticket_type.id).into());
+                        }
+                        if line.quantity.get() > ticket_type.remaining() {
+                            return Err(DomainError::SoldOut {
+                                ticket_type: ticket_type.id,
+                                remaining: ticket_type.remaining(),
+                            }
+                            .into());
+                        }
+                    }
+                    match self.try_create_purchase(&request, &types, reservation_ttl).await {
+                        Ok(Ok(outcome)) => return Ok(outcome),
+                        Ok(Err(PriceMoved)) if attempt < 3 => continue,
+                        Ok(Err(PriceMoved)) => {
+                            return Err(DomainError::InvalidState(
+                                "prices are changing right now; try again".into(),
+                            )
+                            .into());
+                        }
+                        Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+                            // A concurrent purchase took the same externalReference first.
+                            if let Some(reference) = &request.external_reference
+                                && let Some(purchase_id) = self
+                                    .existing_purchase_for_reference(&request.client, reference.as_str())
+                                    .await?
+                            {
+                                return Err(DomainError::DuplicateExternalReference {
+                                    reference: reference.as_str().to_owned(),
+                                    purchase_id,
+                                }
+                                .into());
+                            }
+                            return Err(StoreError::Database(sqlx::Error::Database(e)));
+                        }
+                        Err(other) => return Err(other),
+                    }
+                }
+            }
+
+            async fn purchase(&self, id: Uuid) -> Result<Option<TicketPurchase>, StoreError> {
+                let row = sqlx::query(&format!("SELECT {PURCHASE_COLUMNS} FROM ticket_purchases WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                let mut purchases = [purchase_from(&row)?];
+                attach_lines(&self.reader, &mut purchases).await?;
+                let [purchase] = purchases;
+                Ok(Some(purchase))
+            }
+
+            async fn purchases(
+                &self,
+                filter: PurchaseFilter,
+                after: Option<Uuid>,
+                first: i64,
+            ) -> Result<Page<TicketPurchase>, StoreError> {
+                let first = first.clamp(0, PAGE_MAX);
+                let mut query = QueryBuilder::<Db>::new(format!(
+                    "SELECT {PURCHASE_COLUMNS} FROM ticket_purchases WHERE 1 = 1"
+                ));
+                if let Some(conference_id) = filter.conference_id {
+                    query.push(" AND conference_id = ").push_bind(conference_id);
+                }
+                if let Some(status) = filter.status {
+                    query.push(" AND status = ").push_bind(status.as_str());
+                }
+                if let Some(reference) = filter.external_reference {
+                    query.push(" AND external_reference = ").push_bind(reference);
+                }
+                if let Some(client) = filter.client {
+                    query.push(" AND client_key = ").push_bind(client.as_str().to_owned());
+                }
+                if let Some(after) = after {
+                    query.push(" AND id > ").push_bind(after);
+                }
+                query.push(" ORDER BY id LIMIT ").push_bind(first + 1);
+                let rows = query.build().fetch_all(&self.reader).await?;
+                let mut items = rows.iter().map(purchase_from).collect::<Result<Vec<_>, _>>()?;
+                let has_next_page = items.len() as i64 > first;
+                items.truncate(first as usize);
+                attach_lines(&self.reader, &mut items).await?;
+                Ok(Page { items, has_next_page })
+            }
+
+            async fn confirm_payment(&self, id: Uuid) -> Result<TicketPurchase, StoreError> {
+                let now = domain::now();
+                let mut tx = self.writer.begin().await?;
+                let changed = sqlx::query(
+                    "UPDATE ticket_purchases SET status = 'PAID', paid_at = $1, expires_at = NULL WHERE id = $2 AND status = 'PENDING_PAYMENT' AND (expires_at IS NULL OR expires_at > $1)",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let purchase = load_purchase(&mut tx, id)
+                    .await?
+                    .ok_or_else(|| DomainError::NotFound(format!("ticket purchase {id} does not exist")))?;
+                if changed == 0 {
+                    tx.rollback().await?;
+                    return match purchase.confirm_payment(now)? {
+                        Transition::Unchanged => Ok(purchase),
+                        Transition::To(_) => Err(DomainError::InvalidState(format!(
+                            "ticket purchase {id} changed while being paid; try again"
+                        ))
+                        .into()),
+                    };
+                }
+                append_events(&mut tx, vec![TicketEventKind::TicketPurchasePaid { purchase: purchase.clone() }], now).await?;
+                tx.commit().await?;
+                self.commits.notify();
+                Ok(purchase)
+            }
+
+            async fn cancel_purchase(&self, id: Uuid) -> Result<TicketPurchase, StoreError> {
+                let now = domain::now();
+                let mut tx = self.writer.begin().await?;
+                let changed = sqlx::query(
+                    "UPDATE ticket_purchases SET status = 'CANCELLED', cancelled_at = $1, expires_at = NULL WHERE id = $2 AND status IN ('PENDING_PAYMENT', 'PAID')",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let purchase = load_purchase(&mut tx, id)
+                    .await?
+                    .ok_or_else(|| DomainError::NotFound(format!("ticket purchase {id} does not exist")))?;
+                if changed == 0 {
+                    tx.rollback().await?;
+                    return match purchase.cancel()? {
+                        Transition::Unchanged => Ok(purchase),
+                        Transition::To(_) => Err(DomainError::InvalidState(format!(
+                            "ticket purchase {id} changed while being cancelled; try again"
+                        ))
+                        .into()),
+                    };
+                }
+                let mut kinds = vec![TicketEventKind::TicketPurchaseCancelled { purchase: purchase.clone() }];
+                kinds.extend(release_seats(&mut tx, purchase.lines.iter(), now).await?);
+                append_events(&mut tx, kinds, now).await?;
+                tx.commit().await?;
+                self.commits.notify();
+                Ok(purchase)
+            }
+
+            async fn expire_due_reservations(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+                let mut tx = self.writer.begin().await?;
+                let expired: Vec<Uuid> = sqlx::query_scalar(
+                    "UPDATE ticket_purchases SET status = 'EXPIRED', expired_at = $1 WHERE id IN (SELECT id FROM ticket_purchases WHERE status = 'PENDING_PAYMENT' AND expires_at <= $1 ORDER BY expires_at LIMIT $2) AND status = 'PENDING_PAYMENT' RETURNING id",
+                )
+                .bind(now)
+                .bind(EXPIRY_BATCH)
+                .fetch_all(&mut *tx)
+                .await?;
+                if expired.is_empty() {
+                    tx.rollback().await?;
+                    return Ok(0);
+                }
+                let mut purchases = Vec::with_capacity(expired.len());
+                for id in &expired {
+                    if let Some(p) = load_purchase(&mut tx, *id).await? {
+                        purchases.push(p);
+                    }
+                }
+                let mut kinds: Vec<TicketEventKind> = purchases
+                    .iter()
+                    .map(|p| TicketEventKind::TicketPurchaseExpired { purchase: p.clone() })
+                    .collect();
+                kinds.extend(release_seats(&mut tx, purchases.iter().flat_map(|p| p.lines.iter()), now).await?);
+                append_events(&mut tx, kinds, now).await?;
+                tx.commit().await?;
+                self.commits.notify();
+                Ok(purchases.len())
+            }
+
+            async fn purge_idempotency_keys(&self, created_before: DateTime<Utc>) -> Result<u64, StoreError> {
+                Ok(sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                    .bind(created_before)
+                    .execute(&self.writer)
+                    .await?
+                    .rows_affected())
+            }
+
+            async fn tickets_of(&self, purchase_id: Uuid) -> Result<Vec<Ticket>, StoreError> {
+                let rows = sqlx::query(&format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE purchase_id = $1 ORDER BY id"))
+                    .bind(purchase_id)
+                    .fetch_all(&self.reader)
+                    .await?;
+                rows.iter().map(ticket_from).collect()
+            }
+
+            async fn ticket(&self, id: Uuid) -> Result<Option<Ticket>, StoreError> {
+                let row = sqlx::query(&format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                row.as_ref().map(ticket_from).transpose()
+            }
+
+            async fn assign_ticket(&self, id: Uuid, attendee: Attendee) -> Result<Ticket, StoreError> {
+                let now = domain::now();
+                let mut tx = self.writer.begin().await?;
+                let row = sqlx::query(&format!(
+                    "UPDATE tickets SET attendee_name = $1, attendee_email = $2, assigned_at = $3 WHERE id = $4 AND purchase_id IN (SELECT id FROM ticket_purchases WHERE status IN ('PENDING_PAYMENT', 'PAID')) RETURNING {TICKET_COLUMNS}"
+                ))
+                .bind(attendee.name.as_str())
+                .bind(attendee.email.as_str())
+                .bind(now)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    let exists: Option<Uuid> = sqlx::query_scalar("SELECT id FROM tickets WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    return Err(match exists {
+                        None => DomainError::NotFound(format!("ticket {id} does not exist")),
+                        Some(_) => DomainError::InvalidState(format!(
+                            "ticket {id} belongs to a cancelled or expired purchase"
+                        )),
+                    }
+                    .into());
+                };
+                let ticket = ticket_from(&row)?;
+                append_events(&mut tx, vec![TicketEventKind::TicketAssigned { ticket: ticket.clone() }], now).await?;
+                tx.commit().await?;
+                self.commits.notify();
+                Ok(ticket)
+            }
+
+            async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<TicketEvent>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT position, id, event_type, payload, occurred_at FROM ticket_events WHERE position > $1 ORDER BY position LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit.clamp(1, 1000))
+                .fetch_all(&self.reader)
+                .await?;
+                rows.iter().map(event_from).collect()
+            }
+
+            async fn event_head(&self) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar("SELECT position FROM ticket_event_head")
+                    .fetch_one(&self.reader)
+                    .await?)
+            }
+
+            async fn outbox_offset(&self) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar("SELECT position FROM ticket_outbox_offset")
+                    .fetch_one(&self.reader)
+                    .await?)
+            }
+
+            async fn set_outbox_offset(&self, position: i64) -> Result<(), StoreError> {
+                sqlx::query("UPDATE ticket_outbox_offset SET position = $1 WHERE position < $1")
+                    .bind(position)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+mod sqlite_dialect {
+    use super::*;
+    ticket_store_for!(Sqlite, for_update = "");
+}
+
+mod postgres_dialect {
+    use super::*;
+    ticket_store_for!(Postgres, for_update = " FOR UPDATE");
+}

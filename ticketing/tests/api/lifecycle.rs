@@ -1,0 +1,241 @@
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn a_purchase_goes_from_pending_to_paid_to_cancelled_and_returns_its_seats() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin();
+    let conference = app.create_conference().await;
+    let early_bird = app
+        .create_ticket_type(&conference, "Early bird", 19_900, 10, "PUBLIC")
+        .await;
+
+    // Anyone may buy a public, paid ticket.
+    let bought = app
+        .ok(
+            None,
+            BUY,
+            json!({ "input": purchase_input(&early_bird, 3) }),
+        )
+        .await;
+    let purchase = &bought["createTicketPurchase"];
+    assert_eq!(purchase["status"], "PENDING_PAYMENT");
+    assert_eq!(
+        purchase["total"],
+        json!({ "amount": 59_700, "currency": "EUR" })
+    );
+    assert_eq!(purchase["ticketCount"], 3);
+    assert_eq!(purchase["tickets"].as_array().unwrap().len(), 3);
+    assert_eq!(purchase["lines"][0]["unitPrice"]["amount"], 19_900);
+    let id = purchase["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.ticket_type(&early_bird).await["sold"], 3);
+    assert_eq!(app.ticket_type(&early_bird).await["remaining"], 7);
+
+    let paid = app
+        .ok(
+            Some(&admin),
+            "mutation($id: ID!) { confirmTicketPurchasePayment(id: $id) { status paidAt expiresAt } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(paid["confirmTicketPurchasePayment"]["status"], "PAID");
+    assert!(paid["confirmTicketPurchasePayment"]["paidAt"].is_string());
+    assert!(paid["confirmTicketPurchasePayment"]["expiresAt"].is_null());
+
+    // Confirming again changes nothing and is not an error.
+    app.ok(
+        Some(&admin),
+        "mutation($id: ID!) { confirmTicketPurchasePayment(id: $id) { status } }",
+        json!({ "id": id }),
+    )
+    .await;
+
+    // The buyer names the attendee of one ticket (an anonymous purchase's id is its key).
+    let ticket_id = purchase["tickets"][0]["id"].as_str().unwrap();
+    let assigned = app
+        .ok(
+            None,
+            "mutation($t: ID!) { assignTicket(ticketId: $t, attendee: { name: \"Grace Hopper\", email: \"grace@example.org\" }) { attendee { name email } assignedAt } }",
+            json!({ "t": ticket_id }),
+        )
+        .await;
+    assert_eq!(assigned["assignTicket"]["attendee"]["name"], "Grace Hopper");
+
+    // A paid purchase can only be cancelled by an admin.
+    let refused = app
+        .gql(
+            None,
+            "mutation($id: ID!) { cancelTicketPurchase(id: $id) { status } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(error_code(&refused), "UNAUTHENTICATED");
+    let cancelled = app
+        .ok(
+            Some(&admin),
+            "mutation($id: ID!) { cancelTicketPurchase(id: $id) { status cancelledAt } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(cancelled["cancelTicketPurchase"]["status"], "CANCELLED");
+    assert_eq!(app.ticket_type(&early_bird).await["sold"], 0);
+
+    // Paying a cancelled purchase is refused.
+    let late = app
+        .gql(
+            Some(&admin),
+            "mutation($id: ID!) { confirmTicketPurchasePayment(id: $id) { status } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(error_code(&late), "INVALID_STATE");
+
+    assert_eq!(
+        app.event_types().await,
+        [
+            "ConferenceCreated",
+            "TicketTypeCreated",
+            "TicketPurchaseCreated",
+            "TicketPurchasePaid",
+            "TicketAssigned",
+            "TicketPurchaseCancelled",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn complimentary_purchases_are_paid_at_zero_and_restricted_types_stay_out_of_public_view() {
+    let app = TestApp::spawn().await;
+    let conference = app.create_conference().await;
+    let guest = app
+        .create_ticket_type(&conference, "Guest", 50_000, 5, "RESTRICTED")
+        .await;
+    let issuer = app.token("partner-crm", &["tickets:issue-complimentary"]);
+
+    let mut input = purchase_input(&guest, 5);
+    input["complimentary"] = json!(true);
+    input["externalReference"] = json!("allocation-42");
+    let data = app.ok(Some(&issuer), BUY, json!({ "input": input })).await;
+    let purchase = &data["createTicketPurchase"];
+    assert_eq!(purchase["status"], "PAID");
+    assert_eq!(purchase["complimentary"], true);
+    assert_eq!(purchase["total"]["amount"], 0);
+    assert_eq!(purchase["externalReference"], "allocation-42");
+
+    // The issuing client finds its own purchase by its reference.
+    let found = app
+        .ok(
+            Some(&issuer),
+            "{ ticketPurchases(externalReference: \"allocation-42\") { edges { node { id ticketCount } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        found["ticketPurchases"]["edges"][0]["node"]["ticketCount"],
+        5
+    );
+
+    // The public sees neither the restricted type nor its stock.
+    let public = app
+        .ok(
+            None,
+            "query($id: ID!) { conference(id: $id) { ticketTypes { name } } }",
+            json!({ "id": conference }),
+        )
+        .await;
+    assert_eq!(public["conference"]["ticketTypes"], json!([]));
+    let hidden = app
+        .gql(
+            None,
+            "query($id: ID!) { ticketType(id: $id) { name } }",
+            json!({ "id": guest }),
+        )
+        .await;
+    assert_eq!(error_code(&hidden), "NOT_FOUND");
+
+    // Sold out: the last seat went, and the event says so.
+    let types = app.event_types().await;
+    assert!(types.ends_with(&[
+        "TicketPurchaseCreated".to_owned(),
+        "TicketPurchasePaid".to_owned(),
+        "TicketTypeSoldOut".to_owned()
+    ]));
+}
+
+#[tokio::test]
+async fn unpaid_reservations_expire_and_their_seats_return() {
+    let app = TestApp::spawn_with(|s| {
+        s.reservation_ttl = Duration::from_millis(300);
+        s.expiry_interval = Duration::from_millis(100);
+    })
+    .await;
+    let conference = app.create_conference().await;
+    let standard = app
+        .create_ticket_type(&conference, "Standard", 10_000, 2, "PUBLIC")
+        .await;
+    let data = app
+        .ok(None, BUY, json!({ "input": purchase_input(&standard, 2) }))
+        .await;
+    let id = data["createTicketPurchase"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.ticket_type(&standard).await["remaining"], 0);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = app
+            .ok(
+                None,
+                "query($id: ID!) { ticketPurchase(id: $id) { status } }",
+                json!({ "id": id }),
+            )
+            .await["ticketPurchase"]["status"]
+            .clone();
+        if status == "EXPIRED" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "purchase never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.ticket_type(&standard).await["remaining"], 2);
+    let types = app.event_types().await;
+    assert!(
+        types.contains(&"TicketPurchaseExpired".to_owned()),
+        "{types:?}"
+    );
+    assert!(
+        types.contains(&"TicketTypeAvailableAgain".to_owned()),
+        "{types:?}"
+    );
+
+    // Payment that arrives after expiry is refused.
+    let late = app
+        .gql(
+            Some(&app.admin()),
+            "mutation($id: ID!) { confirmTicketPurchasePayment(id: $id) { status } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(error_code(&late), "INVALID_STATE");
+}
+
+#[tokio::test]
+async fn events_reach_the_bus_through_the_outbox() {
+    let app = TestApp::spawn().await;
+    let mut bus = app.bus.subscribe();
+    let conference = app.create_conference().await;
+    let message = tokio::time::timeout(Duration::from_secs(5), bus.recv())
+        .await
+        .expect("a bus message in time")
+        .expect("bus open");
+    assert_eq!(message.subject, "ticketing.events.ConferenceCreated");
+    assert_eq!(message.payload["data"]["conference"]["id"], conference);
+    assert_eq!(message.payload["position"], 1);
+}

@@ -1,0 +1,13 @@
+//! Ticketing's API tests: a real server on an ephemeral port, a real database, real HTTP and
+//! WebSocket clients. One test binary keeps link time down.
+#![allow(dead_code)]
+
+mod support;
+
+mod auth;
+mod bad_input;
+mod concurrency;
+mod idempotency;
+mod lifecycle;
+mod schema;
+mod subscriptions;
