@@ -1,1 +1,91 @@
-//! Placeholder until its issue lands.
+//! An Apollo Federation v2 gateway.
+//!
+//! It reads a supergraph SDL (join spec), derives the API schema clients see, and answers each
+//! operation by planning it into subgraph fetches, running them (in parallel where the plan
+//! allows), merging the results and shaping the response to the client's selection.
+//!
+//! `run` takes a bound listener so tests (and embedders) can start the gateway on port 0.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod pipeline;
+pub mod response;
+pub mod subgraph_client;
+pub mod supergraph;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use error::GatewayError;
+use pipeline::{Limits, Pipeline};
+use subgraph_client::SubgraphClient;
+use supergraph::Supergraph;
+
+/// Loads the supergraph named by the configuration.
+pub async fn load_supergraph(config: &Config) -> Result<Supergraph, GatewayError> {
+    let mut supergraph = match (&config.supergraph, config.subgraphs.is_empty()) {
+        (Some(path), _) => {
+            // Read once at startup; blocking the runtime briefly here is harmless.
+            let sdl =
+                std::fs::read_to_string(path).map_err(|source| GatewayError::ReadSupergraph {
+                    path: path.clone(),
+                    source,
+                })?;
+            Supergraph::parse(&sdl)?
+        }
+        (None, false) => {
+            let sdls = supergraph::compose::fetch_subgraph_sdls(
+                &config.subgraphs,
+                Duration::from_millis(config.subgraph_timeout_ms),
+            )
+            .await?;
+            let sdl = supergraph::compose::compose(&sdls)?;
+            tracing::debug!(supergraph = %sdl, "composed supergraph");
+            Supergraph::parse(&sdl)?
+        }
+        (None, true) => return Err(GatewayError::NoSupergraph),
+    };
+    supergraph.override_urls(&config.subgraph_urls)?;
+    Ok(supergraph)
+}
+
+/// Builds the request pipeline for a supergraph.
+pub fn build_pipeline(config: &Config, supergraph: Supergraph) -> Result<Pipeline, GatewayError> {
+    let client = SubgraphClient::new(
+        &supergraph,
+        Duration::from_millis(config.subgraph_timeout_ms),
+        &config.subgraph_timeouts,
+    )?;
+    let limits = Limits {
+        max_depth: config.max_depth,
+        max_aliases: config.max_aliases,
+        introspection: config.introspection,
+    };
+    Ok(Pipeline::new(
+        Arc::new(supergraph),
+        client,
+        limits,
+        config.plan_cache_size,
+    ))
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayError> {
+    let supergraph = load_supergraph(&config).await?;
+    let pipeline = Arc::new(build_pipeline(&config, supergraph)?);
+    let app = http::router(pipeline, config.max_body_bytes);
+    tracing::info!(address = ?listener.local_addr().ok(), "gateway listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! Gateway configuration: one clap struct, every option also settable from the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `NAME=VALUE` pairs on the command line (`--subgraph products=http://...`).
+fn name_value(input: &str) -> Result<(String, String), String> {
+    let (name, value) = input
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got '{input}'"))?;
+    if name.is_empty() || value.is_empty() {
+        return Err(format!("expected NAME=VALUE, got '{input}'"));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+fn name_millis(input: &str) -> Result<(String, Duration), String> {
+    let (name, millis) = name_value(input)?;
+    let millis: u64 = millis
+        .parse()
+        .map_err(|_| format!("expected NAME=MILLISECONDS, got '{input}'"))?;
+    Ok((name, Duration::from_millis(millis)))
+}
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "gateway", about = "Apollo Federation v2 gateway")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:4000")]
+    pub listen: SocketAddr,
+
+    /// Supergraph SDL file (join spec), as produced by composition.
+    #[arg(long, env = "GATEWAY_SUPERGRAPH")]
+    pub supergraph: Option<PathBuf>,
+
+    /// Compose from subgraphs instead of a supergraph file: NAME=URL, repeatable.
+    #[arg(long = "subgraph", env = "GATEWAY_SUBGRAPHS", value_delimiter = ',', value_parser = name_value)]
+    pub subgraphs: Vec<(String, String)>,
+
+    /// Replace a subgraph URL from the supergraph: NAME=URL, repeatable.
+    #[arg(long = "override-subgraph-url", env = "GATEWAY_OVERRIDE_SUBGRAPH_URLS", value_delimiter = ',', value_parser = name_value)]
+    pub subgraph_urls: Vec<(String, String)>,
+
+    /// Timeout for a subgraph request, in milliseconds.
+    #[arg(long, env = "GATEWAY_SUBGRAPH_TIMEOUT_MS", default_value_t = 30_000)]
+    pub subgraph_timeout_ms: u64,
+
+    /// Per-subgraph timeout: NAME=MILLISECONDS, repeatable.
+    #[arg(long = "subgraph-timeout", env = "GATEWAY_SUBGRAPH_TIMEOUTS", value_delimiter = ',', value_parser = name_millis)]
+    pub subgraph_timeouts: Vec<(String, Duration)>,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Deepest field nesting accepted in an operation.
+    #[arg(long, env = "GATEWAY_MAX_DEPTH", default_value_t = 32)]
+    pub max_depth: usize,
+
+    /// Most aliases accepted in an operation.
+    #[arg(long, env = "GATEWAY_MAX_ALIASES", default_value_t = 64)]
+    pub max_aliases: usize,
+
+    /// Answer introspection queries (`__schema`, `__type`) from the API schema.
+    #[arg(long, env = "GATEWAY_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub introspection: bool,
+
+    /// Number of query plans kept in memory.
+    #[arg(long, env = "GATEWAY_PLAN_CACHE_SIZE", default_value_t = 1024)]
+    pub plan_cache_size: usize,
+}
+
+impl Config {
+    /// A configuration with defaults, for embedding and tests.
+    pub fn with_supergraph(path: impl Into<PathBuf>) -> Self {
+        use clap::Parser;
+        let mut config = Config::parse_from(["gateway"]);
+        config.supergraph = Some(path.into());
+        config
+    }
+}

@@ -1,0 +1,185 @@
+//! The HTTP surface: GraphQL over HTTP (POST and GET on `/graphql`) and `/health`.
+//!
+//! Content negotiation follows the GraphQL-over-HTTP spec: a client that accepts
+//! `application/graphql-response+json` gets that media type and HTTP 4xx for requests rejected
+//! before execution; a legacy `application/json` client always gets 200 for GraphQL errors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::routing::get;
+
+use crate::pipeline::{GraphQLRequest, Outcome, Pipeline, Transport};
+use crate::response::{GraphQLError, Response};
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const JSON: &str = "application/json";
+
+pub fn router(pipeline: Arc<Pipeline>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/health", get(health))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(pipeline)
+}
+
+async fn health() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, JSON)], r#"{"status":"ok"}"#)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    GraphQLResponseJson,
+    Json,
+}
+
+impl MediaType {
+    fn as_str(self) -> &'static str {
+        match self {
+            MediaType::GraphQLResponseJson => GRAPHQL_RESPONSE_JSON,
+            MediaType::Json => JSON,
+        }
+    }
+}
+
+/// Picks the response media type from `Accept`; `None` means nothing acceptable (406).
+fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        // The spec lets servers treat a missing Accept as application/json.
+        return Some(MediaType::Json);
+    };
+    let mut json = false;
+    for part in accept.split(',') {
+        let media = part
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match media.as_str() {
+            GRAPHQL_RESPONSE_JSON => return Some(MediaType::GraphQLResponseJson),
+            JSON | "application/*" | "*/*" => json = true,
+            _ => {}
+        }
+    }
+    json.then_some(MediaType::Json)
+}
+
+fn body(media: MediaType, status: StatusCode, response: &Response) -> HttpResponse {
+    match serde_json::to_vec(response) {
+        Ok(bytes) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(media.as_str()),
+            )],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!("cannot serialise response: {e}");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+fn bad_request(media: MediaType, message: String) -> HttpResponse {
+    let response =
+        Response::request_error(vec![GraphQLError::new(message).with_code("BAD_REQUEST")]);
+    body(media, StatusCode::BAD_REQUEST, &response)
+}
+
+fn respond(media: MediaType, outcome: Outcome) -> HttpResponse {
+    match outcome {
+        Outcome::Executed(response) => body(media, StatusCode::OK, &response),
+        Outcome::Rejected(response) => {
+            let status = match media {
+                MediaType::GraphQLResponseJson => StatusCode::BAD_REQUEST,
+                MediaType::Json => StatusCode::OK,
+            };
+            body(media, status, &response)
+        }
+        Outcome::MethodNotAllowed(response) => {
+            let mut http = body(media, StatusCode::METHOD_NOT_ALLOWED, &response);
+            http.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            http
+        }
+    }
+}
+
+async fn graphql_post(
+    State(pipeline): State<Arc<Pipeline>>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> HttpResponse {
+    let Some(media) = negotiate(&headers) else {
+        return StatusCode::NOT_ACCEPTABLE.into_response();
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    if content_type.as_deref() != Some(JSON) {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "POST requests must use Content-Type: application/json",
+        )
+            .into_response();
+    }
+    let request: GraphQLRequest = match serde_json::from_slice(&bytes) {
+        Ok(request) => request,
+        Err(e) => return bad_request(media, format!("Invalid JSON body: {e}")),
+    };
+    let outcome = pipeline
+        .handle(request, Transport::Post, headers.get(header::AUTHORIZATION))
+        .await;
+    respond(media, outcome)
+}
+
+async fn graphql_get(
+    State(pipeline): State<Arc<Pipeline>>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let Some(media) = negotiate(&headers) else {
+        return StatusCode::NOT_ACCEPTABLE.into_response();
+    };
+    let parse_json = |name: &str| -> Result<Option<serde_json::Value>, String> {
+        match params.get(name) {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(text)
+                .map(Some)
+                .map_err(|e| format!("Invalid JSON in `{name}`: {e}")),
+        }
+    };
+    let variables = match parse_json("variables") {
+        Ok(v) => v,
+        Err(message) => return bad_request(media, message),
+    };
+    let extensions = match parse_json("extensions") {
+        Ok(v) => v,
+        Err(message) => return bad_request(media, message),
+    };
+    let request = GraphQLRequest {
+        query: params.get("query").cloned(),
+        operation_name: params.get("operationName").cloned(),
+        variables,
+        extensions,
+    };
+    let outcome = pipeline
+        .handle(request, Transport::Get, headers.get(header::AUTHORIZATION))
+        .await;
+    respond(media, outcome)
+}

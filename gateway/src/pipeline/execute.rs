@@ -1,0 +1,458 @@
+//! Execution: runs a query plan's fetches against the subgraphs and merges their answers into
+//! one JSON tree. A fetch starts as soon as every fetch it depends on has been merged, so
+//! independent fetches run concurrently. A failed fetch leaves its fields missing (the shaper
+//! turns them into nulls) and adds an error naming the subgraph; it never fails the request.
+
+use std::collections::HashMap;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use reqwest::header::HeaderValue;
+use serde_json::{Map, Value};
+
+use super::plan::{Fetch, FetchKind, QueryPlan};
+use super::selection::{Selection, SelectionSet};
+use crate::response::GraphQLError;
+use crate::subgraph_client::{FetchError, SubgraphClient, SubgraphResponse};
+use crate::supergraph::Supergraph;
+
+pub struct ExecutionOutput {
+    pub data: Value,
+    pub errors: Vec<GraphQLError>,
+}
+
+pub struct ExecutionContext<'a> {
+    pub supergraph: &'a Supergraph,
+    pub client: &'a SubgraphClient,
+    pub variables: &'a Map<String, Value>,
+    pub authorization: Option<&'a HeaderValue>,
+}
+
+/// Where the entities of one representation live in `data` (several objects may share one
+/// representation, e.g. the same product reviewed twice: it is fetched once).
+type Targets = Vec<Vec<Vec<Value>>>;
+
+pub async fn execute(plan: &QueryPlan, ctx: &ExecutionContext<'_>) -> ExecutionOutput {
+    let mut data = Value::Object(Map::new());
+    let mut errors = Vec::new();
+    let count = plan.fetches.len();
+    let mut started = vec![false; count];
+    let mut finished = vec![false; count];
+    let mut running = FuturesUnordered::new();
+
+    loop {
+        // Start everything that is ready; a fetch with nothing to send finishes at once, which
+        // can make others ready, hence the inner loop.
+        let mut progressed = true;
+        while progressed {
+            progressed = false;
+            for (index, fetch) in plan.fetches.iter().enumerate() {
+                if started[index]
+                    || !fetch
+                        .depends_on
+                        .iter()
+                        .all(|&d| finished.get(d).copied().unwrap_or(true))
+                {
+                    continue;
+                }
+                started[index] = true;
+                match prepare(fetch, &data, ctx) {
+                    Some((body, targets)) => {
+                        running.push(async move {
+                            let result = ctx
+                                .client
+                                .fetch(fetch.subgraph, body, ctx.authorization)
+                                .await;
+                            (index, targets, result)
+                        });
+                    }
+                    None => {
+                        finished[index] = true;
+                        progressed = true;
+                    }
+                }
+            }
+        }
+        let Some((index, targets, result)) = running.next().await else {
+            break;
+        };
+        let fetch = &plan.fetches[index];
+        match result {
+            Ok(response) => merge(fetch, response, targets, &mut data, &mut errors, ctx),
+            Err(error) => errors.push(fetch_failed(ctx.client.name(fetch.subgraph), &error)),
+        }
+        finished[index] = true;
+    }
+    ExecutionOutput { data, errors }
+}
+
+fn fetch_failed(service: &str, error: &FetchError) -> GraphQLError {
+    GraphQLError::new(format!("HTTP fetch failed from '{service}': {error}"))
+        .with_code("SUBGRAPH_REQUEST_FAILED")
+        .with_extension("service", Value::String(service.to_string()))
+}
+
+/// Builds the request body; for entity fetches also collects the representations and where
+/// their answers go. Returns `None` when there is nothing to fetch.
+fn prepare(fetch: &Fetch, data: &Value, ctx: &ExecutionContext<'_>) -> Option<(Vec<u8>, Targets)> {
+    let mut variables = Map::new();
+    for name in &fetch.variables {
+        if let Some(value) = ctx.variables.get(name.as_str()) {
+            variables.insert(name.to_string(), value.clone());
+        }
+    }
+    let mut targets: Targets = Vec::new();
+    if let FetchKind::Entity {
+        path,
+        type_name,
+        representation,
+    } = &fetch.kind
+    {
+        let mut found = Vec::new();
+        collect_targets(data, path, &mut Vec::new(), &mut found);
+        let mut representations = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (target_path, object) in found {
+            let Some(Value::String(typename)) = object.get("__typename") else {
+                continue;
+            };
+            if !ctx.supergraph.is_subtype(type_name, typename) {
+                continue;
+            }
+            let Some(rep) = project_object(object, representation, ctx.supergraph) else {
+                continue;
+            };
+            // serde_json's map is sorted, so equal representations print equally.
+            let key = rep.to_string();
+            match seen.get(&key) {
+                Some(&i) => targets[i].push(target_path),
+                None => {
+                    seen.insert(key, representations.len());
+                    representations.push(rep);
+                    targets.push(vec![target_path]);
+                }
+            }
+        }
+        if representations.is_empty() {
+            return None;
+        }
+        variables.insert("representations".into(), Value::Array(representations));
+    }
+    let body = serde_json::json!({ "query": fetch.operation, "variables": variables });
+    serde_json::to_vec(&body).ok().map(|b| (b, targets))
+}
+
+fn collect_targets<'v>(
+    value: &'v Value,
+    path: &[apollo_compiler::Name],
+    current: &mut Vec<Value>,
+    out: &mut Vec<(Vec<Value>, &'v Map<String, Value>)>,
+) {
+    match value {
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                current.push(Value::from(i));
+                collect_targets(item, path, current, out);
+                current.pop();
+            }
+        }
+        Value::Object(map) => match path.split_first() {
+            None => out.push((current.clone(), map)),
+            Some((key, rest)) => {
+                if let Some(child) = map.get(key.as_str()) {
+                    current.push(Value::String(key.to_string()));
+                    collect_targets(child, rest, current, out);
+                    current.pop();
+                }
+            }
+        },
+        _ => {}
+    }
+}
+
+/// Projects the representation fields out of an object; `None` if a field is missing (the
+/// entity cannot be identified, e.g. its parent fetch failed).
+fn project_object(
+    object: &Map<String, Value>,
+    selection: &SelectionSet,
+    sg: &Supergraph,
+) -> Option<Value> {
+    let mut out = Map::new();
+    project_into(object, selection, sg, &mut out)?;
+    Some(Value::Object(out))
+}
+
+fn project_into(
+    object: &Map<String, Value>,
+    selection: &SelectionSet,
+    sg: &Supergraph,
+    out: &mut Map<String, Value>,
+) -> Option<()> {
+    for item in &selection.items {
+        match item {
+            Selection::Field(field) => {
+                let value = object.get(field.response_key().as_str())?;
+                let projected = if field.selection_set.is_empty() {
+                    value.clone()
+                } else {
+                    project_value(value, &field.selection_set, sg)?
+                };
+                out.insert(field.name.to_string(), projected);
+            }
+            Selection::Fragment(fragment) => {
+                let applies = match object.get("__typename") {
+                    Some(Value::String(t)) => sg.is_subtype(&fragment.type_condition, t),
+                    _ => false,
+                };
+                if applies {
+                    project_into(object, &fragment.selection_set, sg, out)?;
+                }
+            }
+        }
+    }
+    Some(())
+}
+
+fn project_value(value: &Value, selection: &SelectionSet, sg: &Supergraph) -> Option<Value> {
+    match value {
+        Value::Object(map) => project_object(map, selection, sg),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| project_value(v, selection, sg))
+            .collect::<Option<Vec<_>>>()
+            .map(Value::Array),
+        other => Some(other.clone()),
+    }
+}
+
+fn merge(
+    fetch: &Fetch,
+    response: SubgraphResponse,
+    targets: Targets,
+    data: &mut Value,
+    errors: &mut Vec<GraphQLError>,
+    ctx: &ExecutionContext<'_>,
+) {
+    let service = ctx.client.name(fetch.subgraph);
+    match &fetch.kind {
+        FetchKind::Root => {
+            if let Some(result) = response.data
+                && result.is_object()
+            {
+                deep_merge(data, result);
+            }
+            for error in response.errors {
+                errors.push(subgraph_error(error, service, |path| Some(path.to_vec())));
+            }
+        }
+        FetchKind::Entity { .. } => {
+            let entities = match response.data {
+                Some(Value::Object(mut map)) => match map.remove("_entities") {
+                    Some(Value::Array(entities)) => entities,
+                    _ => Vec::new(),
+                },
+                _ => Vec::new(),
+            };
+            for error in response.errors {
+                for rebased in rebase_entity_error(error, service, &entities, &targets) {
+                    errors.push(rebased);
+                }
+            }
+            for (entity, paths) in entities.into_iter().zip(&targets) {
+                if !entity.is_object() {
+                    continue;
+                }
+                for path in paths {
+                    if let Some(target) = value_at_mut(data, path) {
+                        deep_merge(target, entity.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `["_entities", i, ...rest]` points into the subgraph's answer: rebase it onto where entity
+/// `i` sits in the client's response. Some subgraphs (async-graphql 7) leave the index out; then
+/// the error is attached to every entity that came back null at `rest`, which is where the
+/// failure must have happened.
+fn rebase_entity_error(
+    error: Value,
+    service: &str,
+    entities: &[Value],
+    targets: &Targets,
+) -> Vec<GraphQLError> {
+    let path = match &error {
+        Value::Object(map) => match map.get("path") {
+            Some(Value::Array(path)) => path.clone(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    let rebase_onto = |i: usize, rest: &[Value]| -> Option<Vec<Value>> {
+        let base = targets.get(i)?.first()?;
+        Some(base.iter().chain(rest).cloned().collect())
+    };
+    match path.as_slice() {
+        [Value::String(root), Value::Number(i), rest @ ..] if root == "_entities" => {
+            let index = i.as_u64().and_then(|i| usize::try_from(i).ok());
+            vec![subgraph_error(error, service, |_| {
+                index.and_then(|i| rebase_onto(i, rest))
+            })]
+        }
+        [Value::String(root), rest @ ..] if root == "_entities" => {
+            let failed: Vec<usize> = (0..targets.len())
+                .filter(|&i| match entities.get(i) {
+                    None | Some(Value::Null) => true,
+                    Some(entity) => value_at(entity, rest).is_none_or(Value::is_null),
+                })
+                .collect();
+            if failed.is_empty() {
+                return vec![subgraph_error(error, service, |_| None)];
+            }
+            failed
+                .into_iter()
+                .map(|i| subgraph_error(error.clone(), service, |_| rebase_onto(i, rest)))
+                .collect()
+        }
+        _ => vec![subgraph_error(error, service, |_| None)],
+    }
+}
+
+fn value_at<'v>(mut value: &'v Value, path: &[Value]) -> Option<&'v Value> {
+    for segment in path {
+        value = match (value, segment) {
+            (Value::Object(map), Value::String(key)) => map.get(key)?,
+            (Value::Array(items), Value::Number(i)) => {
+                items.get(usize::try_from(i.as_u64()?).ok()?)?
+            }
+            _ => return None,
+        };
+    }
+    Some(value)
+}
+
+fn subgraph_error(
+    error: Value,
+    service: &str,
+    rebase: impl Fn(&[Value]) -> Option<Vec<Value>>,
+) -> GraphQLError {
+    let Value::Object(mut map) = error else {
+        return GraphQLError::new(format!("subgraph '{service}' returned an invalid error"));
+    };
+    let message = match map.remove("message") {
+        Some(Value::String(m)) => m,
+        _ => format!("subgraph '{service}' returned an error without a message"),
+    };
+    let path = match map.remove("path") {
+        Some(Value::Array(path)) => rebase(&path),
+        _ => None,
+    };
+    let mut extensions = match map.remove("extensions") {
+        Some(Value::Object(ext)) => ext,
+        _ => Map::new(),
+    };
+    extensions
+        .entry("service")
+        .or_insert_with(|| Value::String(service.to_string()));
+    GraphQLError {
+        message,
+        // Subgraph locations point into the subgraph operation, which the client never saw.
+        locations: Vec::new(),
+        path,
+        extensions,
+    }
+}
+
+fn value_at_mut<'v>(mut value: &'v mut Value, path: &[Value]) -> Option<&'v mut Value> {
+    for segment in path {
+        value = match (value, segment) {
+            (Value::Object(map), Value::String(key)) => map.get_mut(key)?,
+            (Value::Array(items), Value::Number(i)) => {
+                items.get_mut(usize::try_from(i.as_u64()?).ok()?)?
+            }
+            _ => return None,
+        };
+    }
+    Some(value)
+}
+
+fn deep_merge(target: &mut Value, source: Value) {
+    match (target, source) {
+        (Value::Object(target), Value::Object(source)) => {
+            for (key, value) in source {
+                match target.get_mut(&key) {
+                    Some(existing) => deep_merge(existing, value),
+                    None => {
+                        target.insert(key, value);
+                    }
+                }
+            }
+        }
+        (Value::Array(target), Value::Array(source)) if target.len() == source.len() => {
+            for (t, s) in target.iter_mut().zip(source) {
+                deep_merge(t, s);
+            }
+        }
+        (target, source) => *target = source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn targets() -> Targets {
+        vec![
+            vec![vec![json!("topProducts"), json!(0)]],
+            vec![
+                vec![json!("topProducts"), json!(1)],
+                vec![json!("topProducts"), json!(2)],
+            ],
+        ]
+    }
+
+    #[test]
+    fn entity_error_with_index_is_rebased() {
+        let error = json!({ "message": "boom", "path": ["_entities", 1, "reviews", 0, "body"] });
+        let rebased = rebase_entity_error(error, "reviews", &[], &targets());
+        assert_eq!(rebased.len(), 1);
+        assert_eq!(
+            rebased[0].path,
+            Some(vec![
+                json!("topProducts"),
+                json!(1),
+                json!("reviews"),
+                json!(0),
+                json!("body")
+            ])
+        );
+        assert_eq!(rebased[0].extensions["service"], "reviews");
+    }
+
+    #[test]
+    fn entity_error_without_index_goes_to_the_null_entities() {
+        let error = json!({ "message": "boom", "path": ["_entities", "summary"] });
+        let entities = [json!({ "summary": "ok" }), Value::Null];
+        let rebased = rebase_entity_error(error, "reviews", &entities, &targets());
+        assert_eq!(rebased.len(), 1);
+        assert_eq!(
+            rebased[0].path,
+            Some(vec![json!("topProducts"), json!(1), json!("summary")])
+        );
+    }
+
+    #[test]
+    fn deep_merge_keeps_both_sides() {
+        let mut target = json!({ "a": { "x": 1 }, "list": [{ "k": 1 }] });
+        deep_merge(
+            &mut target,
+            json!({ "a": { "y": 2 }, "list": [{ "v": 2 }] }),
+        );
+        assert_eq!(
+            target,
+            json!({ "a": { "x": 1, "y": 2 }, "list": [{ "k": 1, "v": 2 }] })
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! Shaping: walks the client's normalised operation over the merged subgraph data and builds
+//! exactly the response the client asked for: its field order and aliases, only the fragments
+//! that match each object's runtime type, none of the planner's extra fields (keys,
+//! `__typename`, `@requires` inputs), and nulls propagated per the non-null rules of the spec.
+
+use apollo_compiler::Name;
+use apollo_compiler::ast::Type;
+use apollo_compiler::response::JsonMap;
+use apollo_compiler::schema::ExtendedType;
+use serde_json::Value;
+
+use super::normalize::NormalizedOperation;
+use super::selection::{Field, Selection, SelectionSet};
+use crate::response::{GraphQLError, Shaped};
+use crate::supergraph::Supergraph;
+
+/// A null reached a non-null position and must replace the nearest nullable ancestor.
+struct NullBubble;
+
+struct Shaper<'a> {
+    supergraph: &'a Supergraph,
+    introspection: Option<&'a JsonMap>,
+    /// Only report non-null violations when nothing else explains the null (a subgraph error
+    /// already names the cause, and repeating it per field would drown it).
+    report_nulls: bool,
+    errors: Vec<GraphQLError>,
+}
+
+pub fn shape(
+    supergraph: &Supergraph,
+    operation: &NormalizedOperation,
+    data: &Value,
+    introspection: Option<&JsonMap>,
+    errors: &mut Vec<GraphQLError>,
+) -> Shaped {
+    let mut shaper = Shaper {
+        supergraph,
+        introspection,
+        report_nulls: errors.is_empty(),
+        errors: Vec::new(),
+    };
+    let empty = serde_json::Map::new();
+    let root = data.as_object().unwrap_or(&empty);
+    let mut path = Vec::new();
+    let shaped = shaper
+        .object(
+            &operation.root_type,
+            &[&operation.selection_set],
+            root,
+            &mut path,
+            true,
+        )
+        .unwrap_or(Shaped::Null);
+    errors.append(&mut shaper.errors);
+    shaped
+}
+
+impl Shaper<'_> {
+    fn object(
+        &mut self,
+        runtime_type: &str,
+        selections: &[&SelectionSet],
+        object: &serde_json::Map<String, Value>,
+        path: &mut Vec<Value>,
+        is_root: bool,
+    ) -> Result<Shaped, NullBubble> {
+        let mut grouped: Vec<(&Name, Vec<&Field>)> = Vec::new();
+        for set in selections {
+            self.collect_fields(runtime_type, set, &mut grouped);
+        }
+        let mut out = Vec::with_capacity(grouped.len());
+        for (key, fields) in grouped {
+            let field = fields[0];
+            if field.name == "__typename" {
+                out.push((
+                    key.to_string(),
+                    Shaped::Leaf(Value::String(runtime_type.to_string())),
+                ));
+                continue;
+            }
+            if is_root && (field.name == "__schema" || field.name == "__type") {
+                let value = self
+                    .introspection
+                    .and_then(|m| m.get(key.as_str()))
+                    .map(|v| Shaped::Introspection(v.clone()))
+                    .unwrap_or(Shaped::Null);
+                out.push((key.to_string(), value));
+                continue;
+            }
+            path.push(Value::String(key.to_string()));
+            let value = self.value(
+                &field.ty,
+                &fields,
+                object.get(key.as_str()),
+                path,
+                runtime_type,
+            );
+            path.pop();
+            out.push((key.to_string(), value?));
+        }
+        Ok(Shaped::Object(out))
+    }
+
+    /// Field collection (spec: CollectFields) for one runtime type: same response keys merge,
+    /// fragments apply when their type condition covers the runtime type.
+    fn collect_fields<'s>(
+        &self,
+        runtime_type: &str,
+        set: &'s SelectionSet,
+        out: &mut Vec<(&'s Name, Vec<&'s Field>)>,
+    ) {
+        for item in &set.items {
+            match item {
+                Selection::Field(field) => {
+                    let key = field.response_key();
+                    match out.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, fields)) => fields.push(field),
+                        None => out.push((key, vec![field])),
+                    }
+                }
+                Selection::Fragment(fragment) => {
+                    if self
+                        .supergraph
+                        .is_subtype(&fragment.type_condition, runtime_type)
+                    {
+                        self.collect_fields(runtime_type, &fragment.selection_set, out);
+                    }
+                }
+            }
+        }
+    }
+
+    fn value(
+        &mut self,
+        ty: &Type,
+        fields: &[&Field],
+        value: Option<&Value>,
+        path: &mut Vec<Value>,
+        parent_type: &str,
+    ) -> Result<Shaped, NullBubble> {
+        match ty {
+            Type::NonNullNamed(_) | Type::NonNullList(_) => {
+                let shaped =
+                    self.value(&ty.clone().nullable(), fields, value, path, parent_type)?;
+                if shaped.is_null() {
+                    if self.report_nulls {
+                        self.report_nulls = false;
+                        let mut error = GraphQLError::new(format!(
+                            "Cannot return null for non-nullable field {parent_type}.{}",
+                            fields[0].name
+                        ));
+                        error.path = Some(path.clone());
+                        self.errors.push(error);
+                    }
+                    return Err(NullBubble);
+                }
+                Ok(shaped)
+            }
+            Type::List(item_type) => match value {
+                Some(Value::Array(items)) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for (i, item) in items.iter().enumerate() {
+                        path.push(Value::from(i));
+                        let shaped = self.value(item_type, fields, Some(item), path, parent_type);
+                        path.pop();
+                        match shaped {
+                            Ok(shaped) => out.push(shaped),
+                            Err(NullBubble) => return Ok(Shaped::Null),
+                        }
+                    }
+                    Ok(Shaped::List(out))
+                }
+                _ => Ok(Shaped::Null),
+            },
+            Type::Named(name) => match value {
+                None | Some(Value::Null) => Ok(Shaped::Null),
+                Some(Value::Object(object)) if !self.is_leaf(name) => {
+                    let runtime_type = match object.get("__typename") {
+                        Some(Value::String(t)) => t.as_str(),
+                        _ => name.as_str(),
+                    };
+                    let runtime_type = runtime_type.to_string();
+                    let selections: Vec<&SelectionSet> =
+                        fields.iter().map(|f| &f.selection_set).collect();
+                    Ok(self
+                        .object(&runtime_type, &selections, object, path, false)
+                        .unwrap_or(Shaped::Null))
+                }
+                Some(leaf) if self.is_leaf(name) => Ok(Shaped::Leaf(leaf.clone())),
+                // A composite field answered with a scalar: the subgraph broke its contract.
+                Some(_) => Ok(Shaped::Null),
+            },
+        }
+    }
+
+    fn is_leaf(&self, type_name: &str) -> bool {
+        !matches!(
+            self.supergraph.schema.types.get(type_name),
+            Some(ExtendedType::Object(_) | ExtendedType::Interface(_) | ExtendedType::Union(_))
+        )
+    }
+}

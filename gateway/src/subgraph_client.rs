@@ -1,0 +1,136 @@
+//! HTTP transport to subgraphs: one pooled client, per-subgraph URL and timeout.
+
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use serde::Deserialize;
+
+use crate::supergraph::{SubgraphId, Supergraph};
+
+#[derive(Debug, Clone)]
+struct Endpoint {
+    name: String,
+    url: String,
+    timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SubgraphClient {
+    http: reqwest::Client,
+    endpoints: Vec<Endpoint>,
+}
+
+/// The parts of a subgraph's GraphQL response the gateway uses.
+#[derive(Debug, Default, Deserialize)]
+pub struct SubgraphResponse {
+    #[serde(default)]
+    pub data: Option<serde_json::Value>,
+    #[serde(default)]
+    pub errors: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("request timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Transport(String),
+    #[error("subgraph answered HTTP {0} without a GraphQL response")]
+    Status(u16),
+    #[error("invalid GraphQL response: {0}")]
+    InvalidResponse(String),
+}
+
+impl SubgraphClient {
+    pub fn new(
+        supergraph: &Supergraph,
+        default_timeout: Duration,
+        timeouts: &[(String, Duration)],
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .build()?;
+        let endpoints = supergraph
+            .subgraphs
+            .iter()
+            .map(|s| Endpoint {
+                name: s.name.clone(),
+                url: s.url.clone(),
+                timeout: timeouts
+                    .iter()
+                    .find(|(name, _)| name == &s.name)
+                    .map(|(_, t)| *t)
+                    .unwrap_or(default_timeout),
+            })
+            .collect();
+        Ok(SubgraphClient { http, endpoints })
+    }
+
+    pub fn name(&self, subgraph: SubgraphId) -> &str {
+        self.endpoints
+            .get(subgraph)
+            .map(|e| e.name.as_str())
+            .unwrap_or("unknown")
+    }
+
+    pub async fn fetch(
+        &self,
+        subgraph: SubgraphId,
+        body: Vec<u8>,
+        authorization: Option<&HeaderValue>,
+    ) -> Result<SubgraphResponse, FetchError> {
+        let endpoint = self
+            .endpoints
+            .get(subgraph)
+            .ok_or_else(|| FetchError::Transport("unknown subgraph".into()))?;
+        let mut request = self
+            .http
+            .post(&endpoint.url)
+            .timeout(endpoint.timeout)
+            .header(CONTENT_TYPE, "application/json")
+            .header(
+                ACCEPT,
+                "application/graphql-response+json, application/json",
+            )
+            .body(body);
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, value.clone());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| classify(e, endpoint.timeout))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| classify(e, endpoint.timeout))?;
+        // A graphql-response+json server may answer 4xx/5xx with a GraphQL body: keep its errors.
+        match serde_json::from_slice::<SubgraphResponse>(&bytes) {
+            Ok(parsed) if parsed.data.is_some() || !parsed.errors.is_empty() => Ok(parsed),
+            Ok(_) if status.is_success() => Err(FetchError::InvalidResponse(
+                "neither data nor errors".into(),
+            )),
+            Err(e) if status.is_success() => Err(FetchError::InvalidResponse(e.to_string())),
+            _ => Err(FetchError::Status(status.as_u16())),
+        }
+    }
+}
+
+fn classify(error: reqwest::Error, timeout: Duration) -> FetchError {
+    if error.is_timeout() {
+        FetchError::Timeout(timeout)
+    } else {
+        // Walk the source chain: reqwest's top-level message alone ("error sending request")
+        // does not tell an operator that the connection was refused.
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        FetchError::Transport(message)
+    }
+}

@@ -1,0 +1,250 @@
+//! The supergraph: the composed schema plus the join-spec metadata that says which subgraph
+//! can resolve which type and field. The planner asks this module every routing question, so it
+//! precomputes the answers once at startup into plain maps.
+
+mod api_schema;
+pub mod compose;
+mod join;
+
+use std::collections::HashMap;
+
+use apollo_compiler::schema::{ExtendedType, Implementers};
+use apollo_compiler::validation::Valid;
+use apollo_compiler::{Name, Schema};
+
+use crate::error::GatewayError;
+use crate::pipeline::selection::SelectionSet;
+
+pub use api_schema::derive_api_schema;
+
+/// Index of a subgraph in `Supergraph::subgraphs`.
+pub type SubgraphId = usize;
+
+#[derive(Debug, Clone)]
+pub struct Subgraph {
+    pub name: String,
+    /// The `join__Graph` enum value naming this subgraph in join directives.
+    pub enum_value: Name,
+    pub url: String,
+}
+
+/// What `@join__type` says about a type in one subgraph.
+#[derive(Debug, Clone)]
+pub struct TypeInGraph {
+    pub graph: SubgraphId,
+    /// `@key` field sets usable to fetch this entity from the subgraph (resolvable keys only).
+    pub keys: Vec<SelectionSet>,
+}
+
+/// What `@join__field` says about a field in one subgraph.
+#[derive(Debug, Clone)]
+pub struct FieldInGraph {
+    pub graph: SubgraphId,
+    pub requires: Option<SelectionSet>,
+    pub provides: Option<SelectionSet>,
+    pub external: bool,
+    /// The subgraph still defines the field, but another subgraph took it over with `@override`.
+    pub overridden: bool,
+}
+
+#[derive(Debug, Default)]
+struct TypeMeta {
+    graphs: Vec<TypeInGraph>,
+    /// Whether any `@join__type` was present; a type without one lives in every subgraph.
+    joined: bool,
+    fields: HashMap<Name, Vec<FieldInGraph>>,
+    /// For objects/interfaces: (subgraph, interface) from `@join__implements`.
+    implements: Vec<(SubgraphId, Name)>,
+    /// For unions: (subgraph, member) from `@join__unionMember`.
+    members: Vec<(SubgraphId, Name)>,
+}
+
+pub struct Supergraph {
+    /// The full supergraph schema, join machinery included.
+    pub schema: Valid<Schema>,
+    /// The schema clients see: what operations are validated against and introspection shows.
+    pub api: Valid<Schema>,
+    pub api_implementers: apollo_compiler::collections::HashMap<Name, Implementers>,
+    pub subgraphs: Vec<Subgraph>,
+    types: HashMap<Name, TypeMeta>,
+    /// Whether `@join__implements`/`@join__unionMember` are used at all (join v0.2 lacks them).
+    has_membership_info: bool,
+}
+
+impl Supergraph {
+    /// Reads a supergraph SDL as produced by composition (join spec v0.2 to v0.5).
+    pub fn parse(sdl: &str) -> Result<Supergraph, GatewayError> {
+        let schema = Schema::parse_and_validate(sdl, "supergraph.graphql")
+            .map_err(|e| GatewayError::InvalidSupergraph(e.errors.to_string()))?;
+        let api = derive_api_schema(&schema)?;
+        let api_implementers = api.implementers_map();
+        let mut supergraph = Supergraph {
+            schema,
+            api,
+            api_implementers,
+            subgraphs: Vec::new(),
+            types: HashMap::new(),
+            has_membership_info: false,
+        };
+        join::read_join_metadata(&mut supergraph)?;
+        Ok(supergraph)
+    }
+
+    /// Points subgraphs at other URLs (tests, local development, service discovery).
+    pub fn override_urls(&mut self, overrides: &[(String, String)]) -> Result<(), GatewayError> {
+        for (name, url) in overrides {
+            let subgraph = self
+                .subgraphs
+                .iter_mut()
+                .find(|s| &s.name == name)
+                .ok_or_else(|| {
+                    GatewayError::InvalidSupergraph(format!("no subgraph named '{name}'"))
+                })?;
+            subgraph.url = url.clone();
+        }
+        Ok(())
+    }
+
+    pub fn subgraph_named(&self, name: &str) -> Option<SubgraphId> {
+        self.subgraphs.iter().position(|s| s.name == name)
+    }
+
+    pub fn is_abstract(&self, type_name: &str) -> bool {
+        matches!(
+            self.schema.types.get(type_name),
+            Some(ExtendedType::Interface(_) | ExtendedType::Union(_))
+        )
+    }
+
+    pub fn is_object(&self, type_name: &str) -> bool {
+        matches!(
+            self.schema.types.get(type_name),
+            Some(ExtendedType::Object(_))
+        )
+    }
+
+    /// Whether `maybe_subtype` is `abstract_type` itself or one of its possible types.
+    pub fn is_subtype(&self, abstract_type: &str, maybe_subtype: &str) -> bool {
+        abstract_type == maybe_subtype || self.schema.is_subtype(abstract_type, maybe_subtype)
+    }
+
+    /// Concrete object types an abstract type can resolve to, in the supergraph.
+    pub fn possible_types(&self, type_name: &str) -> Vec<Name> {
+        match self.schema.types.get(type_name) {
+            Some(ExtendedType::Object(o)) => vec![o.name.clone()],
+            Some(ExtendedType::Union(u)) => u.members.iter().map(|m| m.name.clone()).collect(),
+            Some(ExtendedType::Interface(_)) => self
+                .schema
+                .types
+                .values()
+                .filter_map(|t| match t {
+                    ExtendedType::Object(o) if o.implements_interfaces.contains(type_name) => {
+                        Some(o.name.clone())
+                    }
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn type_in_graph(&self, type_name: &str, graph: SubgraphId) -> bool {
+        match self.types.get(type_name) {
+            Some(meta) if meta.joined => meta.graphs.iter().any(|g| g.graph == graph),
+            _ => true,
+        }
+    }
+
+    /// Whether subgraph `graph` can return `object` where it returns `abstract_type`.
+    pub fn possible_in_graph(&self, abstract_type: &str, object: &str, graph: SubgraphId) -> bool {
+        if !self.type_in_graph(object, graph) || !self.is_subtype(abstract_type, object) {
+            return false;
+        }
+        if abstract_type == object || !self.has_membership_info {
+            return true;
+        }
+        match self.schema.types.get(abstract_type) {
+            Some(ExtendedType::Union(_)) => self.types.get(abstract_type).is_none_or(|m| {
+                m.members
+                    .iter()
+                    .any(|(g, member)| *g == graph && member == object)
+            }),
+            Some(ExtendedType::Interface(_)) => self.types.get(object).is_none_or(|m| {
+                m.implements
+                    .iter()
+                    .any(|(g, iface)| *g == graph && iface == abstract_type)
+            }),
+            _ => true,
+        }
+    }
+
+    fn field_entries(&self, type_name: &str, field: &str) -> &[FieldInGraph] {
+        self.types
+            .get(type_name)
+            .and_then(|m| m.fields.get(field))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    pub fn field_in_graph(
+        &self,
+        type_name: &str,
+        field: &str,
+        graph: SubgraphId,
+    ) -> Option<&FieldInGraph> {
+        self.field_entries(type_name, field)
+            .iter()
+            .find(|f| f.graph == graph)
+    }
+
+    /// Whether the subgraph's schema has the field at all (resolvable or `@external`).
+    pub fn field_defined_in_graph(&self, type_name: &str, field: &str, graph: SubgraphId) -> bool {
+        let entries = self.field_entries(type_name, field);
+        if entries.is_empty() {
+            self.type_in_graph(type_name, graph)
+        } else {
+            entries.iter().any(|f| f.graph == graph)
+        }
+    }
+
+    /// Subgraphs that resolve the field themselves, in supergraph order.
+    pub fn field_owners(&self, type_name: &str, field: &str) -> Vec<SubgraphId> {
+        let entries = self.field_entries(type_name, field);
+        if entries.is_empty() {
+            match self.types.get(type_name) {
+                Some(meta) if meta.joined => meta.graphs.iter().map(|g| g.graph).collect(),
+                _ => (0..self.subgraphs.len()).collect(),
+            }
+        } else {
+            entries
+                .iter()
+                .filter(|f| !f.external && !f.overridden)
+                .map(|f| f.graph)
+                .collect()
+        }
+    }
+
+    /// Whether the subgraph resolves the field with nothing but its parent object, so the
+    /// field can stay in the current fetch. Fields with `@requires` need an entity fetch that
+    /// carries the required fields, even to the same subgraph.
+    pub fn resolves_locally(&self, type_name: &str, field: &str, graph: SubgraphId) -> bool {
+        let entries = self.field_entries(type_name, field);
+        if entries.is_empty() {
+            return self.type_in_graph(type_name, graph);
+        }
+        entries
+            .iter()
+            .any(|f| f.graph == graph && !f.external && !f.overridden && f.requires.is_none())
+    }
+
+    /// The first resolvable `@key` of the type in the subgraph.
+    pub fn entity_key(&self, type_name: &str, graph: SubgraphId) -> Option<&SelectionSet> {
+        self.types
+            .get(type_name)?
+            .graphs
+            .iter()
+            .find(|g| g.graph == graph)?
+            .keys
+            .first()
+    }
+}
