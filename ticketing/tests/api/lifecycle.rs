@@ -239,3 +239,42 @@ async fn events_reach_the_bus_through_the_outbox() {
     assert_eq!(message.payload["data"]["conference"]["id"], conference);
     assert_eq!(message.payload["position"], 1);
 }
+
+#[tokio::test]
+async fn a_purchase_of_several_types_takes_all_seats_or_none() {
+    let app = TestApp::spawn().await;
+    let conference = app.create_conference().await;
+    let workshop = app
+        .create_ticket_type(&conference, "Workshop", 30_000, 5, "PUBLIC")
+        .await;
+    let talks = app
+        .create_ticket_type(&conference, "Talks", 10_000, 2, "PUBLIC")
+        .await;
+    let both = |w: i64, t: i64| {
+        json!({ "input": {
+            "purchaser": { "name": "Ada", "email": "ada@example.org" },
+            "lines": [
+                { "ticketTypeId": workshop, "quantity": w },
+                { "ticketTypeId": talks, "quantity": t }
+            ]
+        } })
+    };
+    let data = app.ok(None, BUY, both(2, 1)).await;
+    let purchase = &data["createTicketPurchase"];
+    assert_eq!(purchase["total"]["amount"], 70_000);
+    assert_eq!(purchase["ticketCount"], 3);
+    assert_eq!(purchase["lines"].as_array().unwrap().len(), 2);
+    assert_eq!(app.ticket_type(&talks).await["sold"], 1);
+
+    // The second line cannot be served: the first line's seats are not taken either.
+    let refused = app.gql(None, BUY, both(1, 2)).await;
+    assert_eq!(error_code(&refused), "SOLD_OUT");
+    assert_eq!(refused["errors"][0]["extensions"]["remaining"], 1);
+    assert_eq!(app.ticket_type(&workshop).await["sold"], 2);
+    assert_eq!(app.ticket_type(&talks).await["sold"], 1);
+
+    // The last seat of one type goes with a multi-line purchase: one sold-out event.
+    app.ok(None, BUY, both(1, 1)).await;
+    let types = app.event_types().await;
+    assert_eq!(types.last().map(String::as_str), Some("TicketTypeSoldOut"));
+}
