@@ -45,6 +45,9 @@ struct Args {
     /// Purchases made while the subscribers listen.
     #[arg(long, default_value_t = 200)]
     fanout_events: usize,
+    /// Purchases per second while the subscribers listen.
+    #[arg(long, default_value_t = 20)]
+    fanout_rate: u64,
     /// Which databases to run purchases on.
     #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
     backends: Vec<String>,
@@ -531,12 +534,13 @@ async fn fanout(args: &Args, bin: &PathBuf) -> anyhow::Result<()> {
             .context("a subscriber failed to connect")?;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    // A steady 100 purchases per second while everyone listens.
+    // A steady rate of purchases while everyone listens.
     let started = Instant::now();
+    let gap_micros = 1_000_000 / args.fanout_rate.max(1);
     for i in 0..args.fanout_events {
         let input = json!({ "purchaser": { "name": "Fan", "email": "fan@example.org" }, "lines": [{ "ticketTypeId": hot, "quantity": 1 }] });
         ok(&client, &server.url, &admin, BUY, json!({ "input": input })).await?;
-        let due = started + Duration::from_millis(10 * (i as u64 + 1));
+        let due = started + Duration::from_micros(gap_micros * (i as u64 + 1));
         tokio::time::sleep_until(due.into()).await;
     }
     let mut all = Vec::new();
@@ -559,9 +563,10 @@ async fn fanout(args: &Args, bin: &PathBuf) -> anyhow::Result<()> {
             .unwrap_or(f64::NAN)
     };
     println!(
-        "| fan-out: {} subscribers x {} events | {}/{} received all | p50 {:.1} ms | p99 {:.1} ms | max {:.1} ms | deliveries {} |",
+        "| fan-out: {} subscribers x {} events at {}/s | {}/{} received all | p50 {:.1} ms | p99 {:.1} ms | max {:.1} ms | deliveries {} |",
         args.subscribers,
         args.fanout_events,
+        args.fanout_rate,
         complete,
         args.subscribers,
         pick(0.5),
@@ -594,8 +599,8 @@ async fn main() -> anyhow::Result<()> {
                 purchases(&args, &bin, "postgres").await?;
                 pgbench(&args).await?;
             }
-            "postgres" => {}
-            other => bail!("unknown backend {other:?}: sqlite or postgres"),
+            "postgres" | "none" => {}
+            other => bail!("unknown backend {other:?}: sqlite, postgres or none"),
         }
     }
     if !args.skip_fanout {
