@@ -41,6 +41,9 @@ struct UpArgs {
         default_value = "127.0.0.1:4001"
     )]
     ticketing_addr: SocketAddr,
+    /// Address of the sponsorship CRM.
+    #[arg(long, env = "CONFTOOLS_CRM_ADDR", default_value = "127.0.0.1:4002")]
+    crm_addr: SocketAddr,
     /// How long an unpaid purchase holds its seats.
     #[arg(long, env = "TICKETING_RESERVATION_TTL_SECS", default_value_t = 1800)]
     reservation_ttl_secs: u64,
@@ -131,18 +134,44 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             ..ticketing::Settings::default()
         },
         Arc::clone(&keys),
-        bus,
+        bus.clone(),
     )
     .await
     .context("ticketing could not start")?;
 
+    let crm_listener = tokio::net::TcpListener::bind(args.crm_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} for the CRM", args.crm_addr))?;
+    let crm_addr = crm_listener.local_addr()?;
+    // The CRM talks to ticketing over HTTP like any other client. Given no token, it mints its
+    // own short-lived `tickets:issue-complimentary` tokens with the shared secret, so a
+    // long-running system never holds an expired one.
+    let crm = crm::Crm::start(
+        crm::Settings {
+            database_url: sqlite_url(&args.data_dir, "crm.db"),
+            ticketing_url: Some(format!("http://{ticketing_addr}/graphql")),
+            ..crm::Settings::default()
+        },
+        Arc::clone(&keys),
+        bus,
+    )
+    .await
+    .context("the CRM could not start")?;
+
     let admin_token = keys.mint(
         "admin",
-        &["tickets:admin", "events:read"],
+        &[
+            "tickets:admin",
+            "events:read",
+            "crm:admin",
+            "crm:write",
+            "crm:read",
+        ],
         Duration::from_secs(24 * 3600),
     )?;
     println!("Conference Tools is running (Ctrl-C to stop)");
     println!("  ticketing   http://{ticketing_addr}/graphql");
+    println!("  crm         http://{crm_addr}/graphql");
     println!("  data        {}", args.data_dir.display());
     println!("  admin token (24 h):");
     println!("{admin_token}");
@@ -150,12 +179,27 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let ticketing_task = tokio::spawn(ticketing.serve(
         ticketing_listener,
-        platform::server::until_shutdown(stopped),
+        platform::server::until_shutdown(stopped.clone()),
     ));
+    let crm_task = tokio::spawn(crm.serve(crm_listener, platform::server::until_shutdown(stopped)));
     platform::server::termination_signal().await;
     let _ = stop.send(true);
-    ticketing_task.await??;
-    Ok(())
+    // Open subscriptions would hold a graceful shutdown forever: give in-flight requests a
+    // moment, then stop regardless.
+    let drained = tokio::time::timeout(Duration::from_secs(5), async {
+        let (ticketing, crm) = tokio::join!(ticketing_task, crm_task);
+        ticketing??;
+        crm??;
+        Ok::<_, anyhow::Error>(())
+    })
+    .await;
+    match drained {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!("stopped with connections still open");
+            Ok(())
+        }
+    }
 }
 
 fn token(args: TokenArgs) -> anyhow::Result<()> {

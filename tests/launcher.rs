@@ -20,11 +20,24 @@ fn conftools() -> Command {
     Command::new(env!("CARGO_BIN_EXE_conftools"))
 }
 
-/// Starts `conftools up` on ephemeral ports; returns the process, the ticketing URL and the
-/// admin token it printed.
-fn start(data_dir: &std::path::Path) -> (Running, String, String) {
+struct Launched {
+    _process: Running,
+    ticketing: String,
+    crm: String,
+    admin: String,
+}
+
+/// Starts `conftools up` on ephemeral ports; returns the URLs and the admin token it printed.
+fn start(data_dir: &std::path::Path) -> Launched {
     let mut child = conftools()
-        .args(["up", "--ticketing-addr", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "up",
+            "--ticketing-addr",
+            "127.0.0.1:0",
+            "--crm-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
         .arg(data_dir)
         .env_remove("CONFTOOLS_JWT_SECRET")
         .stdout(Stdio::piped())
@@ -42,27 +55,40 @@ fn start(data_dir: &std::path::Path) -> (Running, String, String) {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(60);
-    let (mut url, mut token, mut token_next) = (None, None, false);
-    while url.is_none() || token.is_none() {
+    let (mut url, mut crm, mut token, mut token_next) = (None, None, None, false);
+    while url.is_none() || crm.is_none() || token.is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).expect("conftools up printed its URLs and token in time");
+        let line = rx
+            .recv_timeout(left)
+            .expect("conftools up printed its URLs and token in time");
         if token_next {
             token = Some(line.trim().to_owned());
             token_next = false;
         } else if let Some(rest) = line.trim().strip_prefix("ticketing") {
             url = Some(rest.trim().to_owned());
+        } else if let Some(rest) = line.trim().strip_prefix("crm") {
+            crm = Some(rest.trim().to_owned());
         } else if line.contains("admin token") {
             token_next = true;
         }
     }
-    (running, url.unwrap_or_default(), token.unwrap_or_default())
+    Launched {
+        _process: running,
+        ticketing: url.unwrap_or_default(),
+        crm: crm.unwrap_or_default(),
+        admin: token.unwrap_or_default(),
+    }
 }
 
 async fn post(url: &str, token: &str, query: &str) -> Value {
+    post_with(url, token, query, json!({})).await
+}
+
+async fn post_with(url: &str, token: &str, query: &str, variables: Value) -> Value {
     reqwest::Client::new()
         .post(url)
         .bearer_auth(token)
-        .json(&json!({ "query": query }))
+        .json(&json!({ "query": query, "variables": variables }))
         .send()
         .await
         .expect("request")
@@ -74,9 +100,13 @@ async fn post(url: &str, token: &str, query: &str) -> Value {
 #[tokio::test]
 async fn up_serves_ticketing_with_a_working_admin_token_and_token_mints_more() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_running, url, admin) = start(dir.path());
+    let launched = start(dir.path());
+    let (url, admin) = (launched.ticketing.clone(), launched.admin.clone());
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-    assert!(dir.path().join("jwt-secret").exists(), "the secret is generated on first start");
+    assert!(
+        dir.path().join("jwt-secret").exists(),
+        "the secret is generated on first start"
+    );
 
     let created = post(
         &url,
@@ -93,9 +123,20 @@ async fn up_serves_ticketing_with_a_working_admin_token_and_token_mints_more() {
         .output()
         .expect("conftools token runs");
     assert!(output.status.success());
-    let script_token = String::from_utf8(output.stdout).expect("utf8").trim().to_owned();
-    let events = post(&url, &script_token, "{ ticketEvents { edges { node { __typename } } } }").await;
-    assert_eq!(events["data"]["ticketEvents"]["edges"][0]["node"]["__typename"], "ConferenceCreated");
+    let script_token = String::from_utf8(output.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned();
+    let events = post(
+        &url,
+        &script_token,
+        "{ ticketEvents { edges { node { __typename } } } }",
+    )
+    .await;
+    assert_eq!(
+        events["data"]["ticketEvents"]["edges"][0]["node"]["__typename"],
+        "ConferenceCreated"
+    );
 }
 
 #[test]
@@ -110,4 +151,77 @@ fn token_without_a_data_directory_secret_explains_what_to_do() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("conftools up"), "{stderr}");
+}
+
+/// The whole sponsorship flow through the launcher's wiring: the CRM books a Gold sponsor's
+/// five tickets in ticketing on its own, with the token it mints.
+#[tokio::test]
+async fn up_wires_the_crm_to_ticketing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let launched = start(dir.path());
+    let (ticketing, crm, admin) = (&launched.ticketing, &launched.crm, &launched.admin);
+    assert!(crm.starts_with("http://127.0.0.1:"), "{crm}");
+    let ok = |body: Value| {
+        assert!(body["errors"].is_null(), "{body:#}");
+        body["data"].clone()
+    };
+
+    let conference = ok(post(ticketing, admin,
+        "mutation { createConference(input: { name: \"Launch\", currency: \"EUR\", startsOn: \"2027-01-01\", endsOn: \"2027-01-02\" }) { id } }").await)
+        ["createConference"]["id"].as_str().unwrap_or_default().to_owned();
+    let sponsor_tickets = ok(post_with(ticketing, admin,
+        "mutation($c: ID!) { createTicketType(input: { conferenceId: $c, name: \"Sponsor\", price: { amount: 0, currency: \"EUR\" }, capacity: 50, visibility: RESTRICTED }) { id } }",
+        json!({ "c": conference })).await)["createTicketType"]["id"].as_str().unwrap_or_default().to_owned();
+    ok(post_with(crm, admin,
+        "mutation($input: ConfigureSponsorTicketsInput!) { configureSponsorTickets(input: $input) { conferenceId } }",
+        json!({ "input": { "conferenceId": conference, "ticketTypeId": sponsor_tickets } })).await);
+    let sponsor = ok(post_with(crm, admin,
+        "mutation($input: CreateSponsorInput!) { createSponsor(input: $input) { id } }",
+        json!({ "input": { "name": "Acme", "level": "Gold", "contactName": "Grace Hopper", "contactEmail": "grace@acme.example.org" } })).await)
+        ["createSponsor"]["id"].as_str().unwrap_or_default().to_owned();
+    ok(post_with(
+        crm,
+        admin,
+        "mutation($s: ID!) { sendContract(sponsorId: $s) { id } }",
+        json!({ "s": sponsor }),
+    )
+    .await);
+    ok(post_with(
+        crm,
+        admin,
+        "mutation($s: ID!) { signContract(sponsorId: $s) { id } }",
+        json!({ "s": sponsor }),
+    )
+    .await);
+    let invoice = ok(post_with(crm, admin,
+        "mutation($input: IssueInvoiceInput!) { issueInvoice(input: $input) { id } }",
+        json!({ "input": { "sponsorId": sponsor, "amount": { "amount": 1_000_000, "currency": "EUR" }, "dueOn": "2027-03-01" } })).await)
+        ["issueInvoice"]["id"].as_str().unwrap_or_default().to_owned();
+    ok(post_with(
+        crm,
+        admin,
+        "mutation($id: ID!) { markInvoicePaid(id: $id) { status } }",
+        json!({ "id": invoice }),
+    )
+    .await);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let allocation = ok(post_with(crm, admin,
+            "query($id: ID!) { sponsor(id: $id) { ticketAllocation { status ticketsBooked reason } } }",
+            json!({ "id": sponsor })).await)["sponsor"]["ticketAllocation"].clone();
+        if allocation["status"] == "BOOKED" {
+            assert_eq!(allocation["ticketsBooked"], 5);
+            break;
+        }
+        assert!(Instant::now() < deadline, "never booked: {allocation:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let purchases = ok(post_with(ticketing, admin,
+        "query($c: ID!) { ticketPurchases(conferenceId: $c) { edges { node { status complimentary ticketCount } } } }",
+        json!({ "c": conference })).await);
+    assert_eq!(
+        purchases["ticketPurchases"]["edges"],
+        json!([{ "node": { "status": "PAID", "complimentary": true, "ticketCount": 5 } }])
+    );
 }

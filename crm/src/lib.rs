@@ -1,1 +1,182 @@
-//! Placeholder until its issue lands.
+//! The sponsorship CRM: sponsors, contracts, invoices and the rules for their complimentary
+//! tickets, which it books itself through ticketing's open host service, exactly once,
+//! however often the network or either service fails. Ticketing never learns that sponsors
+//! exist, and this crate knows ticketing only through the schema ticketing publishes.
+//!
+//! [`Crm::start`] opens the database and starts the background work (the live event feed,
+//! the outbox relay, the allocation worker when a ticketing URL is configured);
+//! [`Crm::serve`] serves a bound listener, so tests run the real server on port 0.
+
+pub mod allocation;
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod store;
+pub mod ticketing_client;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use platform::{CommitSignal, EventBus, EventFeed, JwtKeys, OutboxRelay};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::allocation::{AllocationSettings, AllocationWorker};
+use crate::api::{ApiContext, CrmSchema, SchemaLimits};
+use crate::events::{SponsorEvent, StoreEventLog, StoreOutbox};
+use crate::store::{SharedStore, StoreError};
+use crate::ticketing_client::{ServiceCredentials, TicketingClient, TicketingError};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub max_connections: u32,
+    /// How often the live feed and the relay look for events committed by other processes.
+    pub poll_interval: Duration,
+    /// Ticketing's GraphQL endpoint; without it sponsors are tracked but no ticket is booked.
+    pub ticketing_url: Option<String>,
+    /// The CRM's own bearer token for ticketing (`tickets:issue-complimentary`). Without
+    /// one the CRM signs its own with the shared secret (subject `crm`).
+    pub ticketing_token: Option<String>,
+    /// Longest wait for one answer from ticketing.
+    pub ticketing_timeout: Duration,
+    pub allocation: AllocationSettings,
+    pub limits: SchemaLimits,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://./data/crm.db".into(),
+            max_connections: 16,
+            poll_interval: Duration::from_millis(500),
+            ticketing_url: None,
+            ticketing_token: None,
+            ticketing_timeout: Duration::from_secs(10),
+            allocation: AllocationSettings::default(),
+            limits: SchemaLimits::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the event feed could not start: {0}")]
+    Feed(#[from] platform::FeedError),
+    #[error("the ticketing client could not be built: {0}")]
+    Ticketing(#[from] TicketingError),
+}
+
+/// A running CRM: storage open, background tasks started. Dropping it stops them.
+pub struct Crm {
+    store: SharedStore,
+    schema: CrmSchema,
+    keys: Arc<JwtKeys>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Crm {
+    pub async fn start(
+        settings: Settings,
+        keys: Arc<JwtKeys>,
+        bus: Arc<dyn EventBus>,
+    ) -> Result<Self, StartError> {
+        let commits = CommitSignal::new();
+        let store = store::connect(
+            &settings.database_url,
+            settings.max_connections,
+            commits.clone(),
+        )
+        .await?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let feed = EventFeed::<SponsorEvent>::start(
+            Arc::new(StoreEventLog(Arc::clone(&store))),
+            commits.clone(),
+            settings.poll_interval,
+            4096,
+            shutdown_rx.clone(),
+        )
+        .await?;
+        let relay = OutboxRelay::new(
+            Arc::new(StoreOutbox(Arc::clone(&store))),
+            bus,
+            commits.clone(),
+            settings.poll_interval,
+        );
+        tokio::spawn(relay.run(shutdown_rx.clone()));
+        let ticketing_configured = match settings.ticketing_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => {
+                let credentials = match settings.ticketing_token.clone() {
+                    Some(token) => ServiceCredentials::Token(token),
+                    None => {
+                        tracing::info!(
+                            "no ticketing token given: signing the CRM's own short-lived service tokens"
+                        );
+                        ServiceCredentials::Minted(Arc::clone(&keys))
+                    }
+                };
+                let client = TicketingClient::new(url, credentials, settings.ticketing_timeout)?;
+                let worker =
+                    AllocationWorker::new(Arc::clone(&store), client, commits, settings.allocation);
+                tokio::spawn(worker.run(shutdown_rx));
+                true
+            }
+            _ => {
+                tracing::warn!(
+                    "no ticketing URL: sponsors are tracked, their complimentary tickets are not booked"
+                );
+                false
+            }
+        };
+        let schema = api::build_schema(
+            Some(ApiContext {
+                store: Arc::clone(&store),
+                feed,
+                ticketing_configured,
+            }),
+            settings.limits,
+        );
+        Ok(Self {
+            store,
+            schema,
+            keys,
+            shutdown,
+        })
+    }
+
+    pub fn store(&self) -> &SharedStore {
+        &self.store
+    }
+
+    pub fn schema(&self) -> &CrmSchema {
+        &self.schema
+    }
+
+    /// `/graphql` (HTTP and WebSocket) and `/health`.
+    pub fn router(&self) -> Router {
+        platform::graphql::graphql_router(self.schema.clone(), Arc::clone(&self.keys))
+            .merge(platform::server::health_router())
+    }
+
+    /// Serves until `shutdown` resolves, then stops the background tasks.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let result = platform::server::serve(listener, self.router(), shutdown).await;
+        let _ = self.shutdown.send(true);
+        result
+    }
+}
+
+impl Drop for Crm {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}

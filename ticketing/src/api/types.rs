@@ -33,7 +33,9 @@ impl ScalarType for Date {
 }
 
 /// An amount in minor units (cents) of an ISO 4217 currency.
+// Shareable: other subgraphs (the CRM's invoices) define the same value type.
 #[derive(SimpleObject, Debug, Clone)]
+#[graphql(shareable)]
 pub struct Money {
     /// Minor units: 1999 is 19.99 in a currency with cents.
     pub amount: i64,

@@ -1,0 +1,82 @@
+//! The CRM's GraphQL API, with the same transport and conventions as ticketing's: a
+//! federation subgraph whose `Sponsor` is an entity and which adds `sponsor` to ticketing's
+//! `TicketPurchase`.
+
+pub mod auth;
+pub mod errors;
+pub mod events;
+pub mod mutation;
+pub mod query;
+pub mod subscription;
+pub mod types;
+
+use std::sync::Arc;
+
+use async_graphql::Schema;
+use platform::EventFeed;
+
+use crate::events::SponsorEvent;
+use crate::store::SharedStore;
+
+pub use mutation::Mutation;
+pub use query::Query;
+pub use subscription::Subscription;
+
+pub type CrmSchema = Schema<Query, Mutation, Subscription>;
+
+/// What resolvers reach through the context.
+#[derive(Clone)]
+pub struct ApiContext {
+    pub store: SharedStore,
+    pub feed: Arc<EventFeed<SponsorEvent>>,
+    /// Whether allocations can be booked at all (a ticketing URL was given).
+    pub ticketing_configured: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SchemaLimits {
+    pub depth: usize,
+    pub complexity: usize,
+    pub introspection: bool,
+}
+
+impl Default for SchemaLimits {
+    fn default() -> Self {
+        Self {
+            depth: 16,
+            complexity: 2_000,
+            introspection: true,
+        }
+    }
+}
+
+pub fn build_schema(context: Option<ApiContext>, limits: SchemaLimits) -> CrmSchema {
+    let mut builder = Schema::build(Query, Mutation, Subscription)
+        .enable_federation()
+        .enable_subscription_in_federation()
+        .limit_depth(limits.depth)
+        .limit_complexity(limits.complexity)
+        .limit_recursive_depth(32);
+    if !limits.introspection {
+        builder = builder.disable_introspection();
+    }
+    if let Some(context) = context {
+        builder = builder.data(context);
+    }
+    builder.finish()
+}
+
+/// The schema as published in `crm/schema.graphql`: plain SDL for client code generators.
+pub fn published_sdl() -> String {
+    build_schema(None, SchemaLimits::default()).sdl()
+}
+
+/// The federation SDL served at `_service { sdl }`, which a gateway composes.
+pub fn federation_sdl() -> String {
+    build_schema(None, SchemaLimits::default())
+        .sdl_with_options(async_graphql::SDLExportOptions::new().federation())
+}
+
+pub fn context<'a>(ctx: &'a async_graphql::Context<'_>) -> async_graphql::Result<&'a ApiContext> {
+    ctx.data::<ApiContext>()
+}

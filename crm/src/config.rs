@@ -1,0 +1,97 @@
+//! The `crm` binary's configuration: flags, each with an environment fallback.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser};
+
+use crate::Settings;
+use crate::allocation::AllocationSettings;
+use crate::api::SchemaLimits;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "crm",
+    about = "Sponsorship CRM: sponsors, contracts, invoices and their complimentary tickets"
+)]
+pub struct Config {
+    /// Address to serve GraphQL on.
+    #[arg(long, env = "CRM_LISTEN", default_value = "127.0.0.1:4002")]
+    pub listen: SocketAddr,
+
+    /// sqlite://path (created on first start) or postgres://…; never ticketing's database.
+    #[arg(
+        long,
+        env = "CRM_DATABASE_URL",
+        default_value = "sqlite://./data/crm.db"
+    )]
+    pub database_url: String,
+
+    /// Largest number of pooled database connections.
+    #[arg(long, env = "CRM_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+
+    /// HS256 secret shared by the services to verify bearer tokens. Without it an
+    /// ephemeral secret is generated and an admin token for it is logged.
+    #[arg(long, env = "CONFTOOLS_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Ticketing's GraphQL endpoint, e.g. http://127.0.0.1:4001/graphql. Without it the
+    /// CRM tracks sponsors but books no tickets.
+    #[arg(long, env = "CRM_TICKETING_URL")]
+    pub ticketing_url: Option<String>,
+
+    /// The CRM's bearer token for ticketing, with the tickets:issue-complimentary scope.
+    /// Without it the CRM signs its own short-lived tokens (subject `crm`) with the shared
+    /// secret. Keep the subject stable: ticketing scopes external references to it.
+    #[arg(long, env = "CRM_TICKETING_TOKEN", hide_env_values = true)]
+    pub ticketing_token: Option<String>,
+
+    /// Longest wait for one answer from ticketing.
+    #[arg(long, env = "CRM_TICKETING_TIMEOUT_SECS", default_value_t = 10)]
+    pub ticketing_timeout_secs: u64,
+
+    /// First wait before retrying a booking after a transient failure; doubles each time.
+    #[arg(long, env = "CRM_ALLOCATION_RETRY_BASE_MS", default_value_t = 1000)]
+    pub allocation_retry_base_ms: u64,
+
+    /// Longest wait between two retries of a booking.
+    #[arg(long, env = "CRM_ALLOCATION_RETRY_MAX_SECS", default_value_t = 300)]
+    pub allocation_retry_max_secs: u64,
+
+    /// Serve GraphQL introspection (`--introspection false` to turn it off).
+    #[arg(long, env = "CRM_INTROSPECTION", default_value_t = true, action = ArgAction::Set)]
+    pub introspection: bool,
+
+    /// Print the published schema (crm/schema.graphql) and exit.
+    #[arg(long)]
+    pub print_schema: bool,
+}
+
+impl Config {
+    pub fn settings(&self) -> Settings {
+        let timeout = Duration::from_secs(self.ticketing_timeout_secs.max(1));
+        Settings {
+            database_url: self.database_url.clone(),
+            max_connections: self.database_max_connections,
+            ticketing_url: self.ticketing_url.clone().filter(|u| !u.trim().is_empty()),
+            ticketing_token: self
+                .ticketing_token
+                .clone()
+                .filter(|t| !t.trim().is_empty()),
+            ticketing_timeout: timeout,
+            allocation: AllocationSettings {
+                retry_base: Duration::from_millis(self.allocation_retry_base_ms.max(1)),
+                retry_max: Duration::from_secs(self.allocation_retry_max_secs.max(1)),
+                // A claim must outlive the slowest call it covers.
+                lease: (timeout * 3).max(Duration::from_secs(30)),
+                ..AllocationSettings::default()
+            },
+            limits: SchemaLimits {
+                introspection: self.introspection,
+                ..SchemaLimits::default()
+            },
+            ..Settings::default()
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The sponsorship CRM end to end: real CRM and real ticketing servers on ephemeral ports, each with its own
+//! real database, talking over HTTP and WebSocket. One test binary keeps link time down.
+#![allow(dead_code)]
+
+mod support;
+
+mod allocation;
+mod auth;
+mod bad_input;
+mod claims;
+mod faults;
+mod schema;
+mod subscriptions;
