@@ -42,6 +42,11 @@ pub struct Config {
     #[arg(long = "override-subgraph-url", env = "GATEWAY_OVERRIDE_SUBGRAPH_URLS", value_delimiter = ',', value_parser = name_value)]
     pub subgraph_urls: Vec<(String, String)>,
 
+    /// WebSocket URL for a subgraph's subscriptions: NAME=URL, repeatable. By default the
+    /// subgraph's HTTP URL with a `ws`/`wss` scheme.
+    #[arg(long = "subgraph-ws-url", env = "GATEWAY_SUBGRAPH_WS_URLS", value_delimiter = ',', value_parser = name_value)]
+    pub subgraph_ws_urls: Vec<(String, String)>,
+
     /// Timeout for a subgraph request, in milliseconds.
     #[arg(long, env = "GATEWAY_SUBGRAPH_TIMEOUT_MS", default_value_t = 30_000)]
     pub subgraph_timeout_ms: u64,

@@ -1,4 +1,5 @@
-//! The HTTP surface: GraphQL over HTTP (POST and GET on `/graphql`) and `/health`.
+//! The HTTP surface: GraphQL over HTTP (POST and GET on `/graphql`), the streaming transports
+//! on the same route (WebSocket upgrade, `Accept: text/event-stream`) and `/health`.
 //!
 //! Content negotiation follows the GraphQL-over-HTTP spec: a client that accepts
 //! `application/graphql-response+json` gets that media type and HTTP 4xx for requests rejected
@@ -9,13 +10,15 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::get;
 
 use crate::pipeline::{GraphQLRequest, Outcome, Pipeline, Transport};
 use crate::response::{GraphQLError, Response};
+use crate::subscriptions::{sse, ws};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -118,7 +121,9 @@ async fn graphql_post(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> HttpResponse {
-    let Some(media) = negotiate(&headers) else {
+    let event_stream = sse::wants_event_stream(headers.get(header::ACCEPT));
+    let media = negotiate(&headers);
+    let Some(media) = media.or(event_stream.then_some(MediaType::Json)) else {
         return StatusCode::NOT_ACCEPTABLE.into_response();
     };
     let content_type = headers
@@ -142,18 +147,32 @@ async fn graphql_post(
         Ok(request) => request,
         Err(e) => return bad_request(media, format!("Invalid JSON body: {e}")),
     };
+    if event_stream {
+        let authorization = headers.get(header::AUTHORIZATION).cloned();
+        return sse::respond(pipeline, request, Transport::Stream, authorization).await;
+    }
     let outcome = pipeline
         .handle(request, Transport::Post, headers.get(header::AUTHORIZATION))
         .await;
     respond(media, outcome)
 }
 
-async fn graphql_get(
-    State(pipeline): State<Arc<Pipeline>>,
-    headers: HeaderMap,
-    Query(params): Query<HashMap<String, String>>,
-) -> HttpResponse {
-    let Some(media) = negotiate(&headers) else {
+async fn graphql_get(State(pipeline): State<Arc<Pipeline>>, request: Request) -> HttpResponse {
+    let (mut parts, _) = request.into_parts();
+    if parts.headers.contains_key(header::UPGRADE) {
+        return match WebSocketUpgrade::from_request_parts(&mut parts, &pipeline).await {
+            Ok(upgrade) => ws::upgrade(pipeline, upgrade, &parts.headers),
+            Err(rejection) => rejection.into_response(),
+        };
+    }
+    let headers = parts.headers;
+    let params: HashMap<String, String> = match Query::try_from_uri(&parts.uri) {
+        Ok(Query(params)) => params,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let event_stream = sse::wants_event_stream(headers.get(header::ACCEPT));
+    let media = negotiate(&headers);
+    let Some(media) = media.or(event_stream.then_some(MediaType::Json)) else {
         return StatusCode::NOT_ACCEPTABLE.into_response();
     };
     let parse_json = |name: &str| -> Result<Option<serde_json::Value>, String> {
@@ -178,6 +197,10 @@ async fn graphql_get(
         variables,
         extensions,
     };
+    if event_stream {
+        let authorization = headers.get(header::AUTHORIZATION).cloned();
+        return sse::respond(pipeline, request, Transport::StreamGet, authorization).await;
+    }
     let outcome = pipeline
         .handle(request, Transport::Get, headers.get(header::AUTHORIZATION))
         .await;

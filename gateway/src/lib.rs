@@ -12,6 +12,7 @@ pub mod http;
 pub mod pipeline;
 pub mod response;
 pub mod subgraph_client;
+pub mod subscriptions;
 pub mod supergraph;
 
 use std::future::Future;
@@ -60,6 +61,7 @@ pub fn build_pipeline(config: &Config, supergraph: Supergraph) -> Result<Pipelin
         &supergraph,
         Duration::from_millis(config.subgraph_timeout_ms),
         &config.subgraph_timeouts,
+        &config.subgraph_ws_urls,
     )?;
     let limits = Limits {
         max_depth: config.max_depth,

@@ -5,12 +5,15 @@ use std::time::Duration;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
 
+use crate::subscriptions::upstream::websocket_url;
 use crate::supergraph::{SubgraphId, Supergraph};
 
 #[derive(Debug, Clone)]
 struct Endpoint {
     name: String,
     url: String,
+    /// Where subscriptions go: configured, or the HTTP URL with a `ws`/`wss` scheme.
+    websocket_url: Option<String>,
     timeout: Duration,
 }
 
@@ -46,6 +49,7 @@ impl SubgraphClient {
         supergraph: &Supergraph,
         default_timeout: Duration,
         timeouts: &[(String, Duration)],
+        websocket_urls: &[(String, String)],
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
@@ -57,6 +61,11 @@ impl SubgraphClient {
             .map(|s| Endpoint {
                 name: s.name.clone(),
                 url: s.url.clone(),
+                websocket_url: websocket_urls
+                    .iter()
+                    .find(|(name, _)| name == &s.name)
+                    .map(|(_, url)| url.clone())
+                    .or_else(|| websocket_url(&s.url)),
                 timeout: timeouts
                     .iter()
                     .find(|(name, _)| name == &s.name)
@@ -72,6 +81,16 @@ impl SubgraphClient {
             .get(subgraph)
             .map(|e| e.name.as_str())
             .unwrap_or("unknown")
+    }
+
+    pub fn websocket_url(&self, subgraph: SubgraphId) -> Option<&str> {
+        self.endpoints
+            .get(subgraph)
+            .and_then(|e| e.websocket_url.as_deref())
+    }
+
+    pub fn timeout(&self, subgraph: SubgraphId) -> Option<Duration> {
+        self.endpoints.get(subgraph).map(|e| e.timeout)
     }
 
     pub async fn fetch(

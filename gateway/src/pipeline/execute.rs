@@ -32,13 +32,24 @@ pub struct ExecutionContext<'a> {
 /// representation, e.g. the same product reviewed twice: it is fetched once).
 type Targets = Vec<Vec<Vec<Value>>>;
 
-pub async fn execute(plan: &QueryPlan, ctx: &ExecutionContext<'_>) -> ExecutionOutput {
+/// Runs the plan. `root`, when given, is the answer to fetch 0 (a root fetch) obtained
+/// elsewhere, e.g. a subscription event; it is merged first and fetch 0 is not sent.
+pub async fn execute(
+    plan: &QueryPlan,
+    ctx: &ExecutionContext<'_>,
+    root: Option<SubgraphResponse>,
+) -> ExecutionOutput {
     let mut data = Value::Object(Map::new());
     let mut errors = Vec::new();
     let count = plan.fetches.len();
     let mut started = vec![false; count];
     let mut finished = vec![false; count];
     let mut running = FuturesUnordered::new();
+    if let (Some(response), Some(first)) = (root, plan.fetches.first()) {
+        merge(first, response, Vec::new(), &mut data, &mut errors, ctx);
+        started[0] = true;
+        finished[0] = true;
+    }
 
     loop {
         // Start everything that is ready; a fetch with nothing to send finishes at once, which
@@ -330,6 +341,11 @@ fn value_at<'v>(mut value: &'v Value, path: &[Value]) -> Option<&'v Value> {
         };
     }
     Some(value)
+}
+
+/// A subgraph error about a root field: its path already matches the client's response.
+pub(crate) fn root_error(error: Value, service: &str) -> GraphQLError {
+    subgraph_error(error, service, |path| Some(path.to_vec()))
 }
 
 fn subgraph_error(

@@ -18,9 +18,11 @@ use reqwest::header::HeaderValue;
 use serde::Deserialize;
 
 use crate::response::{GraphQLError, Response};
-use crate::subgraph_client::SubgraphClient;
+use crate::subgraph_client::{SubgraphClient, SubgraphResponse};
 use crate::supergraph::Supergraph;
 use execute::ExecutionContext;
+use normalize::NormalizedOperation;
+use plan::QueryPlan;
 use plan_cache::PlanCache;
 
 /// A GraphQL-over-HTTP request body (or GET parameters).
@@ -45,6 +47,25 @@ pub struct Limits {
 pub enum Transport {
     Get,
     Post,
+    /// WebSocket or SSE over POST: every operation type, subscriptions included.
+    Stream,
+    /// SSE over GET: queries and subscriptions; GET stays free of side effects.
+    StreamGet,
+}
+
+/// An operation that passed every check and has its plan: what execution needs.
+pub struct Prepared {
+    pub normalized: NormalizedOperation,
+    pub plan: Arc<QueryPlan>,
+    /// The coerced variables, as JSON for forwarding to subgraphs.
+    pub variables: serde_json::Map<String, serde_json::Value>,
+    introspection: Option<apollo_compiler::response::ExecutionResponse>,
+}
+
+impl Prepared {
+    pub fn operation_type(&self) -> OperationType {
+        self.normalized.operation_type
+    }
 }
 
 /// What the HTTP layer needs to pick a status code.
@@ -86,6 +107,10 @@ impl Pipeline {
         }
     }
 
+    pub fn client(&self) -> &SubgraphClient {
+        &self.client
+    }
+
     pub fn supergraph(&self) -> &Supergraph {
         &self.supergraph
     }
@@ -101,35 +126,51 @@ impl Pipeline {
         transport: Transport,
         authorization: Option<&HeaderValue>,
     ) -> Outcome {
+        let prepared = match self.prepare(request, transport) {
+            Ok(prepared) => prepared,
+            Err(outcome) => return outcome,
+        };
+        Outcome::Executed(self.execute(&prepared, authorization, None).await)
+    }
+
+    /// Runs every stage before execution: parse, validate, check the operation against the
+    /// transport and the limits, coerce variables, normalise, plan (cached), and answer the
+    /// introspection part. Rejections come back as the `Outcome` to send.
+    pub fn prepare(
+        &self,
+        request: GraphQLRequest,
+        transport: Transport,
+    ) -> Result<Prepared, Outcome> {
         let sg = &*self.supergraph;
         let Some(query) = request.query.as_deref() else {
-            return rejected("Must provide query string.", "BAD_REQUEST");
+            return Err(rejected("Must provide query string.", "BAD_REQUEST"));
         };
         let document = match validate::parse_and_validate(&sg.api, query) {
             Ok(document) => document,
-            Err(errors) => return Outcome::Rejected(Response::request_error(errors)),
+            Err(errors) => return Err(Outcome::Rejected(Response::request_error(errors))),
         };
         let operation = match document.operations.get(request.operation_name.as_deref()) {
             Ok(operation) => operation,
             Err(error) => {
-                return Outcome::Rejected(Response::request_error(vec![
+                return Err(Outcome::Rejected(Response::request_error(vec![
                     GraphQLError::from_compiler(error.to_graphql_error(&document.sources))
                         .with_code("GRAPHQL_VALIDATION_FAILED"),
-                ]));
+                ])));
             }
         };
-        match operation.operation_type {
-            OperationType::Mutation if transport == Transport::Get => {
-                return Outcome::MethodNotAllowed(Response::request_error(vec![
+        match (operation.operation_type, transport) {
+            (OperationType::Mutation, Transport::Get | Transport::StreamGet) => {
+                return Err(Outcome::MethodNotAllowed(Response::request_error(vec![
                     GraphQLError::new("Mutations cannot be sent with GET; use POST.")
                         .with_code("METHOD_NOT_ALLOWED"),
-                ]));
+                ])));
             }
-            OperationType::Subscription => {
-                return rejected(
-                    "Subscriptions are not supported yet.",
+            (OperationType::Subscription, Transport::Get | Transport::Post) => {
+                return Err(rejected(
+                    "Subscriptions need a streaming transport: a WebSocket \
+                     (graphql-transport-ws or graphql-ws) or SSE (Accept: text/event-stream).",
                     "OPERATION_NOT_SUPPORTED",
-                );
+                ));
             }
             _ => {}
         }
@@ -138,9 +179,9 @@ impl Pipeline {
             None | Some(serde_json::Value::Null) => JsonMap::new(),
             Some(value @ serde_json::Value::Object(_)) => match serde_json::from_value(value) {
                 Ok(map) => map,
-                Err(e) => return rejected(format!("Invalid variables: {e}"), "BAD_REQUEST"),
+                Err(e) => return Err(rejected(format!("Invalid variables: {e}"), "BAD_REQUEST")),
             },
-            Some(_) => return rejected("Variables must be an object.", "BAD_REQUEST"),
+            Some(_) => return Err(rejected("Variables must be an object.", "BAD_REQUEST")),
         };
         let variables = match apollo_compiler::request::coerce_variable_values(
             &sg.api,
@@ -149,10 +190,10 @@ impl Pipeline {
         ) {
             Ok(variables) => variables,
             Err(error) => {
-                return Outcome::Rejected(Response::request_error(vec![
+                return Err(Outcome::Rejected(Response::request_error(vec![
                     GraphQLError::from_compiler(error.to_graphql_error(&document.sources))
                         .with_code("BAD_USER_INPUT"),
-                ]));
+                ])));
             }
         };
 
@@ -160,27 +201,27 @@ impl Pipeline {
             .root_fields(&document)
             .any(|f| f.name == "__schema" || f.name == "__type");
         if has_introspection && !self.limits.introspection {
-            return rejected(
+            return Err(rejected(
                 "GraphQL introspection has been disabled on this gateway.",
                 "INTROSPECTION_DISABLED",
-            );
+            ));
         }
 
         let normalized = match normalize::normalize(&sg.api, &document, operation, &variables) {
             Ok(normalized) => normalized,
-            Err(error) => return rejected(error.to_string(), "OPERATION_TOO_LARGE"),
+            Err(error) => return Err(rejected(error.to_string(), "OPERATION_TOO_LARGE")),
         };
         if let Err(error) = validate::check_limits(&normalized, &self.limits) {
-            return Outcome::Rejected(Response::request_error(vec![error]));
+            return Err(Outcome::Rejected(Response::request_error(vec![error])));
         }
 
         let introspection = if has_introspection {
             if let Err(error) =
                 apollo_compiler::introspection::check_max_depth(&document, operation)
             {
-                return Outcome::Rejected(Response::request_error(vec![
+                return Err(Outcome::Rejected(Response::request_error(vec![
                     GraphQLError::from_compiler(error.to_graphql_error(&document.sources)),
-                ]));
+                ])));
             }
             match apollo_compiler::introspection::partial_execute(
                 &sg.api,
@@ -191,9 +232,9 @@ impl Pipeline {
             ) {
                 Ok(response) => Some(response),
                 Err(error) => {
-                    return Outcome::Rejected(Response::request_error(vec![
+                    return Err(Outcome::Rejected(Response::request_error(vec![
                         GraphQLError::from_compiler(error.to_graphql_error(&document.sources)),
-                    ]));
+                    ])));
                 }
             }
         } else {
@@ -205,23 +246,44 @@ impl Pipeline {
             .get_or_plan(&normalized, || plan::plan(sg, &normalized))
         {
             Ok(plan) => plan,
-            Err(error) => return rejected(error.to_string(), "QUERY_PLANNING_FAILED"),
+            Err(error) => return Err(rejected(error.to_string(), "QUERY_PLANNING_FAILED")),
         };
 
-        let variables_json = match serde_json::to_value(&*variables) {
+        let variables = match serde_json::to_value(&*variables) {
             Ok(serde_json::Value::Object(map)) => map,
             _ => serde_json::Map::new(),
         };
+        Ok(Prepared {
+            normalized,
+            plan,
+            variables,
+            introspection,
+        })
+    }
+
+    /// Executes a prepared operation and shapes the response. `root` is the answer to the
+    /// plan's first (root) fetch when it already arrived another way: a subscription event
+    /// pushed by the owning subgraph; the remaining fetches then run as usual.
+    pub async fn execute(
+        &self,
+        prepared: &Prepared,
+        authorization: Option<&HeaderValue>,
+        root: Option<SubgraphResponse>,
+    ) -> Response {
+        let sg = &*self.supergraph;
         let ctx = ExecutionContext {
             supergraph: sg,
             client: &self.client,
-            variables: &variables_json,
+            variables: &prepared.variables,
             authorization,
         };
-        let output = execute::execute(&plan, &ctx).await;
+        let output = execute::execute(&prepared.plan, &ctx, root).await;
         let mut errors = output.errors;
-        let introspection_data = introspection.as_ref().and_then(|r| r.data.as_ref());
-        if let Some(response) = &introspection {
+        let introspection_data = prepared
+            .introspection
+            .as_ref()
+            .and_then(|r| r.data.as_ref());
+        if let Some(response) = &prepared.introspection {
             errors.extend(
                 response
                     .errors
@@ -232,14 +294,14 @@ impl Pipeline {
         }
         let data = shape::shape(
             sg,
-            &normalized,
+            &prepared.normalized,
             &output.data,
             introspection_data,
             &mut errors,
         );
-        Outcome::Executed(Response {
+        Response {
             errors,
             data: Some(data),
-        })
+        }
     }
 }

@@ -70,6 +70,7 @@ pub fn plan(
         touched: Vec::new(),
         depth: 0,
         hopping: Vec::new(),
+        requiring: 0,
     };
     planner.plan_root(operation)?;
     Ok(QueryPlan {
@@ -85,7 +86,7 @@ struct Draft {
     selection: SelectionSet,
 }
 
-#[derive(Hash, PartialEq, Eq)]
+#[derive(Clone, Hash, PartialEq, Eq)]
 struct ChildKey {
     parent: usize,
     subgraph: SubgraphId,
@@ -105,6 +106,9 @@ struct Planner<'a> {
     /// Hops being planned (type, field, from subgraph): seeing one again means the key fields
     /// cannot be obtained anywhere, which would otherwise recurse forever.
     hopping: Vec<(Name, Name, SubgraphId)>,
+    /// Nesting of `@requires` planning: fields planned for a requirement must not join an
+    /// entity fetch that has requirements, which may be the very fetch waiting for them.
+    requiring: usize,
 }
 
 fn typename_field() -> Selection {
@@ -132,40 +136,109 @@ impl<'a> Planner<'a> {
                     field: field.name.clone(),
                 });
             };
-            let fetch = match operation.operation_type {
+            let parts = match operation.operation_type {
                 // Mutation fields run one after the other, in order; consecutive fields of one
                 // subgraph still share a request, where the subgraph runs them in order.
-                OperationType::Mutation => match last {
-                    Some(id) if owners.contains(&self.drafts[id].subgraph) => id,
-                    _ => {
-                        let id = self.new_draft(first, last.into_iter().collect(), FetchKind::Root);
-                        last = Some(id);
-                        id
-                    }
-                },
-                _ => {
-                    let subgraph = owners
-                        .iter()
-                        .copied()
-                        .find(|g| per_subgraph.contains_key(g))
-                        .unwrap_or(first);
-                    match per_subgraph.get(&subgraph) {
-                        Some(&id) => id,
-                        None => {
-                            let id = self.new_draft(subgraph, Vec::new(), FetchKind::Root);
-                            per_subgraph.insert(subgraph, id);
+                OperationType::Mutation => {
+                    let fetch = match last {
+                        Some(id) if owners.contains(&self.drafts[id].subgraph) => id,
+                        _ => {
+                            let id =
+                                self.new_draft(first, last.into_iter().collect(), FetchKind::Root);
+                            last = Some(id);
                             id
                         }
-                    }
+                    };
+                    vec![(fetch, field.clone())]
                 }
+                _ => self
+                    .place_shared_field(root, field, &owners, &per_subgraph, operation)
+                    .into_iter()
+                    .map(|(subgraph, part)| {
+                        let fetch = *per_subgraph.entry(subgraph).or_insert_with(|| {
+                            self.drafts.push(Draft {
+                                subgraph,
+                                depends_on: Vec::new(),
+                                kind: FetchKind::Root,
+                                selection: SelectionSet::default(),
+                            });
+                            self.drafts.len() - 1
+                        });
+                        (fetch, part)
+                    })
+                    .collect(),
             };
-            let single = SelectionSet {
-                items: vec![Selection::Field(field.clone())],
-            };
-            let selection = self.plan_set(fetch, root, &single, &[], None)?;
-            self.drafts[fetch].selection.merge(selection);
+            for (fetch, part) in parts {
+                let single = SelectionSet {
+                    items: vec![Selection::Field(part)],
+                };
+                let selection = self.plan_set(fetch, root, &single, &[], None)?;
+                self.drafts[fetch].selection.merge(selection);
+            }
         }
         Ok(())
+    }
+
+    /// Chooses the subgraph(s) for a root query field. A shareable field can come from any
+    /// owner: prefer one that answers the whole selection itself (with its `@provides`), one
+    /// already fetched from first. If none can, and the field's type is a value type no hop
+    /// can reach, its selection is split between owners and the answers merge (the same
+    /// `product` asked from each subgraph for the fields only that subgraph has).
+    fn place_shared_field(
+        &self,
+        root: &Name,
+        field: &Field,
+        owners: &[SubgraphId],
+        per_subgraph: &HashMap<SubgraphId, usize>,
+        operation: &NormalizedOperation,
+    ) -> Vec<(SubgraphId, Field)> {
+        let sg = self.supergraph;
+        let child_type = field.ty.inner_named_type();
+        let provides = |g: SubgraphId| {
+            sg.field_in_graph(root, &field.name, g)
+                .and_then(|e| e.provides.as_ref())
+        };
+        let mut ordered: Vec<SubgraphId> = owners.to_vec();
+        // Stable: already-used subgraphs first, otherwise supergraph order.
+        ordered.sort_by_key(|g| !per_subgraph.contains_key(g));
+        let first = ordered[0];
+        if let Some(&g) = ordered
+            .iter()
+            .find(|&&g| self.available_locally(child_type, &field.selection_set, g, provides(g)))
+        {
+            return vec![(g, field.clone())];
+        }
+        let splittable = operation.operation_type == OperationType::Query
+            && ordered.len() > 1
+            && !field.selection_set.is_empty();
+        if !splittable {
+            return vec![(first, field.clone())];
+        }
+        let mut parts: Vec<(SubgraphId, SelectionSet)> = Vec::new();
+        for item in &field.selection_set.items {
+            let single = SelectionSet {
+                items: vec![item.clone()],
+            };
+            let chosen: Vec<SubgraphId> = parts.iter().map(|(g, _)| *g).collect();
+            let g = chosen
+                .iter()
+                .chain(&ordered)
+                .copied()
+                .find(|&g| self.available_locally(child_type, &single, g, provides(g)))
+                .unwrap_or(first);
+            match parts.iter_mut().find(|(p, _)| *p == g) {
+                Some((_, set)) => set.items.push(item.clone()),
+                None => parts.push((g, single)),
+            }
+        }
+        parts
+            .into_iter()
+            .map(|(g, selection_set)| {
+                let mut part = field.without_selections();
+                part.selection_set = selection_set;
+                (g, part)
+            })
+            .collect()
     }
 
     fn new_draft(
@@ -232,7 +305,10 @@ impl<'a> Planner<'a> {
                             )?;
                             out.merge(sub);
                         }
-                    } else if sg.is_object(condition) || !sg.type_in_graph(condition, subgraph) {
+                    } else if sg.is_object(condition)
+                        || !sg.type_in_graph(condition, subgraph)
+                        || self.membership_differs(parent, condition, subgraph)
+                    {
                         // Split per concrete type the subgraph can return here; types it never
                         // returns need no selection at all.
                         for object in sg.possible_types(condition) {
@@ -291,7 +367,7 @@ impl<'a> Planner<'a> {
             out.add(Selection::Field(field.without_selections()));
             return Ok(());
         }
-        let provided_here = provided.and_then(|p| p.field_named(&field.name));
+        let provided_here = provided.and_then(|p| provided_field(sg, p, parent, &field.name));
         let local = provided_here.is_some() || sg.resolves_locally(parent, &field.name, subgraph);
 
         if !local && sg.is_abstract(parent) {
@@ -315,10 +391,18 @@ impl<'a> Planner<'a> {
             return Ok(());
         }
 
+        if local
+            && provided_here.is_none()
+            && sg.is_object(parent)
+            && self.split_to_other_owners(fetch, parent, field, path, provided, out)?
+        {
+            return Ok(());
+        }
+
         if local {
             let mut planned = field.without_selections();
             if !field.selection_set.is_empty() {
-                let child_type = field.ty.inner_named_type();
+                let child_type = sg.field_type_in_graph(parent, field, subgraph);
                 let child_provided = match provided_here {
                     Some(p) if !p.selection_set.is_empty() => Some(&p.selection_set),
                     _ => sg
@@ -333,7 +417,7 @@ impl<'a> Planner<'a> {
                     &child_path,
                     child_provided,
                 )?;
-                if sg.is_abstract(child_type) {
+                if sg.is_abstract(child_type) || sg.is_abstract(field.ty.inner_named_type()) {
                     // The shaper needs the runtime type to apply the client's fragments.
                     sub.add(typename_field());
                 }
@@ -351,11 +435,112 @@ impl<'a> Planner<'a> {
             });
         }
         self.hopping.push(hop);
-        let result = self.plan_entity_hop(fetch, parent, field, path, provided, out);
+        let result = self.plan_entity_hop(fetch, parent, field, path, provided, out, None);
         self.hopping.pop();
         result
     }
 
+    /// A field this subgraph resolves, whose sub-selection it cannot all answer: parts of it
+    /// may be reachable only through another owner of the same field, when the child type is a
+    /// value type there (no key to hop on). Those parts go to that owner through an entity
+    /// fetch on `parent`, the rest stays here. Returns whether it split anything.
+    fn split_to_other_owners(
+        &mut self,
+        fetch: usize,
+        parent: &Name,
+        field: &Field,
+        path: &[Name],
+        provided: Option<&SelectionSet>,
+        out: &mut SelectionSet,
+    ) -> Result<bool, PlanError> {
+        let sg = self.supergraph;
+        let subgraph = self.drafts[fetch].subgraph;
+        if field.selection_set.is_empty() {
+            return Ok(false);
+        }
+        let here_type = sg.field_type_in_graph(parent, field, subgraph);
+        let here_provides = sg
+            .field_in_graph(parent, &field.name, subgraph)
+            .and_then(|e| e.provides.as_ref());
+        if self.available_locally(here_type, &field.selection_set, subgraph, here_provides) {
+            return Ok(false);
+        }
+        let others: Vec<SubgraphId> = sg
+            .field_owners(parent, &field.name)
+            .into_iter()
+            .filter(|&g| {
+                // Only owners reachable with a key this subgraph has: a key that needs a hop
+                // of its own would plan this very field again.
+                g != subgraph
+                    && sg
+                        .entity_keys(parent, g)
+                        .iter()
+                        .any(|key| self.available_locally(parent, key, subgraph, provided))
+            })
+            .collect();
+        if others.is_empty() {
+            return Ok(false);
+        }
+        let mut here = SelectionSet::default();
+        let mut elsewhere: Vec<(SubgraphId, SelectionSet)> = Vec::new();
+        for item in &field.selection_set.items {
+            let single = SelectionSet {
+                items: vec![item.clone()],
+            };
+            if self.available_locally(here_type, &single, subgraph, here_provides) {
+                here.items.push(item.clone());
+                continue;
+            }
+            let owner = others.iter().copied().find(|&g| {
+                let provides = sg
+                    .field_in_graph(parent, &field.name, g)
+                    .and_then(|e| e.provides.as_ref());
+                self.available_locally(
+                    sg.field_type_in_graph(parent, field, g),
+                    &single,
+                    g,
+                    provides,
+                )
+            });
+            match owner {
+                Some(g) => match elsewhere.iter_mut().find(|(o, _)| *o == g) {
+                    Some((_, set)) => set.items.push(item.clone()),
+                    None => elsewhere.push((g, single)),
+                },
+                // Nobody has it directly: keep it here, where it may still hop on its own.
+                None => here.items.push(item.clone()),
+            }
+        }
+        if elsewhere.is_empty() {
+            return Ok(false);
+        }
+        if !here.is_empty() {
+            let mut part = field.without_selections();
+            part.selection_set = here;
+            let mut planned = part.without_selections();
+            let child_path = extend(path, field.response_key());
+            let mut sub = self.plan_set(
+                fetch,
+                here_type,
+                &part.selection_set,
+                &child_path,
+                here_provides,
+            )?;
+            if sg.is_abstract(here_type) || sg.is_abstract(field.ty.inner_named_type()) {
+                sub.add(typename_field());
+            }
+            planned.selection_set = sub;
+            out.add(Selection::Field(planned));
+        }
+        for (g, selection_set) in elsewhere {
+            let mut part = field.without_selections();
+            part.selection_set = selection_set;
+            self.plan_entity_hop(fetch, parent, &part, path, provided, out, Some(g))?;
+        }
+        Ok(true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn plan_entity_hop(
         &mut self,
         fetch: usize,
@@ -364,6 +549,7 @@ impl<'a> Planner<'a> {
         path: &[Name],
         provided: Option<&SelectionSet>,
         out: &mut SelectionSet,
+        only: Option<SubgraphId>,
     ) -> Result<(), PlanError> {
         let sg = self.supergraph;
         let subgraph = self.drafts[fetch].subgraph;
@@ -375,14 +561,26 @@ impl<'a> Planner<'a> {
             sg.field_in_graph(parent, &field.name, g)
                 .and_then(|e| e.requires.as_ref())
         };
-        let target = sg
-            .field_owners(parent, &field.name)
-            .into_iter()
-            .find(|&g| {
-                (g != subgraph || requires_of(g).is_some()) && sg.entity_key(parent, g).is_some()
-            })
-            .ok_or_else(unresolvable)?;
-        let key = sg.entity_key(parent, target).ok_or_else(unresolvable)?;
+        // Every (owner, key) pair could serve; prefer one whose key fields the current
+        // subgraph has itself, so the hop needs no extra hop to collect its key (an entity
+        // keyed by `upc` here and by `id` there is reached through the `upc` owner).
+        let owners = sg.field_owners(parent, &field.name);
+        let candidates = owners
+            .iter()
+            .copied()
+            .filter(|&g| only.is_none_or(|o| o == g))
+            .filter(|&g| g != subgraph || requires_of(g).is_some())
+            .flat_map(|g| sg.entity_keys(parent, g).iter().map(move |key| (g, key)));
+        let mut first = None;
+        let mut chosen = None;
+        for (g, key) in candidates {
+            first.get_or_insert((g, key));
+            if self.available_locally(parent, key, subgraph, provided) {
+                chosen = Some((g, key));
+                break;
+            }
+        }
+        let (target, key) = chosen.or(first).ok_or_else(unresolvable)?;
         let requires = requires_of(target);
 
         // Key and required fields are selected in the current fetch (or in fetches it leads
@@ -395,8 +593,10 @@ impl<'a> Planner<'a> {
         representation.add(typename_field());
         representation.merge(key.clone());
         if let Some(requires) = requires {
-            let required = self.plan_set(fetch, parent, requires, path, provided)?;
-            out.merge(required);
+            self.requiring += 1;
+            let required = self.plan_set(fetch, parent, requires, path, provided);
+            self.requiring -= 1;
+            out.merge(required?);
             representation.merge(requires.clone());
         }
         let mut depends_on = vec![fetch];
@@ -409,8 +609,58 @@ impl<'a> Planner<'a> {
             type_name: parent.clone(),
             requires: requires.map(|r| r.to_string()).unwrap_or_default(),
         };
-        let child = match self.children.get(&child_key) {
-            Some(&id) => {
+        // One entity fetch per (parent, subgraph, path, type) where possible: besides saving a
+        // request, a subgraph may not expect the same entity twice in one operation. A field
+        // without requirements joins any of them; one with requirements joins its own kind or
+        // upgrades a plain one. Only different requirements (conflicting representations)
+        // need fetches of their own.
+        let same_place = |key: &ChildKey| {
+            key.parent == child_key.parent
+                && key.subgraph == child_key.subgraph
+                && key.path == child_key.path
+                && key.type_name == child_key.type_name
+        };
+        let requiring = self.requiring > 0;
+        let existing = match requires {
+            None => self
+                .children
+                .iter()
+                .filter(|(key, _)| same_place(key) && (!requiring || key.requires.is_empty()))
+                .map(|(_, &id)| id)
+                .min(),
+            Some(requires) => match self.children.get(&child_key) {
+                Some(&id) => Some(id),
+                None => {
+                    // A plain fetch that helps produce the requirements cannot carry them.
+                    let plain = self
+                        .children
+                        .iter()
+                        .find(|&(key, &id)| {
+                            same_place(key)
+                                && key.requires.is_empty()
+                                && depends_on
+                                    .iter()
+                                    .all(|&d| d != id && !self.depends_transitively(d, id))
+                        })
+                        .map(|(key, &id)| (key.requires.clone(), id));
+                    plain.map(|(old_requires, id)| {
+                        if let FetchKind::Entity { representation, .. } = &mut self.drafts[id].kind
+                        {
+                            representation.merge(requires.clone());
+                        }
+                        let old_key = ChildKey {
+                            requires: old_requires,
+                            ..child_key.clone()
+                        };
+                        self.children.remove(&old_key);
+                        self.children.insert(child_key.clone(), id);
+                        id
+                    })
+                }
+            },
+        };
+        let child = match existing {
+            Some(id) => {
                 for dep in depends_on {
                     if dep != id && !self.drafts[id].depends_on.contains(&dep) {
                         self.drafts[id].depends_on.push(dep);
@@ -433,7 +683,7 @@ impl<'a> Planner<'a> {
 
         let mut planned = field.without_selections();
         if !field.selection_set.is_empty() {
-            let child_type = field.ty.inner_named_type();
+            let child_type = sg.field_type_in_graph(parent, field, target);
             let child_provided = sg
                 .field_in_graph(parent, &field.name, target)
                 .and_then(|e| e.provides.as_ref());
@@ -445,13 +695,84 @@ impl<'a> Planner<'a> {
                 &child_path,
                 child_provided,
             )?;
-            if sg.is_abstract(child_type) {
+            if sg.is_abstract(child_type) || sg.is_abstract(field.ty.inner_named_type()) {
                 sub.add(typename_field());
             }
             planned.selection_set = sub;
         }
         self.drafts[child].selection.add(Selection::Field(planned));
         Ok(())
+    }
+
+    /// Whether draft `fetch` waits, directly or not, for draft `on`.
+    fn depends_transitively(&self, fetch: usize, on: usize) -> bool {
+        let mut stack = vec![fetch];
+        let mut seen = vec![false; self.drafts.len()];
+        while let Some(current) = stack.pop() {
+            for &dep in &self.drafts[current].depends_on {
+                if dep == on {
+                    return true;
+                }
+                if !seen[dep] {
+                    seen[dep] = true;
+                    stack.push(dep);
+                }
+            }
+        }
+        false
+    }
+
+    /// Whether some object the subgraph returns for `parent` belongs to `condition` in the
+    /// supergraph but not in the subgraph (`Oven` is a `Node` only elsewhere): a fragment on
+    /// `condition` sent as is would select nothing on it, so it is split per object type.
+    fn membership_differs(&self, parent: &Name, condition: &Name, subgraph: SubgraphId) -> bool {
+        let sg = self.supergraph;
+        sg.possible_types(condition).iter().any(|object| {
+            sg.is_subtype(parent, object)
+                && sg.possible_in_graph(parent, object, subgraph)
+                && !sg.possible_in_graph(condition, object, subgraph)
+        })
+    }
+
+    /// Whether `subgraph` can select all of `set` on `parent` without another hop.
+    fn available_locally(
+        &self,
+        parent: &Name,
+        set: &SelectionSet,
+        subgraph: SubgraphId,
+        provided: Option<&SelectionSet>,
+    ) -> bool {
+        let sg = self.supergraph;
+        set.items.iter().all(|item| match item {
+            Selection::Field(field) => {
+                if field.name == "__typename" {
+                    return true;
+                }
+                let provided_here =
+                    provided.and_then(|p| provided_field(sg, p, parent, &field.name));
+                if provided_here.is_none() && !sg.resolves_locally(parent, &field.name, subgraph) {
+                    return false;
+                }
+                field.selection_set.is_empty()
+                    || self.available_locally(
+                        field.ty.inner_named_type(),
+                        &field.selection_set,
+                        subgraph,
+                        provided_here.map(|p| &p.selection_set),
+                    )
+            }
+            Selection::Fragment(fragment) => {
+                let condition = &fragment.type_condition;
+                // A type the subgraph never returns here needs nothing from it.
+                if sg.is_abstract(parent)
+                    && sg.is_object(condition)
+                    && !sg.possible_in_graph(parent, condition, subgraph)
+                {
+                    return true;
+                }
+                self.available_locally(condition, &fragment.selection_set, subgraph, provided)
+            }
+        })
     }
 
     fn finish(self, operation: &NormalizedOperation) -> Vec<Fetch> {
@@ -467,7 +788,12 @@ impl<'a> Planner<'a> {
                             .variables
                             .iter()
                             .find(|v| &v.name == name)
-                            .map(|v| format!("${}: {}", v.name, v.ty))
+                            .map(|v| match &v.default_value {
+                                // The default matters to the subgraph: with it, a nullable
+                                // variable may fill a non-null argument.
+                                Some(default) => format!("${}: {} = {}", v.name, v.ty, default),
+                                None => format!("${}: {}", v.name, v.ty),
+                            })
                     })
                     .collect();
                 let mut text = String::with_capacity(256);
@@ -505,6 +831,24 @@ impl<'a> Planner<'a> {
             })
             .collect()
     }
+}
+
+/// The field of a `@provides` set that applies on `parent`: a top-level one, or one inside a
+/// fragment whose type condition covers `parent` (`... on Book { title }` provides nothing
+/// on `Movie`).
+fn provided_field<'p>(
+    sg: &Supergraph,
+    provided: &'p SelectionSet,
+    parent: &str,
+    name: &str,
+) -> Option<&'p Field> {
+    provided.items.iter().find_map(|item| match item {
+        Selection::Field(f) if f.name == name => Some(f),
+        Selection::Fragment(fragment) if sg.is_subtype(&fragment.type_condition, parent) => {
+            provided_field(sg, &fragment.selection_set, parent, name)
+        }
+        _ => None,
+    })
 }
 
 fn collect_root_fields<'s>(set: &'s SelectionSet, out: &mut Vec<&'s Field>) {

@@ -115,16 +115,6 @@ impl SelectionSet {
             .any(|s| matches!(s, Selection::Field(f) if f.response_key() == response_key))
     }
 
-    /// The selections under the field with this name, looking through fragments; used for
-    /// `@provides` sets, which name fields without aliases.
-    pub fn field_named(&self, name: &str) -> Option<&Field> {
-        self.items.iter().find_map(|s| match s {
-            Selection::Field(f) if f.name == name => Some(f),
-            Selection::Fragment(fr) => fr.selection_set.field_named(name),
-            _ => None,
-        })
-    }
-
     /// Every variable referenced by an argument anywhere in this tree.
     pub fn collect_variables(&self, out: &mut Vec<Name>) {
         for item in &self.items {

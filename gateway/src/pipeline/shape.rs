@@ -186,10 +186,29 @@ impl Shaper<'_> {
                         .object(&runtime_type, &selections, object, path, false)
                         .unwrap_or(Shaped::Null))
                 }
-                Some(leaf) if self.is_leaf(name) => Ok(Shaped::Leaf(leaf.clone())),
+                Some(leaf) if self.is_leaf(name) => {
+                    if self.hidden_enum_value(name, leaf) {
+                        // An `@inaccessible` enum value must not reach clients: the field
+                        // becomes null with an error, like any value the schema cannot return.
+                        let mut error = GraphQLError::new(format!(
+                            "Enum \"{name}\" cannot represent value: {leaf}"
+                        ));
+                        error.path = Some(path.clone());
+                        self.errors.push(error);
+                        return Ok(Shaped::Null);
+                    }
+                    Ok(Shaped::Leaf(leaf.clone()))
+                }
                 // A composite field answered with a scalar: the subgraph broke its contract.
                 Some(_) => Ok(Shaped::Null),
             },
+        }
+    }
+
+    fn hidden_enum_value(&self, type_name: &str, value: &Value) -> bool {
+        match (self.supergraph.api.types.get(type_name), value) {
+            (Some(ExtendedType::Enum(e)), Value::String(v)) => !e.values.contains_key(v.as_str()),
+            _ => false,
         }
     }
 

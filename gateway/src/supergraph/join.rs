@@ -9,7 +9,9 @@ use apollo_compiler::{Name, Node};
 use super::{FieldInGraph, Subgraph, SubgraphId, Supergraph, TypeInGraph, TypeMeta};
 use crate::error::GatewayError;
 use crate::pipeline::normalize::from_field_set;
-use crate::pipeline::selection::SelectionSet;
+use std::hash::{Hash, Hasher};
+
+use crate::pipeline::selection::{Selection, SelectionSet};
 
 const GRAPH_ENUM: &str = "join__Graph";
 
@@ -92,7 +94,8 @@ pub(super) fn read_join_metadata(supergraph: &mut Supergraph) -> Result<(), Gate
                 let field_type = field.ty.inner_named_type();
                 let requires = string_arg(directive, "requires")
                     .map(|fs| parse_field_set(supergraph, type_name, fs))
-                    .transpose()?;
+                    .transpose()?
+                    .map(alias_fields_with_arguments);
                 let provides = string_arg(directive, "provides")
                     .map(|fs| parse_field_set(supergraph, field_type, fs))
                     .transpose()?;
@@ -102,6 +105,12 @@ pub(super) fn read_join_metadata(supergraph: &mut Supergraph) -> Result<(), Gate
                     provides,
                     external: bool_arg(directive, "external").unwrap_or(false),
                     overridden: bool_arg(directive, "usedOverridden").unwrap_or(false),
+                    named_type: string_arg(directive, "type")
+                        .map(|ty| ty.trim_matches(|c| matches!(c, '[' | ']' | '!' | ' ')))
+                        .filter(|ty| *ty != field_type.as_str())
+                        .map(Name::new)
+                        .transpose()
+                        .map_err(|e| invalid(e.to_string()))?,
                 });
             }
             if !entries.is_empty() {
@@ -157,6 +166,40 @@ fn parse_field_set(
         ))
     })?;
     Ok(from_field_set(&field_set.selection_set))
+}
+
+/// Gives every field with arguments in a `@requires` set an alias derived from its name and
+/// arguments. Two requirements on the same object may ask for one field with different
+/// arguments (`price(currency: "USD")` and `price(currency: "EUR")`), and the client may ask for
+/// it with yet others; unaliased, they would conflict in one subgraph operation. The alias is
+/// deterministic, so equal requirements still merge, and representations are projected from
+/// it back to the field name the requiring subgraph expects.
+fn alias_fields_with_arguments(mut set: SelectionSet) -> SelectionSet {
+    for item in &mut set.items {
+        match item {
+            Selection::Field(field) => {
+                if !field.arguments.is_empty() && field.alias.is_none() {
+                    let mut printed = String::new();
+                    SelectionSet {
+                        items: vec![Selection::Field(field.without_selections())],
+                    }
+                    .write_to(&mut printed);
+                    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                    printed.hash(&mut hasher);
+                    let alias = format!("_required_{}_{:x}", field.name, hasher.finish());
+                    // A field name plus hex digits is always a valid GraphQL name.
+                    field.alias = Name::new(&alias).ok();
+                }
+                let inner = std::mem::take(&mut field.selection_set);
+                field.selection_set = alias_fields_with_arguments(inner);
+            }
+            Selection::Fragment(fragment) => {
+                let inner = std::mem::take(&mut fragment.selection_set);
+                fragment.selection_set = alias_fields_with_arguments(inner);
+            }
+        }
+    }
+    set
 }
 
 fn string_arg<'a>(directive: &'a Node<Directive>, name: &str) -> Option<&'a str> {

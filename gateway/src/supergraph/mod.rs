@@ -13,7 +13,7 @@ use apollo_compiler::validation::Valid;
 use apollo_compiler::{Name, Schema};
 
 use crate::error::GatewayError;
-use crate::pipeline::selection::SelectionSet;
+use crate::pipeline::selection::{Field, SelectionSet};
 
 pub use api_schema::derive_api_schema;
 
@@ -45,6 +45,9 @@ pub struct FieldInGraph {
     pub external: bool,
     /// The subgraph still defines the field, but another subgraph took it over with `@override`.
     pub overridden: bool,
+    /// The field's named type in this subgraph when it differs from the supergraph's
+    /// (`@join__field(type:)`), e.g. `Book` where the supergraph says the union `Media`.
+    pub named_type: Option<Name>,
 }
 
 #[derive(Debug, Default)]
@@ -207,6 +210,19 @@ impl Supergraph {
         }
     }
 
+    /// The named type a field returns in one subgraph: the supergraph's, unless
+    /// `@join__field(type:)` says the subgraph declares something narrower.
+    pub fn field_type_in_graph<'f>(
+        &'f self,
+        type_name: &str,
+        field: &'f Field,
+        graph: SubgraphId,
+    ) -> &'f Name {
+        self.field_in_graph(type_name, &field.name, graph)
+            .and_then(|e| e.named_type.as_ref())
+            .unwrap_or_else(|| field.ty.inner_named_type())
+    }
+
     /// Subgraphs that resolve the field themselves, in supergraph order.
     pub fn field_owners(&self, type_name: &str, field: &str) -> Vec<SubgraphId> {
         let entries = self.field_entries(type_name, field);
@@ -232,9 +248,30 @@ impl Supergraph {
         if entries.is_empty() {
             return self.type_in_graph(type_name, graph);
         }
-        entries
+        entries.iter().any(|f| {
+            f.graph == graph
+                && (!f.external || self.is_key_field(type_name, field, graph))
+                && !f.overridden
+                && f.requires.is_none()
+        })
+    }
+
+    /// Whether the field is a top-level field of one of the type's keys in the subgraph. Such a
+    /// field may be marked `@external` (Federation 1 extensions), yet the subgraph knows it: it
+    /// is part of every reference it returns.
+    fn is_key_field(&self, type_name: &str, field: &str, graph: SubgraphId) -> bool {
+        self.entity_keys(type_name, graph)
             .iter()
-            .any(|f| f.graph == graph && !f.external && !f.overridden && f.requires.is_none())
+            .any(|key| key.has_field(field))
+    }
+
+    /// Every resolvable `@key` of the type in the subgraph, in supergraph order.
+    pub fn entity_keys(&self, type_name: &str, graph: SubgraphId) -> &[SelectionSet] {
+        self.types
+            .get(type_name)
+            .and_then(|meta| meta.graphs.iter().find(|g| g.graph == graph))
+            .map(|g| g.keys.as_slice())
+            .unwrap_or(&[])
     }
 
     /// The first resolvable `@key` of the type in the subgraph.

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod streaming;
 pub mod subgraphs;
 
 use std::net::SocketAddr;
@@ -142,6 +143,32 @@ pub async fn start() -> Stack {
     start_with(Options::default()).await
 }
 
+/// Starts a gateway with `config` on an ephemeral port and waits until it answers.
+pub async fn spawn_gateway(config: Config) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind gateway");
+    let gateway = listener.local_addr().expect("gateway address");
+    tokio::spawn(async move {
+        if let Err(e) = gateway::run(listener, config, std::future::pending()).await {
+            panic!("gateway failed: {e}");
+        }
+    });
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http
+            .get(format!("http://{gateway}/health"))
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gateway
+}
+
 pub async fn start_with(options: Options) -> Stack {
     let accounts = serve_subgraph(subgraphs::accounts(), None).await;
     let products = serve_subgraph(subgraphs::products_schema(), None).await;
@@ -163,29 +190,8 @@ pub async fn start_with(options: Options) -> Stack {
         config.subgraphs = std::mem::take(&mut config.subgraph_urls);
     }
     (options.configure)(&mut config);
-
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind gateway");
-    let gateway = listener.local_addr().expect("gateway address");
-    tokio::spawn(async move {
-        if let Err(e) = gateway::run(listener, config, std::future::pending()).await {
-            panic!("gateway failed: {e}");
-        }
-    });
+    let gateway = spawn_gateway(config).await;
     let http = reqwest::Client::new();
-    // Wait until the gateway answers.
-    for _ in 0..100 {
-        if http
-            .get(format!("http://{gateway}/health"))
-            .send()
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     Stack {
         accounts,
         products,

@@ -1,0 +1,298 @@
+//! GraphQL over WebSocket on `/graphql`: `graphql-transport-ws` (the graphql-ws library's
+//! protocol) and the legacy `graphql-ws` of subscriptions-transport-ws, chosen by subprotocol.
+//!
+//! One task reads client messages and writes every outgoing message; each operation runs in a
+//! task of its own and sends through a bounded channel, so a slow client slows its own
+//! operations instead of buffering without limit, and `complete`/`stop` aborts exactly one
+//! operation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::response::Response as HttpResponse;
+use futures_util::{SinkExt, StreamExt};
+use reqwest::header::HeaderValue;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use super::{authorization_from_init, execute_stream};
+use crate::pipeline::{GraphQLRequest, Pipeline, Transport};
+use crate::response::{GraphQLError, Response};
+
+const TRANSPORT_WS: &str = "graphql-transport-ws";
+const LEGACY_WS: &str = "graphql-ws";
+
+/// graphql-transport-ws: a client must send `connection_init` within this time.
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Legacy protocol keep-alive (`ka`), which its clients use to detect dead connections.
+const LEGACY_KEEP_ALIVE: Duration = Duration::from_secs(12);
+/// Outgoing messages buffered per connection before operations wait for the client.
+const OUTGOING_BUFFER: usize = 64;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Protocol {
+    TransportWs,
+    Legacy,
+}
+
+pub fn upgrade(pipeline: Arc<Pipeline>, ws: WebSocketUpgrade, headers: &HeaderMap) -> HttpResponse {
+    let header_authorization = headers.get(AUTHORIZATION).cloned();
+    let ws = ws.protocols([TRANSPORT_WS, LEGACY_WS]);
+    // A client naming no subprotocol gets the current one.
+    let protocol = match ws.selected_protocol().and_then(|p| p.to_str().ok()) {
+        Some(LEGACY_WS) => Protocol::Legacy,
+        _ => Protocol::TransportWs,
+    };
+    ws.on_upgrade(move |socket| {
+        Connection {
+            pipeline,
+            protocol,
+            authorization: header_authorization,
+            initialised: false,
+            operations: HashMap::new(),
+            generation: 0,
+        }
+        .serve(socket)
+    })
+}
+
+#[derive(Deserialize)]
+struct ClientMessage {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    payload: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct ServerMessage<'a, P: Serialize> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<P>,
+}
+
+fn encode<P: Serialize>(kind: &str, id: Option<&str>, payload: Option<P>) -> Message {
+    let text = serde_json::to_string(&ServerMessage { kind, id, payload }).unwrap_or_else(|e| {
+        tracing::error!("cannot serialise a WebSocket message: {e}");
+        String::from(r#"{"type":"error"}"#)
+    });
+    Message::text(text)
+}
+
+fn close(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+/// What operation tasks send to the connection task.
+enum Outgoing {
+    Message(Message),
+    /// The operation is over; its id may be used again. The generation tells a late notice of
+    /// an aborted operation from the end of a newer one with the same id.
+    Finished(String, u64),
+}
+
+struct Connection {
+    pipeline: Arc<Pipeline>,
+    protocol: Protocol,
+    authorization: Option<HeaderValue>,
+    initialised: bool,
+    operations: HashMap<String, (u64, AbortHandle)>,
+    generation: u64,
+}
+
+/// What handling one client message asks the connection to do.
+enum Next {
+    Continue,
+    Reply(Message),
+    Close(Message),
+}
+
+impl Connection {
+    async fn serve(mut self, socket: WebSocket) {
+        let (mut sink, mut source) = socket.split();
+        let (outgoing, mut queued) = mpsc::channel::<Outgoing>(OUTGOING_BUFFER);
+        let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
+        tokio::pin!(init_deadline);
+        let mut keep_alive = tokio::time::interval(LEGACY_KEEP_ALIVE);
+        loop {
+            let next = tokio::select! {
+                incoming = source.next() => match incoming {
+                    Some(Ok(Message::Text(text))) => self.on_message(text.as_str(), &outgoing),
+                    Some(Ok(Message::Binary(_))) if self.protocol == Protocol::TransportWs => {
+                        Next::Close(close(4400, "Binary messages are not supported"))
+                    }
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    // axum answers pings itself.
+                    Some(Ok(_)) => Next::Continue,
+                },
+                Some(out) = queued.recv() => match out {
+                    Outgoing::Message(message) => Next::Reply(message),
+                    Outgoing::Finished(id, generation) => {
+                        if self.operations.get(&id).is_some_and(|(g, _)| *g == generation) {
+                            self.operations.remove(&id);
+                        }
+                        Next::Continue
+                    }
+                },
+                () = &mut init_deadline, if !self.initialised
+                    && self.protocol == Protocol::TransportWs => {
+                    Next::Close(close(4408, "Connection initialisation timeout"))
+                }
+                _ = keep_alive.tick(), if self.initialised && self.protocol == Protocol::Legacy => {
+                    Next::Reply(encode::<()>("ka", None, None))
+                }
+            };
+            match next {
+                Next::Continue => {}
+                Next::Reply(message) => {
+                    if sink.send(message).await.is_err() {
+                        break;
+                    }
+                }
+                Next::Close(message) => {
+                    let _ = sink.send(message).await;
+                    break;
+                }
+            }
+        }
+        for (_, (_, operation)) in self.operations.drain() {
+            operation.abort();
+        }
+    }
+
+    fn on_message(&mut self, text: &str, outgoing: &mpsc::Sender<Outgoing>) -> Next {
+        let Ok(message) = serde_json::from_str::<ClientMessage>(text) else {
+            return self.invalid("Invalid message received");
+        };
+        match (self.protocol, message.kind.as_str()) {
+            (_, "connection_init") => {
+                if self.initialised {
+                    return Next::Close(close(4429, "Too many initialisation requests"));
+                }
+                self.initialised = true;
+                if let Some(authorization) = authorization_from_init(message.payload.as_ref()) {
+                    self.authorization = Some(authorization);
+                }
+                Next::Reply(encode::<()>("connection_ack", None, None))
+            }
+            (Protocol::TransportWs, "ping") => Next::Reply(encode("pong", None, message.payload)),
+            (Protocol::TransportWs, "pong") => Next::Continue,
+            (Protocol::TransportWs, "subscribe") | (Protocol::Legacy, "start") => {
+                if !self.initialised && self.protocol == Protocol::TransportWs {
+                    return Next::Close(close(4401, "Unauthorized"));
+                }
+                let Some(id) = message.id else {
+                    return self.invalid("Operation message without an id");
+                };
+                let Some(request) = message
+                    .payload
+                    .and_then(|p| serde_json::from_value::<GraphQLRequest>(p).ok())
+                else {
+                    return self.invalid("Invalid subscribe payload");
+                };
+                if self.operations.contains_key(&id) {
+                    return match self.protocol {
+                        Protocol::TransportWs => {
+                            Next::Close(close(4409, &format!("Subscriber for {id} already exists")))
+                        }
+                        // The legacy protocol has no such rule; its servers ignore a duplicate.
+                        Protocol::Legacy => Next::Continue,
+                    };
+                }
+                self.start(id, request, outgoing);
+                Next::Continue
+            }
+            (Protocol::TransportWs, "complete") | (Protocol::Legacy, "stop") => {
+                if let Some((_, operation)) = message.id.and_then(|id| self.operations.remove(&id))
+                {
+                    operation.abort();
+                }
+                Next::Continue
+            }
+            (Protocol::Legacy, "connection_terminate") => {
+                Next::Close(close(1000, "Normal Closure"))
+            }
+            _ => self.invalid("Invalid message received"),
+        }
+    }
+
+    /// graphql-transport-ws closes on a protocol violation; the legacy protocol answers it.
+    fn invalid(&self, reason: &str) -> Next {
+        match self.protocol {
+            Protocol::TransportWs => Next::Close(close(4400, reason)),
+            Protocol::Legacy => Next::Reply(encode(
+                "connection_error",
+                None,
+                Some(serde_json::json!({ "message": reason })),
+            )),
+        }
+    }
+
+    fn start(&mut self, id: String, request: GraphQLRequest, outgoing: &mpsc::Sender<Outgoing>) {
+        self.generation += 1;
+        let generation = self.generation;
+        let pipeline = self.pipeline.clone();
+        let authorization = self.authorization.clone();
+        let outgoing = outgoing.clone();
+        let protocol = self.protocol;
+        let task_id = id.clone();
+        let task = tokio::spawn(async move {
+            let id = task_id;
+            run_operation(&id, protocol, pipeline, request, authorization, &outgoing).await;
+            let _ = outgoing.send(Outgoing::Finished(id, generation)).await;
+        });
+        self.operations
+            .insert(id, (generation, task.abort_handle()));
+    }
+}
+
+async fn run_operation(
+    id: &str,
+    protocol: Protocol,
+    pipeline: Arc<Pipeline>,
+    request: GraphQLRequest,
+    authorization: Option<HeaderValue>,
+    outgoing: &mpsc::Sender<Outgoing>,
+) {
+    let (next, complete) = match protocol {
+        Protocol::TransportWs => ("next", "complete"),
+        Protocol::Legacy => ("data", "complete"),
+    };
+    let send = |message: Message| outgoing.send(Outgoing::Message(message));
+    let mut responses =
+        match execute_stream(pipeline, request, Transport::Stream, authorization).await {
+            Ok(responses) => responses,
+            Err(errors) => {
+                // The operation failed before producing results: `error` ends it (graphql-
+                // transport-ws sends no `complete` after `error`).
+                let _ = send(encode::<&[GraphQLError]>("error", Some(id), Some(&errors))).await;
+                if protocol == Protocol::Legacy {
+                    let _ = send(encode::<()>(complete, Some(id), None)).await;
+                }
+                return;
+            }
+        };
+    while let Some(response) = responses.next().await {
+        if send(encode::<&Response>(next, Some(id), Some(&response)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    let _ = send(encode::<()>(complete, Some(id), None)).await;
+}
