@@ -20,13 +20,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use platform::{CommitSignal, EventBus, EventFeed, JwtKeys, OutboxRelay};
+use platform::server::{Background, GraphQLService};
+use platform::{CommitSignal, EventBus, JwtKeys};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::allocation::{AllocationSettings, AllocationWorker};
 use crate::api::{ApiContext, CrmSchema, SchemaLimits};
-use crate::events::{SponsorEvent, StoreEventLog, StoreOutbox};
 use crate::store::{SharedStore, StoreError};
 use crate::ticketing_client::{ServiceCredentials, TicketingClient, TicketingError};
 
@@ -75,9 +74,7 @@ pub enum StartError {
 /// A running CRM: storage open, background tasks started. Dropping it stops them.
 pub struct Crm {
     store: SharedStore,
-    schema: CrmSchema,
-    keys: Arc<JwtKeys>,
-    shutdown: watch::Sender<bool>,
+    service: GraphQLService<CrmSchema>,
 }
 
 impl Crm {
@@ -93,22 +90,15 @@ impl Crm {
             commits.clone(),
         )
         .await?;
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let feed = EventFeed::<SponsorEvent>::start(
-            Arc::new(StoreEventLog(Arc::clone(&store))),
-            commits.clone(),
-            settings.poll_interval,
-            4096,
-            shutdown_rx.clone(),
-        )
-        .await?;
-        let relay = OutboxRelay::new(
-            Arc::new(StoreOutbox(Arc::clone(&store))),
+        let background = Background::new();
+        let feed = platform::event_log::start_event_log(
+            Arc::clone(&store),
             bus,
             commits.clone(),
             settings.poll_interval,
-        );
-        tokio::spawn(relay.run(shutdown_rx.clone()));
+            &background,
+        )
+        .await?;
         let ticketing_configured = match settings.ticketing_url.as_deref().map(str::trim) {
             Some(url) if !url.is_empty() => {
                 let credentials = match settings.ticketing_token.clone() {
@@ -123,7 +113,7 @@ impl Crm {
                 let client = TicketingClient::new(url, credentials, settings.ticketing_timeout)?;
                 let worker =
                     AllocationWorker::new(Arc::clone(&store), client, commits, settings.allocation);
-                tokio::spawn(worker.run(shutdown_rx));
+                background.spawn(|shutdown| worker.run(shutdown));
                 true
             }
             _ => {
@@ -143,9 +133,7 @@ impl Crm {
         );
         Ok(Self {
             store,
-            schema,
-            keys,
-            shutdown,
+            service: GraphQLService::new(schema, keys, background),
         })
     }
 
@@ -154,13 +142,12 @@ impl Crm {
     }
 
     pub fn schema(&self) -> &CrmSchema {
-        &self.schema
+        self.service.executor()
     }
 
     /// `/graphql` (HTTP and WebSocket) and `/health`.
     pub fn router(&self) -> Router {
-        platform::graphql::graphql_router(self.schema.clone(), Arc::clone(&self.keys))
-            .merge(platform::server::health_router())
+        self.service.router()
     }
 
     /// Serves until `shutdown` resolves, then stops the background tasks.
@@ -169,14 +156,6 @@ impl Crm {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let result = platform::server::serve(listener, self.router(), shutdown).await;
-        let _ = self.shutdown.send(true);
-        result
-    }
-}
-
-impl Drop for Crm {
-    fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
+        self.service.serve(listener, shutdown).await
     }
 }

@@ -5,16 +5,26 @@
 
 use std::sync::Arc;
 
+use async_graphql::connection::{Connection, Edge};
 use async_graphql::http::GraphiQLSource;
-use async_graphql::{BatchResponse, Data, ErrorExtensionValues, Executor, ServerError};
+use async_graphql::{
+    BatchResponse, Data, ErrorExtensionValues, Executor, InputValueError, InputValueResult,
+    OutputType, Scalar, ScalarType, ServerError, Value,
+};
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
 use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use chrono::NaiveDate;
+use futures_util::{Stream, StreamExt};
 
 use crate::auth::{AuthError, JwtKeys, Principal};
+use crate::cursor::Cursor;
+use crate::event_log::{EventKind, EventStorage, LoggedEvent};
+use crate::feed::EventFeed;
+use crate::page::Page;
 
 /// A GraphQL error with a machine-readable `extensions.code`.
 pub fn coded_error(code: &str, message: impl Into<String>) -> async_graphql::Error {
@@ -217,4 +227,100 @@ pub fn principal<'a>(ctx: &'a async_graphql::Context<'_>) -> std::borrow::Cow<'a
         Some(p) => std::borrow::Cow::Borrowed(p),
         None => std::borrow::Cow::Owned(Principal::anonymous()),
     }
+}
+
+/// A calendar date, `YYYY-MM-DD`: a transport primitive every service's schema spells the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Date(pub NaiveDate);
+
+#[Scalar(name = "Date")]
+impl ScalarType for Date {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(Date)
+                .map_err(|_| InputValueError::custom(format!("{s:?} is not a YYYY-MM-DD date"))),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.format("%Y-%m-%d").to_string())
+    }
+}
+
+/// `first` as a page size: `default` when left out, refused outside `0..=max`.
+pub fn page_size(first: Option<i32>, default: i32, max: i32) -> async_graphql::Result<i64> {
+    match first.unwrap_or(default) {
+        n if (0..=max).contains(&n) => Ok(i64::from(n)),
+        n => Err(coded_error(
+            "BAD_USER_INPUT",
+            format!("first must be between 0 and {max}, got {n}"),
+        )),
+    }
+}
+
+/// What a cursor of `E`'s log is called in messages: its kind with the dash as a space.
+fn event_cursor_name<K: EventKind>() -> String {
+    K::CURSOR_KIND.replace('-', " ")
+}
+
+/// The log position an `after` cursor of `K`'s log names; `None` when there is no cursor.
+pub fn event_position<K: EventKind>(after: Option<&str>) -> async_graphql::Result<Option<i64>> {
+    after
+        .map(|c| {
+            Cursor::decode_position(K::CURSOR_KIND, c).ok_or_else(|| {
+                coded_error(
+                    "BAD_USER_INPUT",
+                    format!("{c:?} is not a {} cursor", event_cursor_name::<K>()),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// A page of an event log as a connection: `first` events after `position`, oldest first,
+/// each as the service's GraphQL event type `N`.
+pub async fn event_page<S, N>(
+    storage: &S,
+    position: i64,
+    first: i64,
+) -> Result<Connection<String, N>, S::Error>
+where
+    S: EventStorage + ?Sized,
+    N: From<Arc<LoggedEvent<S::Kind>>> + OutputType,
+{
+    let events = if first == 0 {
+        Vec::new()
+    } else {
+        storage.events_after(position, first + 1).await?
+    };
+    let page = Page::from_lookahead(events, first);
+    let mut connection = Connection::new(position > 0, page.has_next_page);
+    connection.edges.extend(page.items.into_iter().map(|e| {
+        let event = Arc::new(e);
+        Edge::new(event.cursor(), N::from(event))
+    }));
+    Ok(connection)
+}
+
+/// The feed from `after` on as a subscription stream of the service's GraphQL event type.
+/// A feed failure ends the stream with an error that tells the client how to resume.
+pub fn event_stream<K, N>(
+    feed: &Arc<EventFeed<LoggedEvent<K>>>,
+    after: i64,
+) -> impl Stream<Item = async_graphql::Result<N>> + Send + use<K, N>
+where
+    K: EventKind,
+    N: From<Arc<LoggedEvent<K>>> + Send,
+{
+    feed.subscribe(after).map(|item| {
+        item.map(N::from).map_err(|e| {
+            tracing::warn!(error = %e, "{} feed failed", event_cursor_name::<K>());
+            coded_error(
+                "INTERNAL_SERVER_ERROR",
+                "the event log is unavailable; resubscribe with your last cursor",
+            )
+        })
+    })
 }

@@ -17,12 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use platform::{CommitSignal, EventBus, EventFeed, JwtKeys, OutboxRelay};
+use platform::server::{Background, GraphQLService};
+use platform::{CommitSignal, EventBus, JwtKeys};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{ApiContext, SchemaLimits, TicketingSchema};
-use crate::events::{StoreEventLog, StoreOutbox, TicketEvent};
 use crate::store::{SharedStore, StoreError};
 
 #[derive(Debug, Clone)]
@@ -65,9 +65,7 @@ pub enum StartError {
 /// the background tasks.
 pub struct Ticketing {
     store: SharedStore,
-    schema: TicketingSchema,
-    keys: Arc<JwtKeys>,
-    shutdown: watch::Sender<bool>,
+    service: GraphQLService<TicketingSchema>,
 }
 
 const MIN_KEY_RETENTION: Duration = Duration::from_secs(24 * 3600);
@@ -85,28 +83,24 @@ impl Ticketing {
             commits.clone(),
         )
         .await?;
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let feed = EventFeed::<TicketEvent>::start(
-            Arc::new(StoreEventLog(Arc::clone(&store))),
-            commits.clone(),
-            settings.poll_interval,
-            4096,
-            shutdown_rx.clone(),
-        )
-        .await?;
-        let relay = OutboxRelay::new(
-            Arc::new(StoreOutbox(Arc::clone(&store))),
+        let background = Background::new();
+        let feed = platform::event_log::start_event_log(
+            Arc::clone(&store),
             bus,
             commits,
             settings.poll_interval,
-        );
-        tokio::spawn(relay.run(shutdown_rx.clone()));
-        tokio::spawn(expire_and_purge(
-            Arc::clone(&store),
-            settings.expiry_interval,
-            settings.idempotency_retention.max(MIN_KEY_RETENTION),
-            shutdown_rx,
-        ));
+            &background,
+        )
+        .await?;
+        let expiry_store = Arc::clone(&store);
+        background.spawn(|shutdown| {
+            expire_and_purge(
+                expiry_store,
+                settings.expiry_interval,
+                settings.idempotency_retention.max(MIN_KEY_RETENTION),
+                shutdown,
+            )
+        });
         let schema = api::build_schema(
             Some(ApiContext {
                 store: Arc::clone(&store),
@@ -117,9 +111,7 @@ impl Ticketing {
         );
         Ok(Self {
             store,
-            schema,
-            keys,
-            shutdown,
+            service: GraphQLService::new(schema, keys, background),
         })
     }
 
@@ -128,13 +120,12 @@ impl Ticketing {
     }
 
     pub fn schema(&self) -> &TicketingSchema {
-        &self.schema
+        self.service.executor()
     }
 
     /// `/graphql` (HTTP and WebSocket) and `/health`.
     pub fn router(&self) -> Router {
-        platform::graphql::graphql_router(self.schema.clone(), Arc::clone(&self.keys))
-            .merge(platform::server::health_router())
+        self.service.router()
     }
 
     /// Serves until `shutdown` resolves, then stops the background tasks.
@@ -143,15 +134,7 @@ impl Ticketing {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let result = platform::server::serve(listener, self.router(), shutdown).await;
-        let _ = self.shutdown.send(true);
-        result
-    }
-}
-
-impl Drop for Ticketing {
-    fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
+        self.service.serve(listener, shutdown).await
     }
 }
 

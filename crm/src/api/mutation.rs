@@ -1,4 +1,5 @@
 use async_graphql::{Context, ID, InputObject, Object};
+use uuid::Uuid;
 
 use super::auth;
 use super::context;
@@ -8,8 +9,21 @@ use crate::domain::{
     self, CompanyName, DomainError, EarlySigningRule, EmailAddress, LevelChanges, LevelName,
     NewInvoice, NewSponsor, PersonName, TicketCount,
 };
+use crate::store::SharedStore;
 
 pub struct Mutation;
+
+/// The store and sponsor id for a mutation on one sponsor, once the caller is known to hold
+/// `scope`: the checks every such mutation makes first, in the same order.
+fn sponsor_target<'c>(
+    ctx: &'c Context<'_>,
+    scope: &str,
+    sponsor_id: &ID,
+) -> async_graphql::Result<(&'c SharedStore, Uuid)> {
+    auth::require_in(ctx, scope)?;
+    let id = parse_id("sponsor", sponsor_id)?;
+    Ok((&context(ctx)?.store, id))
+}
 
 #[derive(InputObject)]
 pub struct CreateSponsorInput {
@@ -89,11 +103,8 @@ impl Mutation {
         ctx: &Context<'_>,
         sponsor_id: ID,
     ) -> async_graphql::Result<Sponsor> {
-        auth::require_in(ctx, auth::WRITE)?;
-        let id = parse_id("sponsor", &sponsor_id)?;
-        Ok(Sponsor(
-            context(ctx)?.store.send_contract(id).await.or_gql()?,
-        ))
+        let (store, id) = sponsor_target(ctx, auth::WRITE, &sponsor_id)?;
+        Ok(Sponsor(store.send_contract(id).await.or_gql()?))
     }
 
     /// SENT -> SIGNED, on `signedOn` (today when left out; never in the future). With every
@@ -104,8 +115,7 @@ impl Mutation {
         sponsor_id: ID,
         signed_on: Option<Date>,
     ) -> async_graphql::Result<Sponsor> {
-        auth::require_in(ctx, auth::WRITE)?;
-        let id = parse_id("sponsor", &sponsor_id)?;
+        let (store, id) = sponsor_target(ctx, auth::WRITE, &sponsor_id)?;
         let today = domain::now().date_naive();
         let signed_on = signed_on.map_or(today, |d| d.0);
         if signed_on > today {
@@ -114,13 +124,7 @@ impl Mutation {
             )))
             .or_gql();
         }
-        Ok(Sponsor(
-            context(ctx)?
-                .store
-                .sign_contract(id, signed_on)
-                .await
-                .or_gql()?,
-        ))
+        Ok(Sponsor(store.sign_contract(id, signed_on).await.or_gql()?))
     }
 
     /// DRAFT or SENT -> CANCELLED. Needs `crm:write`.
@@ -129,11 +133,8 @@ impl Mutation {
         ctx: &Context<'_>,
         sponsor_id: ID,
     ) -> async_graphql::Result<Sponsor> {
-        auth::require_in(ctx, auth::WRITE)?;
-        let id = parse_id("sponsor", &sponsor_id)?;
-        Ok(Sponsor(
-            context(ctx)?.store.cancel_contract(id).await.or_gql()?,
-        ))
+        let (store, id) = sponsor_target(ctx, auth::WRITE, &sponsor_id)?;
+        Ok(Sponsor(store.cancel_contract(id).await.or_gql()?))
     }
 
     /// A new ISSUED invoice. Needs `crm:write`.
@@ -179,15 +180,10 @@ impl Mutation {
         sponsor_id: ID,
         level: String,
     ) -> async_graphql::Result<Sponsor> {
-        auth::require_in(ctx, auth::WRITE)?;
-        let id = parse_id("sponsor", &sponsor_id)?;
+        let (store, id) = sponsor_target(ctx, auth::WRITE, &sponsor_id)?;
         let level = LevelName::parse("level", &level).or_gql()?;
         Ok(Sponsor(
-            context(ctx)?
-                .store
-                .change_level(id, level.as_str())
-                .await
-                .or_gql()?,
+            store.change_level(id, level.as_str()).await.or_gql()?,
         ))
     }
 
@@ -228,18 +224,13 @@ impl Mutation {
         sponsor_id: ID,
         tickets: Option<i64>,
     ) -> async_graphql::Result<Sponsor> {
-        auth::require_in(ctx, auth::ADMIN)?;
-        let id = parse_id("sponsor", &sponsor_id)?;
+        let (store, id) = sponsor_target(ctx, auth::ADMIN, &sponsor_id)?;
         let tickets = tickets
             .map(|n| TicketCount::parse("tickets", n))
             .transpose()
             .or_gql()?;
         Ok(Sponsor(
-            context(ctx)?
-                .store
-                .set_allowance_override(id, tickets)
-                .await
-                .or_gql()?,
+            store.set_allowance_override(id, tickets).await.or_gql()?,
         ))
     }
 
@@ -292,10 +283,7 @@ impl Mutation {
         ctx: &Context<'_>,
         sponsor_id: ID,
     ) -> async_graphql::Result<Sponsor> {
-        auth::require_in(ctx, auth::ADMIN)?;
-        let id = parse_id("sponsor", &sponsor_id)?;
-        Ok(Sponsor(
-            context(ctx)?.store.retry_allocation(id).await.or_gql()?,
-        ))
+        let (store, id) = sponsor_target(ctx, auth::ADMIN, &sponsor_id)?;
+        Ok(Sponsor(store.retry_allocation(id).await.or_gql()?))
     }
 }

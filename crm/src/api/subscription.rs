@@ -1,11 +1,12 @@
 use async_graphql::{Context, Subscription as SubscriptionObject};
-use futures_util::{Stream, StreamExt};
-use platform::graphql::coded_error;
+use futures_util::Stream;
+use platform::graphql::{event_position, event_stream};
 
 use super::auth;
 use super::context;
+use super::errors::OrGraphQLError;
 use super::events::SponsorEvent;
-use super::query::event_position;
+use crate::events::SponsorEventKind;
 
 pub struct Subscription;
 
@@ -22,22 +23,10 @@ impl Subscription {
     {
         auth::require_in(ctx, auth::READ)?;
         let api = context(ctx)?;
-        let after = match event_position(after.as_deref())? {
+        let after = match event_position::<SponsorEventKind>(after.as_deref())? {
             Some(position) => position,
-            None => api
-                .store
-                .event_head()
-                .await
-                .map_err(super::errors::store_error)?,
+            None => api.store.event_head().await.or_gql()?,
         };
-        Ok(api.feed.subscribe(after).map(|item| {
-            item.map(SponsorEvent::from).map_err(|e| {
-                tracing::warn!(error = %e, "sponsor event feed failed");
-                coded_error(
-                    "INTERNAL_SERVER_ERROR",
-                    "the event log is unavailable; resubscribe with your last cursor",
-                )
-            })
-        }))
+        Ok(event_stream(&api.feed, after))
     }
 }

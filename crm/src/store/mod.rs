@@ -17,8 +17,9 @@ use crate::domain::{
     NewInvoice, NewSponsor, Sponsor, SponsorshipLevel, TicketAllocation, TicketAllocationRequest,
     TicketCount,
 };
-use crate::events::SponsorEvent;
+use crate::events::SponsorEventKind;
 
+pub use platform::Page;
 pub use sql::connect;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,24 +28,17 @@ pub enum StoreError {
     Domain(#[from] DomainError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("database migration failed: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    /// Opening the database: a bad URL, an unreachable server, a failed migration.
+    #[error(transparent)]
+    Open(#[from] platform::database::OpenError),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
-    #[error("unsupported database URL {0:?}: use sqlite:// or postgres://")]
-    UnsupportedUrl(String),
 }
 
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> Self {
         Self::Corrupt(e.to_string())
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub has_next_page: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -73,8 +67,9 @@ pub enum AttemptOutcome {
     },
 }
 
+/// Also its event log ([`platform::EventStorage`]), which the feed, the relay and the API read.
 #[async_trait]
-pub trait CrmStore: Send + Sync {
+pub trait CrmStore: platform::EventStorage<Kind = SponsorEventKind, Error = StoreError> {
     async fn levels(&self) -> Result<Vec<SponsorshipLevel>, StoreError>;
     /// Changes a level; a changed allowance tops up (or flags) its onboarded sponsors.
     async fn update_level(
@@ -147,11 +142,6 @@ pub trait CrmStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// When the earliest waiting request becomes due (or its lease lapses).
     async fn next_attempt_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
-
-    async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<SponsorEvent>, StoreError>;
-    async fn event_head(&self) -> Result<i64, StoreError>;
-    async fn outbox_offset(&self) -> Result<i64, StoreError>;
-    async fn set_outbox_offset(&self, position: i64) -> Result<(), StoreError>;
 }
 
 pub type SharedStore = Arc<dyn CrmStore>;

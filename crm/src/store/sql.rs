@@ -13,15 +13,13 @@
 //! - SQLite writes go through a one-connection pool and queue there instead of failing with
 //!   `SQLITE_BUSY`; reads use their own pool.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use platform::CommitSignal;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use platform::database::{Database, Migrations, Pools};
+use platform::{CommitSignal, EventKind};
 use sqlx::types::Json;
 use sqlx::{Pool, Postgres, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
@@ -43,56 +41,31 @@ pub struct SqlStore<DB: sqlx::Database> {
     commits: CommitSignal,
 }
 
+static MIGRATIONS: Migrations = Migrations {
+    sqlite: sqlx::migrate!("./migrations/sqlite"),
+    postgres: sqlx::migrate!("./migrations/postgres"),
+};
+
 /// Opens (creating and migrating as needed) the database the URL names.
 pub async fn connect(
     url: &str,
     max_connections: u32,
     commits: CommitSignal,
 ) -> Result<Arc<dyn CrmStore>, StoreError> {
-    if url.starts_with("sqlite:") {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // WAL + NORMAL survives a process crash; only an OS crash can lose the last commits.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        if let Some(parent) = options.get_filename().parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-        }
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(60))
-            .connect_with(options.clone())
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(max_connections.max(2))
-            .connect_with(options.read_only(true))
-            .await?;
-        Ok(Arc::new(SqlStore::<Sqlite> {
-            writer,
-            reader,
-            commits,
-        }))
-    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(2))
-            .acquire_timeout(Duration::from_secs(30))
-            .connect(url)
-            .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Arc::new(SqlStore::<Postgres> {
-            writer: pool.clone(),
-            reader: pool,
-            commits,
-        }))
-    } else {
-        Err(StoreError::UnsupportedUrl(url.to_owned()))
-    }
+    Ok(
+        match Database::open(url, max_connections, &MIGRATIONS).await? {
+            Database::Sqlite(Pools { writer, reader }) => Arc::new(SqlStore::<Sqlite> {
+                writer,
+                reader,
+                commits,
+            }),
+            Database::Postgres(Pools { writer, reader }) => Arc::new(SqlStore::<Postgres> {
+                writer,
+                reader,
+                commits,
+            }),
+        },
+    )
 }
 
 const LEVEL_COLUMNS: &str =
@@ -715,10 +688,8 @@ macro_rules! crm_store_for {
                 }
                 query.push(" ORDER BY id LIMIT ").push_bind(first + 1);
                 let rows = query.build().fetch_all(&self.reader).await?;
-                let mut items = rows.iter().map(sponsor_from).collect::<Result<Vec<_>, _>>()?;
-                let has_next_page = items.len() as i64 > first;
-                items.truncate(first as usize);
-                Ok(Page { items, has_next_page })
+                let items = rows.iter().map(sponsor_from).collect::<Result<Vec<_>, _>>()?;
+                Ok(Page::from_lookahead(items, first))
             }
 
             async fn send_contract(&self, sponsor_id: Uuid) -> Result<Sponsor, StoreError> {
@@ -976,6 +947,13 @@ macro_rules! crm_store_for {
                 }
                 Ok(earliest)
             }
+
+        }
+
+        #[async_trait]
+        impl platform::EventStorage for SqlStore<Db> {
+            type Kind = SponsorEventKind;
+            type Error = StoreError;
 
             async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<SponsorEvent>, StoreError> {
                 let rows = sqlx::query(

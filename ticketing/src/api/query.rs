@@ -1,7 +1,7 @@
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, ID, Object};
 use platform::Cursor;
-use platform::graphql::coded_error;
+use platform::graphql::{coded_error, event_page, event_position};
 use uuid::Uuid;
 
 use super::auth;
@@ -11,7 +11,7 @@ use super::events::TicketEvent;
 use super::types::{
     Conference, Ticket, TicketPurchase, TicketPurchaseStatus, TicketType, may_see_ticket_type,
 };
-use crate::events::CURSOR_KIND;
+use crate::events::TicketEventKind;
 use crate::store::PurchaseFilter;
 
 pub struct Query;
@@ -20,13 +20,7 @@ const DEFAULT_PAGE: i32 = 20;
 const MAX_PAGE: i32 = 100;
 
 fn page_size(first: Option<i32>) -> async_graphql::Result<i64> {
-    match first.unwrap_or(DEFAULT_PAGE) {
-        n @ 0..=MAX_PAGE => Ok(i64::from(n)),
-        n => Err(coded_error(
-            "BAD_USER_INPUT",
-            format!("first must be between 0 and {MAX_PAGE}, got {n}"),
-        )),
-    }
+    platform::graphql::page_size(first, DEFAULT_PAGE, MAX_PAGE)
 }
 
 fn id_cursor(kind: &str, after: Option<&str>) -> async_graphql::Result<Option<Uuid>> {
@@ -207,29 +201,10 @@ impl Query {
     ) -> async_graphql::Result<Connection<String, TicketEvent>> {
         auth::require(&auth::principal(ctx), auth::EVENTS_READ)?;
         let first = page_size(first)?;
-        let position = match &after {
-            Some(c) => Cursor::decode_position(CURSOR_KIND, c).ok_or_else(|| {
-                coded_error(
-                    "BAD_USER_INPUT",
-                    format!("{c:?} is not a ticket event cursor"),
-                )
-            })?,
-            None => 0,
-        };
-        let api = context(ctx)?;
-        let mut events = if first == 0 {
-            Vec::new()
-        } else {
-            api.store.events_after(position, first + 1).await.or_gql()?
-        };
-        let has_next = events.len() as i64 > first;
-        events.truncate(first as usize);
-        let mut connection = Connection::new(position > 0, has_next);
-        connection.edges.extend(events.into_iter().map(|e| {
-            let event = std::sync::Arc::new(e);
-            Edge::new(event.cursor(), TicketEvent::from(event))
-        }));
-        Ok(connection)
+        let position = event_position::<TicketEventKind>(after.as_deref())?.unwrap_or(0);
+        event_page(context(ctx)?.store.as_ref(), position, first)
+            .await
+            .or_gql()
     }
 
     #[graphql(entity)]

@@ -1,12 +1,12 @@
 use async_graphql::{Context, Subscription as SubscriptionObject};
-use futures_util::{Stream, StreamExt};
-use platform::Cursor;
-use platform::graphql::coded_error;
+use futures_util::Stream;
+use platform::graphql::{event_position, event_stream};
 
 use super::auth;
 use super::context;
+use super::errors::OrGraphQLError;
 use super::events::TicketEvent;
-use crate::events::CURSOR_KIND;
+use crate::events::TicketEventKind;
 
 pub struct Subscription;
 
@@ -22,27 +22,10 @@ impl Subscription {
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<TicketEvent>> + use<>> {
         auth::require(&auth::principal(ctx), auth::EVENTS_READ)?;
         let api = context(ctx)?;
-        let after = match after {
-            Some(cursor) => Cursor::decode_position(CURSOR_KIND, &cursor).ok_or_else(|| {
-                coded_error(
-                    "BAD_USER_INPUT",
-                    format!("{cursor:?} is not a ticket event cursor"),
-                )
-            })?,
-            None => api
-                .store
-                .event_head()
-                .await
-                .map_err(super::errors::store_error)?,
+        let after = match event_position::<TicketEventKind>(after.as_deref())? {
+            Some(position) => position,
+            None => api.store.event_head().await.or_gql()?,
         };
-        Ok(api.feed.subscribe(after).map(|item| {
-            item.map(TicketEvent::from).map_err(|e| {
-                tracing::warn!(error = %e, "ticket event feed failed");
-                coded_error(
-                    "INTERNAL_SERVER_ERROR",
-                    "the event log is unavailable; resubscribe with your last cursor",
-                )
-            })
-        }))
+        Ok(event_stream(&api.feed, after))
     }
 }

@@ -1,36 +1,15 @@
 //! GraphQL object types. Each wraps a domain value; fields that reach further (a purchase's
 //! tickets, a line's ticket type) load through the store.
 
-use async_graphql::{
-    Context, Enum, ID, InputObject, InputValueError, InputValueResult, Object, Scalar, ScalarType,
-    SimpleObject, Value,
-};
-use chrono::{DateTime, NaiveDate, Utc};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+pub use platform::graphql::Date;
 
 use super::auth;
 use super::context;
 use super::errors::OrGraphQLError;
 use crate::domain;
-
-/// A calendar date, `YYYY-MM-DD`.
-#[derive(Debug, Clone, Copy)]
-pub struct Date(pub NaiveDate);
-
-#[Scalar(name = "Date")]
-impl ScalarType for Date {
-    fn parse(value: Value) -> InputValueResult<Self> {
-        match &value {
-            Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map(Date)
-                .map_err(|_| InputValueError::custom(format!("{s:?} is not a YYYY-MM-DD date"))),
-            _ => Err(InputValueError::expected_type(value)),
-        }
-    }
-
-    fn to_value(&self) -> Value {
-        Value::String(self.0.format("%Y-%m-%d").to_string())
-    }
-}
 
 /// An amount in minor units (cents) of an ISO 4217 currency.
 // Shareable: other subgraphs (the CRM's invoices) define the same value type.

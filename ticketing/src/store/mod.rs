@@ -15,8 +15,9 @@ use crate::domain::{
     Attendee, ClientKey, Conference, DomainError, NewConference, NewTicketPurchase, NewTicketType,
     PurchaseStatus, Ticket, TicketPurchase, TicketType, TicketTypeChanges,
 };
-use crate::events::TicketEvent;
+use crate::events::TicketEventKind;
 
+pub use platform::Page;
 pub use sql::{SqlStore, connect};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,24 +26,17 @@ pub enum StoreError {
     Domain(#[from] DomainError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("database migration failed: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    /// Opening the database: a bad URL, an unreachable server, a failed migration.
+    #[error(transparent)]
+    Open(#[from] platform::database::OpenError),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
-    #[error("unsupported database URL {0:?}: use sqlite:// or postgres://")]
-    UnsupportedUrl(String),
 }
 
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> Self {
         Self::Corrupt(e.to_string())
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub has_next_page: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -61,8 +55,9 @@ pub struct PurchaseOutcome {
     pub replayed: bool,
 }
 
+/// Also its event log ([`platform::EventStorage`]), which the feed, the relay and the API read.
 #[async_trait]
-pub trait TicketStore: Send + Sync {
+pub trait TicketStore: platform::EventStorage<Kind = TicketEventKind, Error = StoreError> {
     async fn create_conference(&self, new: NewConference) -> Result<Conference, StoreError>;
     async fn conference(&self, id: Uuid) -> Result<Option<Conference>, StoreError>;
     async fn conferences(
@@ -106,11 +101,6 @@ pub trait TicketStore: Send + Sync {
     async fn tickets_of(&self, purchase_id: Uuid) -> Result<Vec<Ticket>, StoreError>;
     async fn ticket(&self, id: Uuid) -> Result<Option<Ticket>, StoreError>;
     async fn assign_ticket(&self, id: Uuid, attendee: Attendee) -> Result<Ticket, StoreError>;
-
-    async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<TicketEvent>, StoreError>;
-    async fn event_head(&self) -> Result<i64, StoreError>;
-    async fn outbox_offset(&self) -> Result<i64, StoreError>;
-    async fn set_outbox_offset(&self, position: i64) -> Result<(), StoreError>;
 }
 
 pub type SharedStore = Arc<dyn TicketStore>;

@@ -13,15 +13,13 @@
 //!   and queue in the pool instead of failing with `SQLITE_BUSY`; reads use their own pool.
 
 use std::collections::{BTreeMap, HashMap};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use platform::CommitSignal;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use platform::database::{Database, Migrations, Pools};
+use platform::{CommitSignal, EventKind};
 use sqlx::types::Json;
 use sqlx::{Pool, Postgres, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
@@ -41,56 +39,31 @@ pub struct SqlStore<DB: sqlx::Database> {
     commits: CommitSignal,
 }
 
+static MIGRATIONS: Migrations = Migrations {
+    sqlite: sqlx::migrate!("./migrations/sqlite"),
+    postgres: sqlx::migrate!("./migrations/postgres"),
+};
+
 /// Opens (creating and migrating as needed) the database the URL names.
 pub async fn connect(
     url: &str,
     max_connections: u32,
     commits: CommitSignal,
 ) -> Result<Arc<dyn TicketStore>, StoreError> {
-    if url.starts_with("sqlite:") {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // WAL + NORMAL survives a process crash; only an OS crash can lose the last commits.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        if let Some(parent) = options.get_filename().parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-        }
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(60))
-            .connect_with(options.clone())
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(max_connections.max(2))
-            .connect_with(options.read_only(true))
-            .await?;
-        Ok(Arc::new(SqlStore::<Sqlite> {
-            writer,
-            reader,
-            commits,
-        }))
-    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(2))
-            .acquire_timeout(Duration::from_secs(30))
-            .connect(url)
-            .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Arc::new(SqlStore::<Postgres> {
-            writer: pool.clone(),
-            reader: pool,
-            commits,
-        }))
-    } else {
-        Err(StoreError::UnsupportedUrl(url.to_owned()))
-    }
+    Ok(
+        match Database::open(url, max_connections, &MIGRATIONS).await? {
+            Database::Sqlite(Pools { writer, reader }) => Arc::new(SqlStore::<Sqlite> {
+                writer,
+                reader,
+                commits,
+            }),
+            Database::Postgres(Pools { writer, reader }) => Arc::new(SqlStore::<Postgres> {
+                writer,
+                reader,
+                commits,
+            }),
+        },
+    )
 }
 
 const CONFERENCE_COLUMNS: &str = "id, name, currency, starts_on, ends_on, created_at";
@@ -257,6 +230,48 @@ macro_rules! ticket_store_for {
             attach_lines(&mut **tx, &mut purchases).await?;
             let [purchase] = purchases;
             Ok(Some(purchase))
+        }
+
+        /// How a conditional purchase status step went.
+        enum StatusStep<'t> {
+            /// The row changed; the transaction stays open for the step's events.
+            Applied(Tx<'t>, TicketPurchase),
+            /// The step had already happened: a repeat, nothing written.
+            AlreadyDone(TicketPurchase),
+        }
+
+        /// Runs a purchase status step: `statement` is the conditional `UPDATE` (`$1` the time,
+        /// `$2` the id). When its condition did not hold the transaction is rolled back and
+        /// `transition` (the domain's rule for the step) tells a repeat from a purchase that
+        /// another writer moved first; `doing` names the step in that error.
+        async fn purchase_status_step<'t>(
+            mut tx: Tx<'t>,
+            statement: &str,
+            id: Uuid,
+            now: DateTime<Utc>,
+            transition: impl FnOnce(&TicketPurchase) -> Result<Transition, DomainError>,
+            doing: &str,
+        ) -> Result<StatusStep<'t>, StoreError> {
+            let changed = sqlx::query(statement)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let purchase = load_purchase(&mut tx, id)
+                .await?
+                .ok_or_else(|| DomainError::NotFound(format!("ticket purchase {id} does not exist")))?;
+            if changed > 0 {
+                return Ok(StatusStep::Applied(tx, purchase));
+            }
+            tx.rollback().await?;
+            match transition(&purchase)? {
+                Transition::Unchanged => Ok(StatusStep::AlreadyDone(purchase)),
+                Transition::To(_) => Err(DomainError::InvalidState(format!(
+                    "ticket purchase {id} changed while {doing}; try again"
+                ))
+                .into()),
+            }
         }
 
         /// Pushes `UPDATE ticket_types …`: takes `quantity` seats if they are left and the price
@@ -707,10 +722,8 @@ macro_rules! ticket_store_for {
                 }
                 query.push(" ORDER BY id LIMIT ").push_bind(first + 1);
                 let rows = query.build().fetch_all(&self.reader).await?;
-                let mut items = rows.iter().map(conference_from).collect::<Result<Vec<_>, _>>()?;
-                let has_next_page = items.len() as i64 > first;
-                items.truncate(first as usize);
-                Ok(Page { items, has_next_page })
+                let items = rows.iter().map(conference_from).collect::<Result<Vec<_>, _>>()?;
+                Ok(Page::from_lookahead(items, first))
             }
 
             async fn create_ticket_type(&self, new: NewTicketType) -> Result<TicketType, StoreError> {
@@ -944,37 +957,27 @@ macro_rules! ticket_store_for {
                 }
                 query.push(" ORDER BY id LIMIT ").push_bind(first + 1);
                 let rows = query.build().fetch_all(&self.reader).await?;
-                let mut items = rows.iter().map(purchase_from).collect::<Result<Vec<_>, _>>()?;
-                let has_next_page = items.len() as i64 > first;
-                items.truncate(first as usize);
-                attach_lines(&self.reader, &mut items).await?;
-                Ok(Page { items, has_next_page })
+                let items = rows.iter().map(purchase_from).collect::<Result<Vec<_>, _>>()?;
+                let mut page = Page::from_lookahead(items, first);
+                attach_lines(&self.reader, &mut page.items).await?;
+                Ok(page)
             }
 
             async fn confirm_payment(&self, id: Uuid) -> Result<TicketPurchase, StoreError> {
                 let now = domain::now();
-                let mut tx = self.writer.begin().await?;
-                let changed = sqlx::query(
+                let step = purchase_status_step(
+                    self.writer.begin().await?,
                     "UPDATE ticket_purchases SET status = 'PAID', paid_at = $1, expires_at = NULL WHERE id = $2 AND status = 'PENDING_PAYMENT' AND (expires_at IS NULL OR expires_at > $1)",
+                    id,
+                    now,
+                    |p| p.confirm_payment(now),
+                    "being paid",
                 )
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let purchase = load_purchase(&mut tx, id)
-                    .await?
-                    .ok_or_else(|| DomainError::NotFound(format!("ticket purchase {id} does not exist")))?;
-                if changed == 0 {
-                    tx.rollback().await?;
-                    return match purchase.confirm_payment(now)? {
-                        Transition::Unchanged => Ok(purchase),
-                        Transition::To(_) => Err(DomainError::InvalidState(format!(
-                            "ticket purchase {id} changed while being paid; try again"
-                        ))
-                        .into()),
-                    };
-                }
+                .await?;
+                let (mut tx, purchase) = match step {
+                    StatusStep::Applied(tx, purchase) => (tx, purchase),
+                    StatusStep::AlreadyDone(purchase) => return Ok(purchase),
+                };
                 append_events(&mut tx, vec![TicketEventKind::TicketPurchasePaid { purchase: purchase.clone() }], now).await?;
                 tx.commit().await?;
                 self.commits.notify();
@@ -983,28 +986,19 @@ macro_rules! ticket_store_for {
 
             async fn cancel_purchase(&self, id: Uuid) -> Result<TicketPurchase, StoreError> {
                 let now = domain::now();
-                let mut tx = self.writer.begin().await?;
-                let changed = sqlx::query(
+                let step = purchase_status_step(
+                    self.writer.begin().await?,
                     "UPDATE ticket_purchases SET status = 'CANCELLED', cancelled_at = $1, expires_at = NULL WHERE id = $2 AND status IN ('PENDING_PAYMENT', 'PAID')",
+                    id,
+                    now,
+                    TicketPurchase::cancel,
+                    "being cancelled",
                 )
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let purchase = load_purchase(&mut tx, id)
-                    .await?
-                    .ok_or_else(|| DomainError::NotFound(format!("ticket purchase {id} does not exist")))?;
-                if changed == 0 {
-                    tx.rollback().await?;
-                    return match purchase.cancel()? {
-                        Transition::Unchanged => Ok(purchase),
-                        Transition::To(_) => Err(DomainError::InvalidState(format!(
-                            "ticket purchase {id} changed while being cancelled; try again"
-                        ))
-                        .into()),
-                    };
-                }
+                .await?;
+                let (mut tx, purchase) = match step {
+                    StatusStep::Applied(tx, purchase) => (tx, purchase),
+                    StatusStep::AlreadyDone(purchase) => return Ok(purchase),
+                };
                 let mut kinds = vec![TicketEventKind::TicketPurchaseCancelled { purchase: purchase.clone() }];
                 kinds.extend(release_seats(&mut tx, purchase.lines.iter(), now).await?);
                 append_events(&mut tx, kinds, now).await?;
@@ -1098,6 +1092,13 @@ macro_rules! ticket_store_for {
                 self.commits.notify();
                 Ok(ticket)
             }
+
+        }
+
+        #[async_trait]
+        impl platform::EventStorage for SqlStore<Db> {
+            type Kind = TicketEventKind;
+            type Error = StoreError;
 
             async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<TicketEvent>, StoreError> {
                 let rows = sqlx::query(

@@ -1,0 +1,191 @@
+//! A service's event log as the shared plumbing sees it. Each service stores its own events
+//! in its own tables and says what its events are ([`EventKind`]) and how to read them
+//! ([`EventStorage`]); from that this module makes the live feed's reader and the relay's
+//! outbox, so neither adapter is written again per service.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::bus::EventBus;
+use crate::cursor::Cursor;
+use crate::feed::{CommitSignal, EventFeed, EventLogReader, FeedError, Positioned};
+use crate::outbox::{Outbox, OutboxError, OutboxMessage, OutboxRelay};
+use crate::server::Background;
+
+/// What happens in a service: its own enum, adjacently tagged
+/// (`#[serde(tag = "type", content = "data")]`) so that the type name and what the event is
+/// about can be stored in separate columns and sent as separate fields.
+pub trait EventKind: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The kind tag of the log's opaque cursors, e.g. `ticket-event`. Read with the dash as a
+    /// space, it also names the cursor in error messages ("a ticket event cursor").
+    const CURSOR_KIND: &'static str;
+    /// Bus subjects are `<SUBJECT_PREFIX>.<event type>`, e.g. `ticketing.events`.
+    const SUBJECT_PREFIX: &'static str;
+
+    /// The type name consumers dispatch on, e.g. `TicketPurchaseCreated`.
+    fn event_type(&self) -> &'static str;
+
+    /// Splits into the stored `(event_type, data)` pair.
+    fn to_stored(&self) -> Result<(&'static str, serde_json::Value), serde_json::Error> {
+        let mut value = serde_json::to_value(self)?;
+        let data = value
+            .get_mut("data")
+            .map(serde_json::Value::take)
+            .unwrap_or(serde_json::Value::Null);
+        Ok((self.event_type(), data))
+    }
+
+    fn from_stored(event_type: &str, data: serde_json::Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({ "type": event_type, "data": data }))
+    }
+}
+
+/// An event as committed to a service's log: where, when and which, around the service's
+/// own [`EventKind`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedEvent<K> {
+    pub position: i64,
+    /// Unique per event; bus consumers deduplicate by it.
+    pub id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub kind: K,
+}
+
+impl<K: EventKind> LoggedEvent<K> {
+    /// Where a reader resumes right after this event.
+    pub fn cursor(&self) -> String {
+        Cursor::encode_position(K::CURSOR_KIND, self.position)
+    }
+
+    pub fn subject(&self) -> String {
+        format!("{}.{}", K::SUBJECT_PREFIX, self.kind.event_type())
+    }
+
+    /// The message internal systems receive on the bus: the same envelope from every service.
+    pub fn bus_payload(&self) -> serde_json::Value {
+        let data = self
+            .kind
+            .to_stored()
+            .map(|(_, d)| d)
+            .unwrap_or(serde_json::Value::Null);
+        serde_json::json!({
+            "id": self.id,
+            "type": self.kind.event_type(),
+            "position": self.position,
+            "occurredAt": self.occurred_at,
+            "data": data,
+        })
+    }
+}
+
+impl<K: EventKind> Positioned for LoggedEvent<K> {
+    fn position(&self) -> i64 {
+        self.position
+    }
+}
+
+/// Reading a service's event log and keeping the relay's place in it.
+#[async_trait]
+pub trait EventStorage: Send + Sync {
+    type Kind: EventKind;
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Events with a position greater than `after`, oldest first, at most `limit`.
+    async fn events_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LoggedEvent<Self::Kind>>, Self::Error>;
+    /// The highest committed position (0 when the log is empty).
+    async fn event_head(&self) -> Result<i64, Self::Error>;
+    /// The position up to which the relay has published.
+    async fn outbox_offset(&self) -> Result<i64, Self::Error>;
+    /// Moves the relay's position forward (never back).
+    async fn set_outbox_offset(&self, position: i64) -> Result<(), Self::Error>;
+}
+
+/// The storage seen as an event log, for the live feed.
+pub struct StoreEventLog<S: ?Sized>(pub Arc<S>);
+
+#[async_trait]
+impl<S: EventStorage + ?Sized> EventLogReader<LoggedEvent<S::Kind>> for StoreEventLog<S> {
+    async fn read_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LoggedEvent<S::Kind>>, FeedError> {
+        self.0
+            .events_after(after, limit)
+            .await
+            .map_err(|e| FeedError(e.to_string()))
+    }
+
+    async fn head(&self) -> Result<i64, FeedError> {
+        self.0
+            .event_head()
+            .await
+            .map_err(|e| FeedError(e.to_string()))
+    }
+}
+
+/// The storage seen as an outbox, for the bus relay.
+pub struct StoreOutbox<S: ?Sized>(pub Arc<S>);
+
+#[async_trait]
+impl<S: EventStorage + ?Sized> Outbox for StoreOutbox<S> {
+    async fn unpublished(&self, limit: i64) -> Result<Vec<OutboxMessage>, OutboxError> {
+        let err = |e: S::Error| OutboxError(e.to_string());
+        let offset = self.0.outbox_offset().await.map_err(err)?;
+        let events = self.0.events_after(offset, limit).await.map_err(err)?;
+        Ok(events
+            .into_iter()
+            .map(|e| OutboxMessage {
+                position: e.position,
+                id: e.id,
+                subject: e.subject(),
+                payload: e.bus_payload(),
+            })
+            .collect())
+    }
+
+    async fn mark_published(&self, up_to_position: i64) -> Result<(), OutboxError> {
+        self.0
+            .set_outbox_offset(up_to_position)
+            .await
+            .map_err(|e| OutboxError(e.to_string()))
+    }
+}
+
+/// How many events the live feed keeps for subscribers that are momentarily behind.
+const FEED_BUFFER: usize = 4096;
+
+/// Starts the live feed over the log and the relay that publishes it to the bus; both stop
+/// with `background`.
+pub async fn start_event_log<S>(
+    storage: Arc<S>,
+    bus: Arc<dyn EventBus>,
+    commits: CommitSignal,
+    poll_interval: Duration,
+    background: &Background,
+) -> Result<Arc<EventFeed<LoggedEvent<S::Kind>>>, FeedError>
+where
+    S: EventStorage + ?Sized + 'static,
+{
+    let feed = EventFeed::start(
+        Arc::new(StoreEventLog(Arc::clone(&storage))),
+        commits.clone(),
+        poll_interval,
+        FEED_BUFFER,
+        background.shutdown_flag(),
+    )
+    .await?;
+    let relay = OutboxRelay::new(Arc::new(StoreOutbox(storage)), bus, commits, poll_interval);
+    background.spawn(|shutdown| relay.run(shutdown));
+    Ok(feed)
+}
