@@ -1,13 +1,15 @@
-//! `conftools`: runs Conference Tools in one process (`up`) and mints tokens for scripts
-//! (`token`). Each service also has its own binary for running alone.
+//! `conftools`: runs Conference Tools in one process (`up`), mints tokens for scripts
+//! (`token`) and writes the gateway's public schema to `schema.graphql` (`compose`). Each
+//! service also has its own binary for running alone.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use conftools::compose::{self, COMPOSE_COMMAND};
 use platform::{InProcessBus, JwtKeys};
 use rand::RngCore;
 
@@ -27,6 +29,8 @@ enum Command {
     Up(UpArgs),
     /// Print a bearer token signed with the data directory's secret.
     Token(TokenArgs),
+    /// Write the gateway's public API schema (ticketing and the CRM composed) to a file.
+    Compose(ComposeArgs),
 }
 
 #[derive(clap::Args)]
@@ -44,6 +48,9 @@ struct UpArgs {
     /// Address of the sponsorship CRM.
     #[arg(long, env = "CONFTOOLS_CRM_ADDR", default_value = "127.0.0.1:4002")]
     crm_addr: SocketAddr,
+    /// Address of the gateway: the one GraphQL API over both, for frontends.
+    #[arg(long, env = "CONFTOOLS_GATEWAY_ADDR", default_value = "127.0.0.1:4000")]
+    gateway_addr: SocketAddr,
     /// How long an unpaid purchase holds its seats.
     #[arg(long, env = "TICKETING_RESERVATION_TTL_SECS", default_value_t = 1800)]
     reservation_ttl_secs: u64,
@@ -62,6 +69,16 @@ struct TokenArgs {
     /// Lifetime in hours.
     #[arg(long, default_value_t = 24)]
     ttl_hours: u64,
+}
+
+#[derive(clap::Args)]
+struct ComposeArgs {
+    /// Where to write the schema.
+    #[arg(long, default_value = compose::SCHEMA_FILE)]
+    output: PathBuf,
+    /// Write nothing; fail if the file is missing or differs from the composed schema.
+    #[arg(long)]
+    check: bool,
 }
 
 const SECRET_FILE: &str = "jwt-secret";
@@ -118,6 +135,21 @@ fn sqlite_url(data_dir: &Path, file: &str) -> String {
     format!("sqlite://{}", data_dir.join(file).display())
 }
 
+/// Where another component of this process reaches a listener: one on all interfaces
+/// (`0.0.0.0`, `::`) is reached on loopback.
+fn local_origin(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+fn graphql_url(addr: SocketAddr) -> String {
+    format!("{}/graphql", local_origin(addr))
+}
+
 async fn up(args: UpArgs) -> anyhow::Result<()> {
     let secret = load_or_create_secret(&args.data_dir, true)?;
     let keys = Arc::new(JwtKeys::from_secret(&secret));
@@ -149,7 +181,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let crm = crm::Crm::start(
         crm::Settings {
             database_url: sqlite_url(&args.data_dir, "crm.db"),
-            ticketing_url: Some(format!("http://{ticketing_addr}/graphql")),
+            ticketing_url: Some(graphql_url(ticketing_addr)),
             ..crm::Settings::default()
         },
         Arc::clone(&keys),
@@ -169,27 +201,67 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         ],
         Duration::from_secs(24 * 3600),
     )?;
-    println!("Conference Tools is running (Ctrl-C to stop)");
-    println!("  ticketing   http://{ticketing_addr}/graphql");
-    println!("  crm         http://{crm_addr}/graphql");
-    println!("  data        {}", args.data_dir.display());
-    println!("  admin token (24 h):");
-    println!("{admin_token}");
+
+    let gateway_listener = tokio::net::TcpListener::bind(args.gateway_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} for the gateway", args.gateway_addr))?;
+    let gateway_addr = gateway_listener.local_addr()?;
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let ticketing_task = tokio::spawn(ticketing.serve(
         ticketing_listener,
         platform::server::until_shutdown(stopped.clone()),
     ));
-    let crm_task = tokio::spawn(crm.serve(crm_listener, platform::server::until_shutdown(stopped)));
-    platform::server::termination_signal().await;
+    let crm_task = tokio::spawn(crm.serve(
+        crm_listener,
+        platform::server::until_shutdown(stopped.clone()),
+    ));
+
+    // The gateway composes from the services' `_service { sdl }`, so it starts once both are
+    // serving. It runs exactly as the standalone binary does (`gateway::run`); nothing is
+    // printed until it serves, so a composition error stops `up` with that error instead of
+    // leaving a printed URL that answers nothing.
+    let gateway_config = gateway_config(
+        gateway_addr,
+        vec![
+            (compose::TICKETING.to_owned(), graphql_url(ticketing_addr)),
+            (compose::CRM.to_owned(), graphql_url(crm_addr)),
+        ],
+    )?;
+    let mut gateway_task = tokio::spawn(gateway::run(
+        gateway_listener,
+        gateway_config,
+        platform::server::until_shutdown(stopped),
+    ));
+    tokio::select! {
+        ended = &mut gateway_task => return Err(gateway_ended(ended)),
+        () = serving(gateway_addr) => {}
+    }
+
+    println!("Conference Tools is running (Ctrl-C to stop)");
+    println!("  gateway     http://{gateway_addr}/graphql");
+    println!("  ticketing   http://{ticketing_addr}/graphql");
+    println!("  crm         http://{crm_addr}/graphql");
+    println!("  data        {}", args.data_dir.display());
+    println!("  admin token (24 h):");
+    println!("{admin_token}");
+
+    // The gateway is what frontends use: if it stops on its own, so does everything.
+    tokio::select! {
+        () = platform::server::termination_signal() => {}
+        ended = &mut gateway_task => {
+            let _ = stop.send(true);
+            return Err(gateway_ended(ended));
+        }
+    }
     let _ = stop.send(true);
     // Open subscriptions would hold a graceful shutdown forever: give in-flight requests a
     // moment, then stop regardless.
     let drained = tokio::time::timeout(Duration::from_secs(5), async {
-        let (ticketing, crm) = tokio::join!(ticketing_task, crm_task);
+        let (ticketing, crm, gateway) = tokio::join!(ticketing_task, crm_task, gateway_task);
         ticketing??;
         crm??;
+        gateway??;
         Ok::<_, anyhow::Error>(())
     })
     .await;
@@ -200,6 +272,78 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Resolves once `/health` answers at `addr`.
+async fn serving(addr: SocketAddr) {
+    let client = reqwest::Client::new();
+    let health = format!("{}/health", local_origin(addr));
+    loop {
+        let answered = client
+            .get(&health)
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await
+            .is_ok_and(|response| response.status().is_success());
+        if answered {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Why the gateway task ended before `up` asked it to.
+fn gateway_ended(
+    ended: Result<Result<(), gateway::GatewayError>, tokio::task::JoinError>,
+) -> anyhow::Error {
+    match ended {
+        Ok(Ok(())) => anyhow::anyhow!("the gateway stopped unexpectedly"),
+        Ok(Err(error)) => anyhow::Error::new(error).context("the gateway stopped"),
+        Err(error) => anyhow::Error::new(error).context("the gateway task failed"),
+    }
+}
+
+/// The gateway's settings for `up`: tuning (timeouts, limits, introspection) from the same
+/// `GATEWAY_*` variables the standalone gateway reads; where it listens and what it composes
+/// from are the launcher's, so a stray `GATEWAY_SUPERGRAPH` cannot point it elsewhere.
+fn gateway_config(
+    listen: SocketAddr,
+    subgraphs: Vec<(String, String)>,
+) -> anyhow::Result<gateway::Config> {
+    let mut config = gateway::Config::try_parse_from(["gateway"])
+        .context("invalid GATEWAY_* environment variable")?;
+    config.listen = listen;
+    config.supergraph = None;
+    config.subgraphs = subgraphs;
+    config.subgraph_urls.clear();
+    config.subgraph_ws_urls.clear();
+    Ok(config)
+}
+
+/// `compose`: writes the schema, or with `--check` compares it and fails when stale.
+fn compose_schema(args: ComposeArgs) -> anyhow::Result<()> {
+    let schema = compose::api_schema().context("composing ticketing and the CRM failed")?;
+    let path = &args.output;
+    if args.check {
+        let current = match std::fs::read_to_string(path) {
+            Ok(current) => current,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                bail!("{} does not exist: run `{COMPOSE_COMMAND}`", path.display())
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        if current != schema {
+            bail!(
+                "{} is stale: run `{COMPOSE_COMMAND}` and commit the result",
+                path.display()
+            );
+        }
+        println!("{} is up to date", path.display());
+        return Ok(());
+    }
+    std::fs::write(path, &schema).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
 }
 
 fn token(args: TokenArgs) -> anyhow::Result<()> {
@@ -230,5 +374,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Up(args) => up(args).await,
         Command::Token(args) => token(args),
+        Command::Compose(args) => compose_schema(args),
     }
 }

@@ -1,5 +1,5 @@
 //! The launcher as a user runs it: `conftools up` in a fresh data directory, then a token
-//! from `conftools token` used against the running services.
+//! from `conftools token` used against the running services and the gateway in front of them.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -22,6 +22,9 @@ fn conftools() -> Command {
 
 struct Launched {
     _process: Running,
+    gateway: String,
+    /// The service `up` lists first: the gateway, since frontends use it.
+    first_listed: String,
     ticketing: String,
     crm: String,
     admin: String,
@@ -35,6 +38,8 @@ fn start(data_dir: &std::path::Path) -> Launched {
             "--ticketing-addr",
             "127.0.0.1:0",
             "--crm-addr",
+            "127.0.0.1:0",
+            "--gateway-addr",
             "127.0.0.1:0",
         ])
         .arg("--data-dir")
@@ -56,14 +61,25 @@ fn start(data_dir: &std::path::Path) -> Launched {
     });
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut url, mut crm, mut token, mut token_next) = (None, None, None, false);
-    while url.is_none() || crm.is_none() || token.is_none() {
+    let (mut gateway, mut first_listed) = (None, None);
+    while url.is_none() || crm.is_none() || gateway.is_none() || token.is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
             .recv_timeout(left)
             .expect("conftools up printed its URLs and token in time");
+        let service = line
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if line.contains("http://") && first_listed.is_none() {
+            first_listed = Some(service);
+        }
         if token_next {
             token = Some(line.trim().to_owned());
             token_next = false;
+        } else if let Some(rest) = line.trim().strip_prefix("gateway") {
+            gateway = Some(rest.trim().to_owned());
         } else if let Some(rest) = line.trim().strip_prefix("ticketing") {
             url = Some(rest.trim().to_owned());
         } else if let Some(rest) = line.trim().strip_prefix("crm") {
@@ -74,6 +90,8 @@ fn start(data_dir: &std::path::Path) -> Launched {
     }
     Launched {
         _process: running,
+        gateway: gateway.unwrap_or_default(),
+        first_listed: first_listed.unwrap_or_default(),
         ticketing: url.unwrap_or_default(),
         crm: crm.unwrap_or_default(),
         admin: token.unwrap_or_default(),
@@ -154,13 +172,23 @@ fn token_without_a_data_directory_secret_explains_what_to_do() {
 }
 
 /// The whole sponsorship flow through the launcher's wiring: the CRM books a Gold sponsor's
-/// five tickets in ticketing on its own, with the token it mints.
+/// five tickets in ticketing on its own, with the token it mints; the gateway shows the sponsor
+/// with its purchases from both services in one request.
 #[tokio::test]
 async fn up_wires_the_crm_to_ticketing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let launched = start(dir.path());
     let (ticketing, crm, admin) = (&launched.ticketing, &launched.crm, &launched.admin);
     assert!(crm.starts_with("http://127.0.0.1:"), "{crm}");
+    let gateway = &launched.gateway;
+    assert!(
+        gateway.starts_with("http://127.0.0.1:") && gateway.ends_with("/graphql"),
+        "{gateway}"
+    );
+    assert_eq!(
+        launched.first_listed, "gateway",
+        "frontends' URL comes first"
+    );
     let ok = |body: Value| {
         assert!(body["errors"].is_null(), "{body:#}");
         body["data"].clone()
@@ -223,5 +251,17 @@ async fn up_wires_the_crm_to_ticketing() {
     assert_eq!(
         purchases["ticketPurchases"]["edges"],
         json!([{ "node": { "status": "PAID", "complimentary": true, "ticketCount": 5 } }])
+    );
+
+    let through_gateway = ok(post_with(
+        gateway,
+        admin,
+        "query($id: ID!) { sponsor(id: $id) { name ticketPurchases { status ticketCount sponsor { name } } } }",
+        json!({ "id": sponsor }),
+    )
+    .await);
+    assert_eq!(
+        through_gateway["sponsor"],
+        json!({ "name": "Acme", "ticketPurchases": [{ "status": "PAID", "ticketCount": 5, "sponsor": { "name": "Acme" } }] })
     );
 }

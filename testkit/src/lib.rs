@@ -1,5 +1,6 @@
 //! What every service's tests need and nothing domain-specific: a database of its own for
-//! each server under test, and a GraphQL-over-WebSocket client that speaks both protocols.
+//! each server under test, a way to run a server on an ephemeral port and stop it as a crash
+//! would, and GraphQL clients over HTTP, WebSocket (both protocols) and SSE.
 
 use std::time::Duration;
 
@@ -153,5 +154,175 @@ impl WsSubscription {
 
     pub fn is_legacy(&self) -> bool {
         self.legacy
+    }
+}
+
+/// A boxed future that resolves when a server under test should shut down gracefully.
+pub type ShutdownSignal = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// A server task on a bound address and the means to stop it, as a crash would: the task is
+/// aborted, so open connections are cut and whatever the server owns is dropped with it.
+pub struct ServerTask {
+    addr: std::net::SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ServerTask {
+    /// Binds `addr` (port 0 for an ephemeral port) and runs `serve` on the listener. `serve`
+    /// gets a signal to pass as its graceful-shutdown future.
+    pub async fn spawn<F, Fut>(addr: std::net::SocketAddr, serve: F) -> Self
+    where
+        F: FnOnce(tokio::net::TcpListener, ShutdownSignal) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let listener = bind(addr).await;
+        let addr = listener.local_addr().expect("bound address");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let signal: ShutdownSignal = Box::pin(async move {
+            let _ = rx.await;
+        });
+        let task = tokio::spawn(serve(listener, signal));
+        Self {
+            addr,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR/graphql`.
+    pub fn graphql_url(&self) -> String {
+        format!("http://{}/graphql", self.addr)
+    }
+
+    /// Stops the server and waits until its task is gone, so the port is free again.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ServerTask {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Binds, retrying briefly: a port just given up may take a moment to be free again.
+pub async fn bind(addr: std::net::SocketAddr) -> tokio::net::TcpListener {
+    for _ in 0..50 {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => return listener,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    panic!("cannot bind {addr}");
+}
+
+/// POSTs a GraphQL request (with a bearer token when given) and returns the JSON body, whatever
+/// the HTTP status: GraphQL errors are what tests look at.
+pub async fn gql(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Value {
+    let mut request = client
+        .post(url)
+        .json(&json!({ "query": query, "variables": variables }));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status();
+    let text = response.text().await.expect("response body");
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("HTTP {status} with a body that is not JSON ({e}): {text:?}"))
+}
+
+/// A GraphQL subscription over Server-Sent Events (graphql-sse's distinct connections mode:
+/// one POST with `Accept: text/event-stream`, each result a `next` event, then `complete`).
+pub struct SseSubscription {
+    response: reqwest::Response,
+    buffer: Vec<u8>,
+}
+
+impl SseSubscription {
+    pub async fn open(
+        url: &str,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Result<Self, String> {
+        let mut request = reqwest::Client::new()
+            .post(url)
+            .header("accept", "text/event-stream")
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        if !response.status().is_success() || !content_type.starts_with("text/event-stream") {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            return Err(format!("HTTP {status} ({content_type}): {body}"));
+        }
+        Ok(Self {
+            response,
+            buffer: Vec::new(),
+        })
+    }
+
+    /// The next `next` payload, or an error message for `complete`, the stream ending or a
+    /// timeout. Keep-alive comments are skipped.
+    pub async fn next_payload(&mut self, timeout: Duration) -> Result<Value, String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Events end with a blank line; a chunk may hold several events or part of one.
+            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let event: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let event = String::from_utf8_lossy(&event);
+                let mut kind = "message";
+                let mut data = String::new();
+                for line in event.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        kind = value.trim();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push_str(value.strip_prefix(' ').unwrap_or(value));
+                    }
+                }
+                match kind {
+                    "next" => return serde_json::from_str(&data).map_err(|e| e.to_string()),
+                    "complete" => return Err("complete".to_owned()),
+                    _ => continue,
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .map_err(|_| "timed out waiting for an event".to_owned())?
+                .map_err(|e| e.to_string())?
+                .ok_or("stream ended")?;
+            // Bytes, not text: a chunk may end inside a UTF-8 character. `\r` is dropped so
+            // CRLF line endings need no special case.
+            self.buffer.extend(chunk.iter().filter(|&&b| b != b'\r'));
+        }
     }
 }

@@ -1,0 +1,4 @@
+//! What the `conftools` launcher does that its tests need too. The binary (`src/main.rs`) is
+//! thin argument handling over this library and the service crates.
+
+pub mod compose;

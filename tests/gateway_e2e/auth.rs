@@ -1,0 +1,68 @@
+//! The client's token reaches every subgraph a request touches, in root fetches and in entity
+//! fetches alike: each service enforces its own scopes behind the gateway.
+
+use serde_json::json;
+
+use crate::support::{Stack, error_codes, token};
+
+#[tokio::test]
+async fn a_token_given_to_the_gateway_reaches_both_services() {
+    let stack = Stack::start().await;
+    let (sponsor, purchase) = stack.booked_sponsor("Acme", "Bronze").await;
+    let purchase_with_sponsor =
+        "query($id: ID!) { ticketPurchase(id: $id) { id status sponsor { name } } }";
+    let sponsor_with_purchases =
+        "query($id: ID!) { sponsor(id: $id) { name ticketPurchases { id status } } }";
+
+    // Both scopes: everything, from both services.
+    let both = token("dashboard", &["tickets:read", "crm:read"]);
+    let data = stack
+        .ok(&both, purchase_with_sponsor, json!({ "id": purchase }))
+        .await;
+    assert_eq!(data["ticketPurchase"]["sponsor"]["name"], "Acme");
+    let data = stack
+        .ok(&both, sponsor_with_purchases, json!({ "id": sponsor }))
+        .await;
+    assert_eq!(data["sponsor"]["ticketPurchases"][0]["status"], "PAID");
+
+    // Ticketing's scope only: ticketing answers, and the CRM refuses the sponsor as FORBIDDEN,
+    // not UNAUTHENTICATED: it saw the token, and the token lacks `crm:read`.
+    let ticketing_only = token("box-office", &["tickets:read"]);
+    let body = stack
+        .gql(
+            Some(&ticketing_only),
+            purchase_with_sponsor,
+            json!({ "id": purchase }),
+        )
+        .await;
+    assert_eq!(body["data"]["ticketPurchase"]["status"], "PAID", "{body:#}");
+    assert!(body["data"]["ticketPurchase"]["sponsor"].is_null());
+    assert_eq!(error_codes(&body), ["FORBIDDEN"], "{body:#}");
+    assert_eq!(body["errors"][0]["extensions"]["service"], "crm");
+    assert_eq!(
+        body["errors"][0]["path"],
+        json!(["ticketPurchase", "sponsor"])
+    );
+
+    // The CRM's scope only: the CRM accepts the token (without it, `sponsor` would fail as
+    // UNAUTHENTICATED), and ticketing refuses the purchases in the entity fetch: this client
+    // may not read other clients' purchases. The non-null `status` then nulls the sponsor.
+    let crm_only = token("sales-dashboard", &["crm:read"]);
+    let body = stack
+        .gql(
+            Some(&crm_only),
+            sponsor_with_purchases,
+            json!({ "id": sponsor }),
+        )
+        .await;
+    assert_eq!(error_codes(&body), ["FORBIDDEN"], "{body:#}");
+    assert_eq!(body["errors"][0]["extensions"]["service"], "ticketing");
+    assert!(body["data"]["sponsor"].is_null(), "{body:#}");
+
+    // No token at all: each service says so itself.
+    let body = stack
+        .gql(None, sponsor_with_purchases, json!({ "id": sponsor }))
+        .await;
+    assert!(body["data"]["sponsor"].is_null(), "{body:#}");
+    assert_eq!(error_codes(&body), ["UNAUTHENTICATED"], "{body:#}");
+}
