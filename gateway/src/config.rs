@@ -74,6 +74,34 @@ pub struct Config {
     /// Number of query plans kept in memory.
     #[arg(long, env = "GATEWAY_PLAN_CACHE_SIZE", default_value_t = 1024)]
     pub plan_cache_size: usize,
+
+    /// Browser origin allowed to call the gateway (CORS), repeatable; `*` allows any origin.
+    /// Without any, the gateway sends no CORS headers and browsers keep to same-origin.
+    #[arg(
+        long = "cors-allow-origin",
+        env = "GATEWAY_CORS_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_allow_origins: Vec<String>,
+
+    /// Let browsers send cookies and `Authorization` cross-origin
+    /// (`Access-Control-Allow-Credentials`). Needs explicit origins, not `*`.
+    #[arg(long, env = "GATEWAY_CORS_ALLOW_CREDENTIALS", default_value_t = false,
+          num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub cors_allow_credentials: bool,
+
+    /// Request header browsers may send cross-origin besides `Authorization`, `Content-Type`
+    /// and `Accept`, repeatable.
+    #[arg(
+        long = "cors-allow-header",
+        env = "GATEWAY_CORS_ALLOW_HEADERS",
+        value_delimiter = ','
+    )]
+    pub cors_allow_headers: Vec<String>,
+
+    /// How long browsers may cache a preflight answer, in seconds.
+    #[arg(long, env = "GATEWAY_CORS_MAX_AGE_SECS", default_value_t = 600)]
+    pub cors_max_age_secs: u64,
 }
 
 impl Config {

@@ -16,6 +16,8 @@ pub enum GatewayError {
     NoSupergraph,
     #[error("composing from subgraphs failed: {0}")]
     Composition(String),
+    #[error("invalid CORS configuration: {0}")]
+    Cors(String),
     #[error("cannot build the HTTP client for subgraphs: {0}")]
     HttpClient(#[from] reqwest::Error),
     #[error("server error: {0}")]

@@ -7,6 +7,7 @@
 //! `run` takes a bound listener so tests (and embedders) can start the gateway on port 0.
 
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod http;
 pub mod pipeline;
@@ -82,9 +83,14 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
+    // Configuration mistakes surface before the (possibly slow) supergraph load.
+    let cors = cors::layer(&config)?;
     let supergraph = load_supergraph(&config).await?;
     let pipeline = Arc::new(build_pipeline(&config, supergraph)?);
-    let app = http::router(pipeline, config.max_body_bytes);
+    let mut app = http::router(pipeline, config.max_body_bytes);
+    if let Some(cors) = cors {
+        app = app.layer(cors);
+    }
     tracing::info!(address = ?listener.local_addr().ok(), "gateway listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -439,3 +439,25 @@ async fn composes_from_subgraph_sdl() {
         json!({ "title": "Dune", "reviewCount": 3 })
     );
 }
+
+#[tokio::test]
+async fn client_alias_named_like_a_key_field_does_not_collide_with_the_key() {
+    // `upc` is Product's key, which the gateway selects to reach the reviews subgraph; the
+    // client uses `upc` as the alias of `name`. Both must survive in one products request.
+    let stack = start().await;
+    let body = stack
+        .query("{ topProducts(first: 2) { upc: name reviews { body } } }")
+        .await;
+    assert_eq!(
+        body,
+        json!({ "data": { "topProducts": [
+            { "upc": "Table", "reviews": [{ "body": "Love it!" }, { "body": "Prefer something else." }] },
+            { "upc": "Couch", "reviews": [{ "body": "Too expensive." }] }
+        ]}})
+    );
+    let representations = &stack.reviews.entity_requests()[0].variables["representations"];
+    assert_eq!(
+        representations[0],
+        json!({ "__typename": "Product", "upc": "1" })
+    );
+}

@@ -158,3 +158,25 @@ async fn plans_are_cached_by_normalized_operation() {
     }
     assert_eq!(pipeline.cached_plans(), 1);
 }
+
+#[tokio::test]
+async fn documents_are_parsed_once_per_text() {
+    let mut config = Config::with_supergraph("unused");
+    config.plan_cache_size = 16;
+    let pipeline = gateway::build_pipeline(&config, supergraph()).expect("pipeline");
+    // The same text three times, a second text, and an invalid one that must not be kept.
+    for query in [
+        "{ __typename }",
+        "{ __typename }",
+        "{ __typename }",
+        "query { __typename }",
+        "{ nope }",
+    ] {
+        let request = GraphQLRequest {
+            query: Some(query.into()),
+            ..GraphQLRequest::default()
+        };
+        pipeline.handle(request, Transport::Post, None).await;
+    }
+    assert_eq!(pipeline.cached_documents(), 2);
+}

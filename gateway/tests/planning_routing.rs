@@ -89,7 +89,10 @@ type Book @join__type(graph: A, key: "upc") @join__type(graph: B, key: "upc")
 }
 
 #[test]
-fn federation_1_external_key_fields_are_known_to_their_subgraph() {
+fn external_key_fields_are_not_taken_from_their_subgraph() {
+    // `a` marks `Pet.id` `@external` (composition keeps that only when it is meant): `a`
+    // cannot give the key, so nothing can reach `b` for `name`. Planning fails instead of
+    // sending `a` a field it does not resolve.
     let sg = supergraph(
         &["a", "b"],
         r#"
@@ -102,13 +105,14 @@ type Pet @join__type(graph: A, key: "id") @join__type(graph: B, key: "id") {
 }
 "#,
     );
-    let plan = plan_for(&sg, "{ pets { id name } }");
-    let fetches = fetches(&sg, &plan);
-    assert_eq!(
-        fetches[0],
-        ("a".into(), "query {pets {id __typename}}".into())
-    );
-    assert_eq!(fetches.len(), 2);
+    let document = validate::parse_and_validate(&sg.api, "{ pets { id name } }").expect("valid");
+    let operation = document.operations.get(None).expect("one operation");
+    let variables =
+        apollo_compiler::request::coerce_variable_values(&sg.api, operation, &Default::default())
+            .expect("variables");
+    let normalized =
+        normalize::normalize(&sg.api, &document, operation, &variables).expect("normalized");
+    assert!(plan(&sg, &normalized).is_err());
 }
 
 #[test]
@@ -466,4 +470,172 @@ type Movie @join__type(graph: A, key: "id") @join__type(graph: B, key: "id")
     let plan = plan_for(&sg, "{ media { ... on Book { title } } }");
     assert_eq!(self::fetches(&sg, &plan).len(), 1);
     assert_eq!(sg.subgraphs[plan.fetches[0].subgraph].name, "b");
+}
+
+#[test]
+fn fields_typed_differently_in_the_subgraph_are_aliased() {
+    // `b` declares `User.id: ID!` but `Admin.id: ID`: side by side in one selection they
+    // would conflict, so the planner aliases the one whose type differs.
+    let sg = supergraph(
+        &["a", "b"],
+        r#"
+type Query @join__type(graph: A) @join__type(graph: B) {
+  accounts: [Account!]! @join__field(graph: B)
+}
+union Account @join__type(graph: B) @join__unionMember(graph: B, member: "User")
+  @join__unionMember(graph: B, member: "Admin") = User | Admin
+type Admin @join__type(graph: B) { id: ID name: String }
+type User @join__type(graph: A) @join__type(graph: B, key: "id") {
+  id: ID @join__field(graph: A, type: "ID") @join__field(graph: B, type: "ID!")
+  name: String @join__field(graph: B)
+}
+"#,
+    );
+    let plan = plan_for(
+        &sg,
+        "{ accounts { ... on User { id name } ... on Admin { id name } } }",
+    );
+    let fetches = fetches(&sg, &plan);
+    assert_eq!(
+        fetches,
+        [(
+            "b".into(),
+            "query {accounts {... on User {_gw_typed_id: id name} ... on Admin {id name} __typename}}"
+                .into()
+        )]
+    );
+    assert!(plan.fetches[0].renames);
+}
+
+#[test]
+fn shared_field_reached_by_a_hop_is_split_between_its_owners() {
+    // `category` is a value type in `a` and `b`: `details` only `a` has, `id` only `b`, and
+    // `name` lives in `c`, reachable through the `id` that `b` gives.
+    let sg = supergraph(
+        &["a", "b", "c", "d"],
+        r#"
+type Query @join__type(graph: A) @join__type(graph: B) @join__type(graph: C) @join__type(graph: D) {
+  product: Product @join__field(graph: D)
+}
+type Product @join__type(graph: A, key: "id") @join__type(graph: B, key: "id") @join__type(graph: D, key: "id") {
+  id: ID @join__field(graph: A, external: true) @join__field(graph: B, external: true) @join__field(graph: D)
+  category: Category @join__field(graph: A) @join__field(graph: B)
+}
+type Category @join__type(graph: A) @join__type(graph: B) @join__type(graph: C, key: "id") {
+  details: String @join__field(graph: A)
+  id: ID @join__field(graph: B) @join__field(graph: C)
+  name: String @join__field(graph: C)
+}
+"#,
+    );
+    let plan = plan_for(&sg, "{ product { category { id name details } } }");
+    let fetches = fetches(&sg, &plan);
+    let names: Vec<&str> = fetches.iter().map(|(g, _)| g.as_str()).collect();
+    assert!(
+        names.contains(&"a") && names.contains(&"b") && names.contains(&"c"),
+        "{fetches:?}"
+    );
+    let a = fetches
+        .iter()
+        .find(|(g, _)| g == "a")
+        .map(|(_, op)| op.clone());
+    assert!(
+        a.is_some_and(|op| op.contains("category {details}")),
+        "{fetches:?}"
+    );
+}
+
+#[test]
+fn interface_field_overridden_for_one_implementation_is_routed_per_type() {
+    let sg = supergraph(
+        &["a", "b"],
+        r#"
+type Query @join__type(graph: A) @join__type(graph: B) {
+  feed: [Post] @join__field(graph: A)
+}
+interface Post @join__type(graph: A) @join__type(graph: B) {
+  id: ID!
+  createdAt: String!
+}
+type ImagePost implements Post @join__implements(graph: A, interface: "Post")
+  @join__type(graph: A, key: "id") @join__type(graph: B, key: "id") {
+  id: ID!
+  createdAt: String! @join__field(graph: A, usedOverridden: true) @join__field(graph: B, override: "a")
+}
+"#,
+    );
+    let plan = plan_for(&sg, "{ feed { id createdAt } }");
+    let fetches = fetches(&sg, &plan);
+    assert_eq!(fetches.len(), 2, "{fetches:?}");
+    assert!(!fetches[0].1.contains("createdAt"), "{fetches:?}");
+    assert_eq!(fetches[1].0, "b");
+    assert!(
+        fetches[1].1.contains("... on ImagePost {createdAt}"),
+        "{fetches:?}"
+    );
+}
+
+#[test]
+fn shareable_root_field_prefers_the_owner_that_provides_more() {
+    // Both can answer `media`, neither all of the selection (`age` lives in `c`): `a` only
+    // its `id`, `b` also the animals with their names (it provides them). `b` answers,
+    // hopping to `c` for `age`, rather than `a` (which cannot produce the animals).
+    let sg = supergraph(
+        &["a", "b", "c"],
+        r#"
+type Query @join__type(graph: A) @join__type(graph: B) @join__type(graph: C) {
+  media: Media @join__field(graph: A) @join__field(graph: B, provides: "animals { name }")
+}
+type Media @join__type(graph: A, key: "id") @join__type(graph: B, key: "id") {
+  id: ID!
+  animals: [Animal] @join__field(graph: B)
+  title: String @join__field(graph: A)
+}
+type Animal @join__type(graph: A, key: "id") @join__type(graph: B, key: "id") @join__type(graph: C, key: "id") {
+  id: ID!
+  name: String @join__field(graph: A) @join__field(graph: B, external: true)
+  age: Int @join__field(graph: C)
+}
+"#,
+    );
+    let plan = plan_for(&sg, "{ media { id animals { name age } } }");
+    let fetches = fetches(&sg, &plan);
+    assert_eq!(fetches.len(), 2, "{fetches:?}");
+    assert_eq!(fetches[0].0, "b");
+    assert!(
+        fetches[0].1.starts_with("query {media {id animals {name"),
+        "{fetches:?}"
+    );
+    assert_eq!(fetches[1].0, "c");
+}
+
+#[test]
+fn objects_of_an_inaccessible_type_become_null() {
+    let sdl_types = r#"
+type Query @join__type(graph: A) {
+  items: [Item] @join__field(graph: A)
+}
+interface Item @join__type(graph: A) { id: ID! }
+type Public implements Item @join__implements(graph: A, interface: "Item") @join__type(graph: A) { id: ID! }
+type Secret implements Item @join__implements(graph: A, interface: "Item") @join__type(graph: A) @inaccessible { id: ID! }
+"#;
+    let sg = supergraph_with_inaccessible(&["a"], sdl_types);
+    let document = validate::parse_and_validate(&sg.api, "{ items { __typename id } }")
+        .expect("valid operation");
+    let operation = document.operations.get(None).expect("operation");
+    let variables =
+        apollo_compiler::request::coerce_variable_values(&sg.api, operation, &Default::default())
+            .expect("variables");
+    let normalized =
+        normalize::normalize(&sg.api, &document, operation, &variables).expect("normalized");
+    let data = serde_json::json!({ "items": [
+        { "__typename": "Public", "id": "1" },
+        { "__typename": "Secret", "id": "2" }
+    ]});
+    let mut errors = Vec::new();
+    let shaped = gateway::pipeline::shape::shape(&sg, &normalized, &data, None, &mut errors);
+    assert_eq!(
+        serde_json::to_value(&shaped).expect("JSON"),
+        serde_json::json!({ "items": [{ "__typename": "Public", "id": "1" }, null] })
+    );
 }

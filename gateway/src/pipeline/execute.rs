@@ -10,7 +10,7 @@ use futures_util::stream::FuturesUnordered;
 use reqwest::header::HeaderValue;
 use serde_json::{Map, Value};
 
-use super::plan::{Fetch, FetchKind, QueryPlan};
+use super::plan::{Fetch, FetchKind, QueryPlan, RENAMED_PREFIX};
 use super::selection::{Selection, SelectionSet};
 use crate::response::GraphQLError;
 use crate::subgraph_client::{FetchError, SubgraphClient, SubgraphResponse};
@@ -117,6 +117,7 @@ fn prepare(fetch: &Fetch, data: &Value, ctx: &ExecutionContext<'_>) -> Option<(V
         path,
         type_name,
         representation,
+        representation_type,
     } = &fetch.kind
     {
         let mut found = Vec::new();
@@ -130,9 +131,12 @@ fn prepare(fetch: &Fetch, data: &Value, ctx: &ExecutionContext<'_>) -> Option<(V
             if !ctx.supergraph.is_subtype(type_name, typename) {
                 continue;
             }
-            let Some(rep) = project_object(object, representation, ctx.supergraph) else {
+            let Some(mut rep) = project_object(object, representation, ctx.supergraph) else {
                 continue;
             };
+            if let (Some(iface), Value::Object(map)) = (representation_type, &mut rep) {
+                map.insert("__typename".into(), Value::String(iface.to_string()));
+            }
             // serde_json's map is sorted, so equal representations print equally.
             let key = rep.to_string();
             match seen.get(&key) {
@@ -247,31 +251,49 @@ fn merge(
     let service = ctx.client.name(fetch.subgraph);
     match &fetch.kind {
         FetchKind::Root => {
-            if let Some(result) = response.data
+            if let Some(mut result) = response.data
                 && result.is_object()
             {
+                if fetch.renames {
+                    unalias(&mut result);
+                }
                 deep_merge(data, result);
             }
             for error in response.errors {
                 errors.push(subgraph_error(error, service, |path| Some(path.to_vec())));
             }
         }
-        FetchKind::Entity { .. } => {
-            let entities = match response.data {
+        FetchKind::Entity {
+            representation_type,
+            ..
+        } => {
+            let mut entities = match response.data {
                 Some(Value::Object(mut map)) => match map.remove("_entities") {
                     Some(Value::Array(entities)) => entities,
                     _ => Vec::new(),
                 },
                 _ => Vec::new(),
             };
+            if representation_type.is_some() {
+                // An interface object answers with the interface's name; the object's
+                // concrete `__typename` (or the one still to be resolved) must stay.
+                for entity in &mut entities {
+                    if let Value::Object(map) = entity {
+                        map.remove("__typename");
+                    }
+                }
+            }
             for error in response.errors {
                 for rebased in rebase_entity_error(error, service, &entities, &targets) {
                     errors.push(rebased);
                 }
             }
-            for (entity, paths) in entities.into_iter().zip(&targets) {
+            for (mut entity, paths) in entities.into_iter().zip(&targets) {
                 if !entity.is_object() {
                     continue;
+                }
+                if fetch.renames {
+                    unalias(&mut entity);
                 }
                 for path in paths {
                     if let Some(target) = value_at_mut(data, path) {
@@ -393,6 +415,34 @@ fn value_at_mut<'v>(mut value: &'v mut Value, path: &[Value]) -> Option<&'v mut 
     Some(value)
 }
 
+/// Renames the planner's type-disambiguating aliases back to the client's response keys.
+fn unalias(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let renamed: Vec<String> = map
+                .keys()
+                .filter(|k| k.starts_with(RENAMED_PREFIX))
+                .cloned()
+                .collect();
+            for key in renamed {
+                if let Some(v) = map.remove(&key) {
+                    let client_key = &key[RENAMED_PREFIX.len()..];
+                    // The same field may also have been selected unaliased (as a key).
+                    match map.get_mut(client_key) {
+                        Some(existing) => deep_merge(existing, v),
+                        None => {
+                            map.insert(client_key.to_string(), v);
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(unalias);
+        }
+        Value::Array(items) => items.iter_mut().for_each(unalias),
+        _ => {}
+    }
+}
+
 fn deep_merge(target: &mut Value, source: Value) {
     match (target, source) {
         (Value::Object(target), Value::Object(source)) => {
@@ -456,6 +506,18 @@ mod tests {
         assert_eq!(
             rebased[0].path,
             Some(vec![json!("topProducts"), json!(1), json!("summary")])
+        );
+    }
+
+    #[test]
+    fn renamed_fields_get_their_client_keys_back() {
+        let mut value = json!({ "accounts": [
+            { "_gw_typed_id": "u1", "id": "u1", "similar": [{ "_gw_typed_id": "a1" }] }
+        ]});
+        unalias(&mut value);
+        assert_eq!(
+            value,
+            json!({ "accounts": [{ "id": "u1", "similar": [{ "id": "a1" }] }] })
         );
     }
 

@@ -2,6 +2,7 @@
 //! parse + validate (`validate`) → normalise (`normalize`) → plan (`plan`, cached in
 //! `plan_cache`) → execute (`execute`) → shape (`shape`).
 
+pub mod document_cache;
 pub mod execute;
 pub mod normalize;
 pub mod plan;
@@ -20,6 +21,7 @@ use serde::Deserialize;
 use crate::response::{GraphQLError, Response};
 use crate::subgraph_client::{SubgraphClient, SubgraphResponse};
 use crate::supergraph::Supergraph;
+use document_cache::DocumentCache;
 use execute::ExecutionContext;
 use normalize::NormalizedOperation;
 use plan::QueryPlan;
@@ -83,6 +85,7 @@ pub struct Pipeline {
     supergraph: Arc<Supergraph>,
     client: SubgraphClient,
     plans: PlanCache,
+    documents: DocumentCache,
     limits: Limits,
 }
 
@@ -103,6 +106,8 @@ impl Pipeline {
             supergraph,
             client,
             plans: PlanCache::new(plan_cache_size),
+            // Every cached plan comes from some document; as many documents as plans.
+            documents: DocumentCache::new(plan_cache_size),
             limits,
         }
     }
@@ -118,6 +123,11 @@ impl Pipeline {
     /// Number of cached query plans (observability, tests).
     pub fn cached_plans(&self) -> usize {
         self.plans.len()
+    }
+
+    /// Number of cached parsed-and-validated documents (observability, tests).
+    pub fn cached_documents(&self) -> usize {
+        self.documents.len()
     }
 
     pub async fn handle(
@@ -145,7 +155,10 @@ impl Pipeline {
         let Some(query) = request.query.as_deref() else {
             return Err(rejected("Must provide query string.", "BAD_REQUEST"));
         };
-        let document = match validate::parse_and_validate(&sg.api, query) {
+        let document = match self
+            .documents
+            .get_or_parse(query, || validate::parse_and_validate(&sg.api, query))
+        {
             Ok(document) => document,
             Err(errors) => return Err(Outcome::Rejected(Response::request_error(errors))),
         };

@@ -7,6 +7,11 @@
 //! a path is resolved by one batched request. `@requires` fields are planned like client fields
 //! in the parent context and the child waits for every fetch that produced them; `@provides`
 //! lets a subgraph answer fields it otherwise marks `@external`.
+//!
+//! Interface objects (`@interfaceObject`) are entities whose subgraph knows the interface but
+//! none of its implementations: fields they own are fetched with the interface's name as the
+//! representation's `__typename`, and where the concrete type matters (`__typename`, fragments
+//! on implementations) the objects hop to a subgraph that has the real interface.
 
 use std::collections::HashMap;
 
@@ -33,7 +38,13 @@ pub struct Fetch {
     pub operation: String,
     /// Client variables the operation uses; only those are forwarded.
     pub variables: Vec<Name>,
+    /// The operation aliases fields with `RENAMED_PREFIX`; their answers are renamed back.
+    pub renames: bool,
 }
+
+/// Prefix of the aliases the planner gives fields whose subgraph type differs from the
+/// supergraph's; execution strips it from the subgraph's answer.
+pub const RENAMED_PREFIX: &str = "_gw_typed_";
 
 #[derive(Debug, Clone)]
 pub enum FetchKind {
@@ -45,6 +56,11 @@ pub enum FetchKind {
         type_name: Name,
         /// The fields projected from each object into its representation.
         representation: SelectionSet,
+        /// The `__typename` sent in representations (and the `_entities` fragment's type)
+        /// when the subgraph knows `type_name` only as this interface object; each
+        /// object's own `__typename` is then kept out of the merge, since the subgraph
+        /// answers with the interface's name.
+        representation_type: Option<Name>,
     },
 }
 
@@ -71,7 +87,14 @@ pub fn plan(
         depth: 0,
         hopping: Vec::new(),
         requiring: 0,
+        retries: 0,
+        client_aliases: HashMap::new(),
     };
+    collect_client_aliases(
+        &operation.selection_set,
+        &mut Vec::new(),
+        &mut planner.client_aliases,
+    );
     planner.plan_root(operation)?;
     Ok(QueryPlan {
         operation_type: operation.operation_type,
@@ -79,6 +102,7 @@ pub fn plan(
     })
 }
 
+#[derive(Clone)]
 struct Draft {
     subgraph: SubgraphId,
     depends_on: Vec<usize>,
@@ -109,7 +133,27 @@ struct Planner<'a> {
     /// Nesting of `@requires` planning: fields planned for a requirement must not join an
     /// entity fetch that has requirements, which may be the very fetch waiting for them.
     requiring: usize,
+    /// Hops re-planned item by item after a failure; bounded so that a pathological
+    /// supergraph cannot make planning exponential.
+    retries: usize,
+    /// Per response path, the client's aliases that are not the aliased field's own name
+    /// (`upc: name`). A key or required field of that name selected at the same path would
+    /// collide with the client's field in the subgraph operation, so it gets an alias.
+    client_aliases: HashMap<Vec<Name>, Vec<Name>>,
 }
+
+/// Prefix of the aliases given to key and required fields whose name a client alias uses.
+pub const KEY_ALIAS_PREFIX: &str = "_gw_key_";
+
+/// Planner state to return to when an attempted hop turns out unplannable.
+struct Snapshot {
+    drafts: Vec<Draft>,
+    children: HashMap<ChildKey, usize>,
+    touched: usize,
+    out: SelectionSet,
+}
+
+const MAX_RETRIES: usize = 256;
 
 fn typename_field() -> Selection {
     Selection::Field(Field::typename(Type::NonNullNamed(
@@ -199,8 +243,20 @@ impl<'a> Planner<'a> {
                 .and_then(|e| e.provides.as_ref())
         };
         let mut ordered: Vec<SubgraphId> = owners.to_vec();
-        // Stable: already-used subgraphs first, otherwise supergraph order.
-        ordered.sort_by_key(|g| !per_subgraph.contains_key(g));
+        // Stable: the owner that answers most of the selection itself first (a subgraph that
+        // `@provides` the nested fields beats one that would need hops for them), then
+        // already-used subgraphs, otherwise supergraph order.
+        ordered.sort_by_key(|&g| {
+            (
+                std::cmp::Reverse(self.local_score(
+                    child_type,
+                    &field.selection_set,
+                    g,
+                    provides(g),
+                )),
+                !per_subgraph.contains_key(&g),
+            )
+        });
         let first = ordered[0];
         if let Some(&g) = ordered
             .iter()
@@ -293,7 +349,28 @@ impl<'a> Planner<'a> {
                 }
                 Selection::Fragment(fragment) => {
                     let condition = &fragment.type_condition;
-                    if sg.is_object(parent) {
+                    if sg.is_interface_object(parent, subgraph) {
+                        // The subgraph has the interface as an object and knows no
+                        // implementation: only a fragment on the interface itself applies
+                        // here; others need the concrete type from another subgraph.
+                        if condition == parent {
+                            let sub = self.plan_set(
+                                fetch,
+                                parent,
+                                &fragment.selection_set,
+                                path,
+                                provided,
+                            )?;
+                            out.merge(sub);
+                        } else {
+                            let single = SelectionSet {
+                                items: vec![item.clone()],
+                            };
+                            self.plan_through_entity_interface(
+                                fetch, parent, &single, path, provided, &mut out,
+                            )?;
+                        }
+                    } else if sg.is_object(parent) {
                         // On an object the fragment either always or never applies.
                         if sg.is_subtype(condition, parent) {
                             let sub = self.plan_set(
@@ -363,14 +440,58 @@ impl<'a> Planner<'a> {
     ) -> Result<(), PlanError> {
         let sg = self.supergraph;
         let subgraph = self.drafts[fetch].subgraph;
+        let interface_object = sg.is_interface_object(parent, subgraph);
         if field.name == "__typename" {
             out.add(Selection::Field(field.without_selections()));
+            if interface_object {
+                // The subgraph answers with the interface's name: ask one that knows.
+                self.plan_through_entity_interface(
+                    fetch,
+                    parent,
+                    &SelectionSet::default(),
+                    path,
+                    provided,
+                    out,
+                )?;
+            }
             return Ok(());
         }
         let provided_here = provided.and_then(|p| provided_field(sg, p, parent, &field.name));
         let local = provided_here.is_some() || sg.resolves_locally(parent, &field.name, subgraph);
 
-        if !local && sg.is_abstract(parent) {
+        // An interface field resolved by interface objects elsewhere is fetched on the
+        // interface as a whole: one hop for every implementation.
+        let via_interface_object = !local
+            && !interface_object
+            && sg.is_abstract(parent)
+            && sg.field_owners(parent, &field.name).iter().any(|&g| {
+                sg.is_interface_object(parent, g) && !sg.entity_keys(parent, g).is_empty()
+            });
+
+        // An interface field the subgraph has may still be taken from it for some
+        // implementations (`@override` on one object type): those need their own route.
+        let partly_local = local
+            && provided_here.is_none()
+            && !interface_object
+            && sg.is_abstract(parent)
+            && sg.possible_types(parent).iter().any(|object| {
+                sg.possible_in_graph(parent, object, subgraph)
+                    && !sg.resolves_locally(object, &field.name, subgraph)
+            });
+
+        if (!local || partly_local)
+            && !interface_object
+            && !via_interface_object
+            && sg.is_abstract(parent)
+        {
+            let owners = sg.field_owners(parent, &field.name);
+            if !owners.is_empty() && owners.iter().all(|&g| sg.is_interface_object(parent, g)) {
+                // Only interface objects that cannot be reached (`resolvable: false`) have it.
+                return Err(PlanError::Unresolvable {
+                    type_name: parent.clone(),
+                    field: field.name.clone(),
+                });
+            }
             // The subgraph cannot resolve the field on the interface as a whole: resolve it per
             // implementation, each of which may be an entity owned elsewhere.
             let single = SelectionSet {
@@ -400,7 +521,7 @@ impl<'a> Planner<'a> {
         }
 
         if local {
-            let mut planned = field.without_selections();
+            let mut planned = self.subgraph_field(parent, field, subgraph);
             if !field.selection_set.is_empty() {
                 let child_type = sg.field_type_in_graph(parent, field, subgraph);
                 let child_provided = match provided_here {
@@ -540,8 +661,89 @@ impl<'a> Planner<'a> {
         Ok(true)
     }
 
+    fn snapshot(&self, out: &SelectionSet) -> Snapshot {
+        Snapshot {
+            drafts: self.drafts.clone(),
+            children: self.children.clone(),
+            touched: self.touched.len(),
+            out: out.clone(),
+        }
+    }
+
+    fn restore(&mut self, snapshot: Snapshot, out: &mut SelectionSet) {
+        self.drafts = snapshot.drafts;
+        self.children = snapshot.children;
+        self.touched.truncate(snapshot.touched);
+        *out = snapshot.out;
+    }
+
+    /// Hops to an owner of `field`. When no single owner can serve the whole sub-selection
+    /// (a shared value type whose fields are spread over its owners, some reachable only
+    /// through one of them), each item of the sub-selection goes to the first owner that
+    /// can plan it.
     #[allow(clippy::too_many_arguments)]
     fn plan_entity_hop(
+        &mut self,
+        fetch: usize,
+        parent: &Name,
+        field: &Field,
+        path: &[Name],
+        provided: Option<&SelectionSet>,
+        out: &mut SelectionSet,
+        only: Option<SubgraphId>,
+    ) -> Result<(), PlanError> {
+        let owners = self.supergraph.field_owners(parent, &field.name);
+        let may_split = only.is_none()
+            && owners.len() > 1
+            && field.selection_set.items.len() > 1
+            && self.retries < MAX_RETRIES;
+        if !may_split {
+            return self.plan_entity_hop_once(fetch, parent, field, path, provided, out, only);
+        }
+        let snapshot = self.snapshot(out);
+        let error = match self.plan_entity_hop_once(fetch, parent, field, path, provided, out, None)
+        {
+            Ok(()) => return Ok(()),
+            Err(error) => error,
+        };
+        self.restore(snapshot, out);
+        for item in &field.selection_set.items {
+            let mut part = field.without_selections();
+            part.selection_set = SelectionSet {
+                items: vec![item.clone()],
+            };
+            let mut planned = false;
+            for &owner in &owners {
+                self.retries += 1;
+                if self.retries > MAX_RETRIES {
+                    return Err(error);
+                }
+                let snapshot = self.snapshot(out);
+                match self.plan_entity_hop_once(
+                    fetch,
+                    parent,
+                    &part,
+                    path,
+                    provided,
+                    out,
+                    Some(owner),
+                ) {
+                    Ok(()) => {
+                        planned = true;
+                        break;
+                    }
+                    Err(_) => self.restore(snapshot, out),
+                }
+            }
+            if !planned {
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn plan_entity_hop_once(
         &mut self,
         fetch: usize,
         parent: &Name,
@@ -582,7 +784,70 @@ impl<'a> Planner<'a> {
         }
         let (target, key) = chosen.or(first).ok_or_else(unresolvable)?;
         let requires = requires_of(target);
+        let child =
+            self.open_entity_fetch(fetch, parent, target, key, requires, path, provided, out)?;
 
+        let mut planned = self.subgraph_field(parent, field, target);
+        if !field.selection_set.is_empty() {
+            let child_type = sg.field_type_in_graph(parent, field, target);
+            let child_provided = sg
+                .field_in_graph(parent, &field.name, target)
+                .and_then(|e| e.provides.as_ref());
+            let child_path = extend(path, field.response_key());
+            let mut sub = self.plan_set(
+                child,
+                child_type,
+                &field.selection_set,
+                &child_path,
+                child_provided,
+            )?;
+            if sg.is_abstract(child_type) || sg.is_abstract(field.ty.inner_named_type()) {
+                sub.add(typename_field());
+            }
+            planned.selection_set = sub;
+        }
+        self.drafts[child].selection.add(Selection::Field(planned));
+        Ok(())
+    }
+
+    /// Aliases the top-level fields of a key or `@requires` set whose name the client uses as
+    /// an alias at `path`. Representations are projected by response key and written by
+    /// field name, so the alias never reaches the subgraph that receives them.
+    fn avoid_client_aliases(&self, set: &SelectionSet, path: &[Name]) -> SelectionSet {
+        let mut set = set.clone();
+        let Some(aliases) = self.client_aliases.get(path) else {
+            return set;
+        };
+        for item in &mut set.items {
+            if let Selection::Field(field) = item
+                && field.alias.is_none()
+                && aliases.contains(&field.name)
+            {
+                // A prefix plus a valid name is a valid name.
+                field.alias = Name::new(&format!("{KEY_ALIAS_PREFIX}{}", field.name)).ok();
+            }
+        }
+        set
+    }
+
+    /// Finds or creates the `_entities` fetch to `target` for the `parent` objects at `path`,
+    /// selecting its key (and `requires`) in the current fetch; returns the child fetch.
+    #[allow(clippy::too_many_arguments)]
+    fn open_entity_fetch(
+        &mut self,
+        fetch: usize,
+        parent: &Name,
+        target: SubgraphId,
+        key: &SelectionSet,
+        requires: Option<&SelectionSet>,
+        path: &[Name],
+        provided: Option<&SelectionSet>,
+        out: &mut SelectionSet,
+    ) -> Result<usize, PlanError> {
+        let sg = self.supergraph;
+        let key = &self.avoid_client_aliases(key, path);
+        let requires = requires.map(|r| self.avoid_client_aliases(r, path));
+        let requires = requires.as_ref();
         // Key and required fields are selected in the current fetch (or in fetches it leads
         // to); the child waits for all of those.
         let mark = self.touched.len();
@@ -673,6 +938,7 @@ impl<'a> Planner<'a> {
                     path: path.to_vec(),
                     type_name: parent.clone(),
                     representation,
+                    representation_type: sg.representation_type(parent, target),
                 };
                 let id = self.new_draft(target, dedup(depends_on), kind);
                 self.children.insert(child_key, id);
@@ -680,28 +946,57 @@ impl<'a> Planner<'a> {
             }
         };
         self.touched.push(child);
+        Ok(child)
+    }
 
-        let mut planned = field.without_selections();
-        if !field.selection_set.is_empty() {
-            let child_type = sg.field_type_in_graph(parent, field, target);
-            let child_provided = sg
-                .field_in_graph(parent, &field.name, target)
-                .and_then(|e| e.provides.as_ref());
-            let child_path = extend(path, field.response_key());
-            let mut sub = self.plan_set(
-                child,
-                child_type,
-                &field.selection_set,
-                &child_path,
-                child_provided,
-            )?;
-            if sg.is_abstract(child_type) || sg.is_abstract(field.ty.inner_named_type()) {
-                sub.add(typename_field());
-            }
-            planned.selection_set = sub;
-        }
-        self.drafts[child].selection.add(Selection::Field(planned));
+    /// Sends `selection` (on interface `iface`, which the current subgraph holds as an
+    /// interface object) to a subgraph that knows the implementations: there the concrete
+    /// `__typename` is resolved and fragments on implementations are planned as usual.
+    /// Without such a subgraph the concrete type cannot be known, and nothing is selected.
+    fn plan_through_entity_interface(
+        &mut self,
+        fetch: usize,
+        iface: &Name,
+        selection: &SelectionSet,
+        path: &[Name],
+        provided: Option<&SelectionSet>,
+        out: &mut SelectionSet,
+    ) -> Result<(), PlanError> {
+        let sg = self.supergraph;
+        let subgraph = self.drafts[fetch].subgraph;
+        let candidates: Vec<(SubgraphId, &SelectionSet)> = sg
+            .entity_interface_graphs(iface)
+            .into_iter()
+            .filter(|&g| g != subgraph)
+            .flat_map(|g| sg.entity_keys(iface, g).iter().map(move |key| (g, key)))
+            .collect();
+        let Some(&(target, key)) = candidates
+            .iter()
+            .find(|(_, key)| self.available_locally(iface, key, subgraph, provided))
+            .or(candidates.first())
+        else {
+            return Ok(());
+        };
+        let child = self.open_entity_fetch(fetch, iface, target, key, None, path, provided, out)?;
+        let mut sub = self.plan_set(child, iface, selection, path, None)?;
+        sub.add(typename_field());
+        self.drafts[child].selection.merge(sub);
         Ok(())
+    }
+
+    /// The field as selected from `graph`: aliased when the subgraph's type for it differs
+    /// from the supergraph's, so sibling fragments cannot conflict over it.
+    fn subgraph_field(&self, parent: &Name, field: &Field, graph: SubgraphId) -> Field {
+        let mut planned = field.without_selections();
+        if self
+            .supergraph
+            .field_in_graph(parent, &field.name, graph)
+            .is_some_and(|e| e.type_differs)
+        {
+            // A prefix plus a valid name is a valid name.
+            planned.alias = Name::new(&format!("{RENAMED_PREFIX}{}", field.response_key())).ok();
+        }
+        planned
     }
 
     /// Whether draft `fetch` waits, directly or not, for draft `on`.
@@ -732,6 +1027,44 @@ impl<'a> Planner<'a> {
                 && sg.possible_in_graph(parent, object, subgraph)
                 && !sg.possible_in_graph(condition, object, subgraph)
         })
+    }
+
+    /// How many fields of `set` (nested ones included) `subgraph` selects without a hop.
+    fn local_score(
+        &self,
+        parent: &Name,
+        set: &SelectionSet,
+        subgraph: SubgraphId,
+        provided: Option<&SelectionSet>,
+    ) -> usize {
+        let sg = self.supergraph;
+        set.items
+            .iter()
+            .map(|item| match item {
+                Selection::Field(field) if field.name == "__typename" => 0,
+                Selection::Field(field) => {
+                    let provided_here =
+                        provided.and_then(|p| provided_field(sg, p, parent, &field.name));
+                    if provided_here.is_none()
+                        && !sg.resolves_locally(parent, &field.name, subgraph)
+                    {
+                        return 0;
+                    }
+                    1 + self.local_score(
+                        field.ty.inner_named_type(),
+                        &field.selection_set,
+                        subgraph,
+                        provided_here.map(|p| &p.selection_set),
+                    )
+                }
+                Selection::Fragment(fragment) => self.local_score(
+                    &fragment.type_condition,
+                    &fragment.selection_set,
+                    subgraph,
+                    provided,
+                ),
+            })
+            .sum()
     }
 
     /// Whether `subgraph` can select all of `set` on `parent` without another hop.
@@ -808,7 +1141,12 @@ impl<'a> Planner<'a> {
                         text.push(' ');
                         draft.selection.write_to(&mut text);
                     }
-                    FetchKind::Entity { type_name, .. } => {
+                    FetchKind::Entity {
+                        type_name,
+                        representation_type,
+                        ..
+                    } => {
+                        let type_name = representation_type.as_ref().unwrap_or(type_name);
                         text.push_str("query($representations: [_Any!]!");
                         for declaration in &declarations {
                             text.push_str(", ");
@@ -822,6 +1160,7 @@ impl<'a> Planner<'a> {
                     }
                 }
                 Fetch {
+                    renames: text.contains(RENAMED_PREFIX),
                     subgraph: draft.subgraph,
                     depends_on: draft.depends_on,
                     kind: draft.kind,
@@ -849,6 +1188,35 @@ fn provided_field<'p>(
         }
         _ => None,
     })
+}
+
+fn collect_client_aliases(
+    set: &SelectionSet,
+    path: &mut Vec<Name>,
+    out: &mut HashMap<Vec<Name>, Vec<Name>>,
+) {
+    for item in &set.items {
+        match item {
+            Selection::Field(field) => {
+                if let Some(alias) = &field.alias
+                    && *alias != field.name
+                {
+                    let aliases = out.entry(path.clone()).or_default();
+                    if !aliases.contains(alias) {
+                        aliases.push(alias.clone());
+                    }
+                }
+                if !field.selection_set.is_empty() {
+                    path.push(field.response_key().clone());
+                    collect_client_aliases(&field.selection_set, path, out);
+                    path.pop();
+                }
+            }
+            Selection::Fragment(fragment) => {
+                collect_client_aliases(&fragment.selection_set, path, out)
+            }
+        }
+    }
 }
 
 fn collect_root_fields<'s>(set: &'s SelectionSet, out: &mut Vec<&'s Field>) {

@@ -179,6 +179,11 @@ impl Shaper<'_> {
                         Some(Value::String(t)) => t.as_str(),
                         _ => name.as_str(),
                     };
+                    if !self.supergraph.api.types.contains_key(runtime_type) {
+                        // An `@inaccessible` object type: clients cannot be shown it, so the
+                        // position is null, as if the subgraph had returned nothing.
+                        return Ok(Shaped::Null);
+                    }
                     let runtime_type = runtime_type.to_string();
                     let selections: Vec<&SelectionSet> =
                         fields.iter().map(|f| &f.selection_set).collect();

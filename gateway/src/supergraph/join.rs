@@ -49,6 +49,11 @@ pub(super) fn read_join_metadata(supergraph: &mut Supergraph) -> Result<(), Gate
                 continue;
             };
             let resolvable = bool_arg(directive, "resolvable").unwrap_or(true);
+            if bool_arg(directive, "isInterfaceObject").unwrap_or(false)
+                && !meta.interface_object_in.contains(&graph)
+            {
+                meta.interface_object_in.push(graph);
+            }
             let keys = match string_arg(directive, "key") {
                 Some(key) if resolvable => vec![parse_field_set(supergraph, type_name, key)?],
                 _ => Vec::new(),
@@ -87,8 +92,12 @@ pub(super) fn read_join_metadata(supergraph: &mut Supergraph) -> Result<(), Gate
         };
         for (field_name, field) in fields.into_iter().flatten() {
             let mut entries = Vec::new();
+            let mut bare = false;
             for directive in field.directives.get_all("join__field") {
                 let Some(graph) = graph_of(directive)? else {
+                    // A bare `@join__field`: the type's subgraphs do not resolve the field
+                    // (an interface object supplies it).
+                    bare = true;
                     continue;
                 };
                 let field_type = field.ty.inner_named_type();
@@ -105,6 +114,22 @@ pub(super) fn read_join_metadata(supergraph: &mut Supergraph) -> Result<(), Gate
                     provides,
                     external: bool_arg(directive, "external").unwrap_or(false),
                     overridden: bool_arg(directive, "usedOverridden").unwrap_or(false),
+                    type_differs: string_arg(directive, "type").is_some_and(|ty| {
+                        // Only what makes two selections of the field unmergeable matters:
+                        // list and non-null wrappers, and the type itself for leaves.
+                        let wrappers = |t: &str| {
+                            t.chars()
+                                .filter(|c| matches!(c, '[' | ']' | '!'))
+                                .collect::<String>()
+                        };
+                        let supergraph_type = field.ty.to_string();
+                        let leaf = matches!(
+                            schema.types.get(field_type),
+                            Some(ExtendedType::Scalar(_) | ExtendedType::Enum(_))
+                        );
+                        wrappers(ty) != wrappers(&supergraph_type)
+                            || (leaf && ty != supergraph_type)
+                    }),
                     named_type: string_arg(directive, "type")
                         .map(|ty| ty.trim_matches(|c| matches!(c, '[' | ']' | '!' | ' ')))
                         .filter(|ty| *ty != field_type.as_str())
@@ -113,7 +138,11 @@ pub(super) fn read_join_metadata(supergraph: &mut Supergraph) -> Result<(), Gate
                         .map_err(|e| invalid(e.to_string()))?,
                 });
             }
-            if !entries.is_empty() {
+            if entries.is_empty() {
+                if bare {
+                    meta.unowned_fields.insert(field_name.clone());
+                }
+            } else {
                 meta.fields.insert(field_name.clone(), entries);
             }
         }

@@ -48,6 +48,10 @@ pub struct FieldInGraph {
     /// The field's named type in this subgraph when it differs from the supergraph's
     /// (`@join__field(type:)`), e.g. `Book` where the supergraph says the union `Media`.
     pub named_type: Option<Name>,
+    /// The subgraph declares the field with another type than the supergraph (`ID!` where
+    /// the supergraph merged `ID`). Selected next to the same field of another type in one
+    /// operation, it would fail the subgraph's validation, so the planner aliases it.
+    pub type_differs: bool,
 }
 
 #[derive(Debug, Default)]
@@ -60,6 +64,14 @@ struct TypeMeta {
     implements: Vec<(SubgraphId, Name)>,
     /// For unions: (subgraph, member) from `@join__unionMember`.
     members: Vec<(SubgraphId, Name)>,
+    /// For interfaces: subgraphs that declare this interface as an object
+    /// (`@join__type(isInterfaceObject: true)`, Federation's `@interfaceObject`). Such a
+    /// subgraph resolves the interface's fields for every implementation without knowing
+    /// the implementations: its objects all have the interface's name as `__typename`.
+    interface_object_in: Vec<SubgraphId>,
+    /// Fields marked `@join__field` without a graph: no subgraph resolves them on this type
+    /// itself; an interface object of one of its interfaces does.
+    unowned_fields: std::collections::HashSet<Name>,
 }
 
 pub struct Supergraph {
@@ -189,6 +201,8 @@ impl Supergraph {
             .unwrap_or(&[])
     }
 
+    /// What the subgraph says about the field: its own `@join__field`, or, for an object it
+    /// only knows through an interface object, the interface field's.
     pub fn field_in_graph(
         &self,
         type_name: &str,
@@ -198,6 +212,104 @@ impl Supergraph {
         self.field_entries(type_name, field)
             .iter()
             .find(|f| f.graph == graph)
+            .or_else(|| {
+                let iface = self.interface_object_of(type_name, graph)?;
+                self.field_entries(iface, field)
+                    .iter()
+                    .find(|f| f.graph == graph)
+            })
+    }
+
+    /// Whether the subgraph declares the interface `type_name` as an object
+    /// (`@interfaceObject`).
+    pub fn is_interface_object(&self, type_name: &str, graph: SubgraphId) -> bool {
+        self.types
+            .get(type_name)
+            .is_some_and(|m| m.interface_object_in.contains(&graph))
+    }
+
+    /// The interface through which the subgraph knows the object `type_name`, when it does
+    /// not define the object itself but one of its interfaces as an interface object.
+    pub fn interface_object_of(&self, type_name: &str, graph: SubgraphId) -> Option<&Name> {
+        let Some(ExtendedType::Object(object)) = self.schema.types.get(type_name) else {
+            return None;
+        };
+        if self
+            .types
+            .get(type_name)
+            .is_some_and(|m| m.joined && m.graphs.iter().any(|g| g.graph == graph))
+        {
+            return None;
+        }
+        object
+            .implements_interfaces
+            .iter()
+            .map(|i| &i.name)
+            .find(|iface| self.is_interface_object(iface, graph))
+    }
+
+    /// The `__typename` the subgraph expects in a representation of a `type_name` entity: the
+    /// interface's name when it only knows the type as an interface object.
+    pub fn representation_type(&self, type_name: &str, graph: SubgraphId) -> Option<Name> {
+        if self.is_interface_object(type_name, graph) {
+            return Name::new(type_name).ok();
+        }
+        self.interface_object_of(type_name, graph).cloned()
+    }
+
+    /// A subgraph that has the interface as a real interface with a resolvable key: asked for
+    /// `__typename` through `_entities`, it tells an interface object's concrete type.
+    pub fn entity_interface_graphs(&self, iface: &str) -> Vec<SubgraphId> {
+        self.types
+            .get(iface)
+            .map(|m| {
+                m.graphs
+                    .iter()
+                    .filter(|g| !m.interface_object_in.contains(&g.graph) && !g.keys.is_empty())
+                    .map(|g| g.graph)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Subgraphs resolving `object.field` through an interface object of one of the object's
+    /// interfaces.
+    fn interface_object_owners(&self, object: &str, field: &str) -> Vec<SubgraphId> {
+        let Some(ExtendedType::Object(def)) = self.schema.types.get(object) else {
+            return Vec::new();
+        };
+        let mut owners = Vec::new();
+        for iface in &def.implements_interfaces {
+            let Some(meta) = self.types.get(&iface.name) else {
+                continue;
+            };
+            for &graph in &meta.interface_object_in {
+                let owns = match meta.fields.get(field) {
+                    Some(entries) => entries
+                        .iter()
+                        .any(|f| f.graph == graph && !f.external && !f.overridden),
+                    None => self.field_is_declared(&iface.name, field),
+                };
+                if owns && !owners.contains(&graph) {
+                    owners.push(graph);
+                }
+            }
+        }
+        owners
+    }
+
+    fn field_is_declared(&self, type_name: &str, field: &str) -> bool {
+        match self.schema.types.get(type_name) {
+            Some(ExtendedType::Interface(i)) => i.fields.contains_key(field),
+            Some(ExtendedType::Object(o)) => o.fields.contains_key(field),
+            _ => false,
+        }
+    }
+
+    fn is_unowned(&self, type_name: &str, field: &str) -> bool {
+        self.types
+            .get(type_name)
+            .is_some_and(|m| m.unowned_fields.contains(field))
     }
 
     /// Whether the subgraph's schema has the field at all (resolvable or `@external`).
@@ -225,6 +337,19 @@ impl Supergraph {
 
     /// Subgraphs that resolve the field themselves, in supergraph order.
     pub fn field_owners(&self, type_name: &str, field: &str) -> Vec<SubgraphId> {
+        let mut owners = self.own_field_owners(type_name, field);
+        for graph in self.interface_object_owners(type_name, field) {
+            if !owners.contains(&graph) {
+                owners.push(graph);
+            }
+        }
+        owners
+    }
+
+    fn own_field_owners(&self, type_name: &str, field: &str) -> Vec<SubgraphId> {
+        if self.is_unowned(type_name, field) {
+            return Vec::new();
+        }
         let entries = self.field_entries(type_name, field);
         if entries.is_empty() {
             match self.types.get(type_name) {
@@ -244,29 +369,29 @@ impl Supergraph {
     /// field can stay in the current fetch. Fields with `@requires` need an entity fetch that
     /// carries the required fields, even to the same subgraph.
     pub fn resolves_locally(&self, type_name: &str, field: &str, graph: SubgraphId) -> bool {
+        if self.is_unowned(type_name, field) {
+            return false;
+        }
         let entries = self.field_entries(type_name, field);
         if entries.is_empty() {
             return self.type_in_graph(type_name, graph);
         }
-        entries.iter().any(|f| {
-            f.graph == graph
-                && (!f.external || self.is_key_field(type_name, field, graph))
-                && !f.overridden
-                && f.requires.is_none()
-        })
-    }
-
-    /// Whether the field is a top-level field of one of the type's keys in the subgraph. Such a
-    /// field may be marked `@external` (Federation 1 extensions), yet the subgraph knows it: it
-    /// is part of every reference it returns.
-    fn is_key_field(&self, type_name: &str, field: &str, graph: SubgraphId) -> bool {
-        self.entity_keys(type_name, graph)
+        // `@external` means the subgraph cannot produce the field, key fields included:
+        // composition (Apollo's and `compose`) already drops the Federation 1 `@external`
+        // on key fields of type extensions, so one still in the supergraph is meant.
+        entries
             .iter()
-            .any(|key| key.has_field(field))
+            .any(|f| f.graph == graph && !f.external && !f.overridden && f.requires.is_none())
     }
 
     /// Every resolvable `@key` of the type in the subgraph, in supergraph order.
+    /// An object known to the subgraph only through an interface object has that
+    /// interface's keys there.
     pub fn entity_keys(&self, type_name: &str, graph: SubgraphId) -> &[SelectionSet] {
+        let type_name = self
+            .interface_object_of(type_name, graph)
+            .map(Name::as_str)
+            .unwrap_or(type_name);
         self.types
             .get(type_name)
             .and_then(|meta| meta.graphs.iter().find(|g| g.graph == graph))
