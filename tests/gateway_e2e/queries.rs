@@ -55,13 +55,15 @@ async fn a_purchase_with_its_sponsor_in_one_request() {
     let (_, purchase) = stack.booked_sponsor("Acme", "Silver").await;
 
     // The other way round: ticketing owns `ticketPurchase`, the CRM adds `sponsor`, and the
-    // sponsor's own fields and its purchases (back in ticketing) follow.
+    // sponsor's own fields and its purchases (back in ticketing) follow, and their sponsor
+    // again: a purchase the CRM names by id only gets the `externalReference` its `sponsor`
+    // requires from ticketing before the CRM is asked.
     let data = stack
         .ok(
             &admin(),
             "query($id: ID!) { ticketPurchase(id: $id) {
                 id ticketCount purchaser { name }
-                sponsor { name level { name } onboarded ticketPurchases { id ticketCount } }
+                sponsor { name level { name } onboarded ticketPurchases { id ticketCount sponsor { name } } }
             } }",
             json!({ "id": purchase }),
         )
@@ -74,6 +76,6 @@ async fn a_purchase_with_its_sponsor_in_one_request() {
     assert_eq!(found["sponsor"]["onboarded"], true);
     assert_eq!(
         found["sponsor"]["ticketPurchases"],
-        json!([{ "id": purchase, "ticketCount": 3 }])
+        json!([{ "id": purchase, "ticketCount": 3, "sponsor": { "name": "Acme" } }])
     );
 }

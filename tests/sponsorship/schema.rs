@@ -1,7 +1,7 @@
 //! The published schema and the federation contract: `Sponsor` is an entity and the CRM
 //! extends ticketing's `TicketPurchase` with `sponsor`.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -27,7 +27,8 @@ async fn the_federation_sdl_declares_the_sponsor_entity_and_extends_ticket_purch
     assert!(sdl.contains("https://specs.apollo.dev/federation/v2"));
     assert!(sdl.contains("type Sponsor @key(fields: \"id\")"), "{sdl}");
     assert!(sdl.contains("type Subscription"));
-    // The extension holds the key and the CRM's own field, nothing of ticketing's.
+    // The extension holds the key and the CRM's own field; of ticketing's, only the reference
+    // `sponsor` requires, declared external so the gateway fetches it from ticketing.
     let start = sdl
         .find("type TicketPurchase @key(fields: \"id\")")
         .expect("TicketPurchase entity");
@@ -35,9 +36,22 @@ async fn the_federation_sdl_declares_the_sponsor_entity_and_extends_ticket_purch
     let fields: Vec<&str> = body
         .lines()
         .map(str::trim)
-        .filter(|l| l.ends_with(|c: char| c.is_alphanumeric() || c == '!') && l.contains(':'))
+        .filter(|l| {
+            l.split(':')
+                .next()
+                .is_some_and(|name| name.chars().all(char::is_alphanumeric))
+                && l.contains(": ")
+        })
         .collect();
-    assert_eq!(fields, vec!["id: ID!", "sponsor: Sponsor"], "{body}");
+    assert_eq!(
+        fields,
+        vec![
+            "id: ID!",
+            "externalReference: String @external",
+            "sponsor: Sponsor @requires(fields: \"externalReference\")"
+        ],
+        "{body}"
+    );
     assert!(sdl.contains("type Money @shareable"));
 }
 
@@ -75,6 +89,103 @@ async fn entities_resolve_sponsors_and_the_sponsor_behind_a_purchase() {
         data["_entities"][2]["ticketPurchases"],
         json!([{ "id": purchase }])
     );
+}
+
+const PURCHASE_SPONSOR: &str = "query($r: [_Any!]!) { _entities(representations: $r) {
+    ... on TicketPurchase { id sponsor { id name } }
+} }";
+
+/// Ticketing announces a purchase before the CRM has recorded its id from ticketing's reply;
+/// the reference the CRM chose for it, which the gateway hands over because `sponsor`
+/// requires it, names the sponsor from the start. A reference the CRM did not write, or none,
+/// leaves only the recorded id, which a purchase that new does not have yet.
+#[tokio::test]
+async fn the_sponsor_behind_a_purchase_is_known_from_its_reference_before_the_id_is_recorded() {
+    // Without ticketing the request stays PENDING, with no purchase id recorded: the state
+    // the CRM is in while ticketing's reply is still on its way.
+    let crm = CrmServer::spawn(None).await;
+    let conference = uuid::Uuid::new_v4().to_string();
+    let sponsor = crm
+        .create_sponsor("Acme", "Bronze", Some(&conference))
+        .await;
+    crm.onboard(&sponsor).await;
+    let allocation = crm.allocation(&sponsor).await;
+    let request = &allocation["requests"][0];
+    assert!(request["purchase"].is_null(), "{allocation:#}");
+    let reference = request["externalReference"]
+        .as_str()
+        .expect("reference")
+        .to_owned();
+    let purchase = uuid::Uuid::new_v4().to_string();
+    let entity = |external_reference: Value| {
+        let mut representation = json!({ "__typename": "TicketPurchase", "id": purchase });
+        if !external_reference.is_null() {
+            representation["externalReference"] = external_reference;
+        }
+        representation
+    };
+
+    let data = crm
+        .ok(
+            Some(&crm.reader()),
+            PURCHASE_SPONSOR,
+            json!({ "r": [
+                entity(json!(reference)),
+                entity(json!("order-42")),
+                entity(json!(format!("sponsor-allocation:{sponsor}:2"))),
+                entity(json!(format!("sponsor-allocation:{}:1", uuid::Uuid::new_v4()))),
+                entity(Value::Null),
+                { "__typename": "TicketPurchase", "id": purchase, "externalReference": null },
+            ] }),
+        )
+        .await;
+    let entities = data["_entities"].as_array().expect("entities");
+    assert_eq!(entities.len(), 6, "{data:#}");
+    assert_eq!(entities[0]["id"], purchase.as_str());
+    assert_eq!(
+        entities[0]["sponsor"],
+        json!({ "id": sponsor, "name": "Acme" })
+    );
+    // Foreign, for a request that does not exist, absent, null: nothing to go on yet.
+    for entity in &entities[1..] {
+        assert_eq!(entity["id"], purchase.as_str());
+        assert!(entity["sponsor"].is_null(), "{data:#}");
+    }
+}
+
+/// Once a purchase id is recorded it is the authority: the reference presented with another
+/// purchase is not believed (any ticketing client may pick any reference), and a purchase
+/// reached without its reference still finds its sponsor through the recorded id.
+#[tokio::test]
+async fn a_recorded_purchase_id_outranks_a_reference_presented_with_another_purchase() {
+    let w = World::new(10).await;
+    let sponsor = w.crm.create_sponsor("Acme", "Bronze", None).await;
+    w.crm.onboard(&sponsor).await;
+    let booked = w.crm.wait_until_booked(&sponsor).await;
+    let purchase = booked["purchaseIds"][0]
+        .as_str()
+        .expect("purchase id")
+        .to_owned();
+    let reference = booked["requests"][0]["externalReference"]
+        .as_str()
+        .expect("reference")
+        .to_owned();
+    let data = w
+        .crm
+        .ok(
+            Some(&w.crm.reader()),
+            PURCHASE_SPONSOR,
+            json!({ "r": [
+                { "__typename": "TicketPurchase", "id": purchase, "externalReference": reference },
+                { "__typename": "TicketPurchase", "id": purchase, "externalReference": "order-42" },
+                { "__typename": "TicketPurchase", "id": uuid::Uuid::new_v4().to_string(), "externalReference": reference },
+            ] }),
+        )
+        .await;
+    let acme = json!({ "id": sponsor, "name": "Acme" });
+    assert_eq!(data["_entities"][0]["sponsor"], acme);
+    assert_eq!(data["_entities"][1]["sponsor"], acme);
+    assert!(data["_entities"][2]["sponsor"].is_null(), "{data:#}");
 }
 
 #[tokio::test]

@@ -155,9 +155,17 @@ impl Query {
     }
 
     /// Any purchase id resolves: the CRM adds `sponsor` to ticketing's purchases, which is
-    /// null for those it did not book.
+    /// null for those it did not book. `externalReference` is not part of the key: the
+    /// gateway passes it along because `sponsor` requires it.
     #[graphql(entity)]
-    async fn find_ticket_purchase_by_id(&self, id: ID) -> TicketPurchase {
-        TicketPurchase { id }
+    async fn find_ticket_purchase_by_id(
+        &self,
+        #[graphql(key)] id: ID,
+        external_reference: Option<String>,
+    ) -> TicketPurchase {
+        TicketPurchase {
+            id,
+            external_reference,
+        }
     }
 }

@@ -510,12 +510,20 @@ impl Sponsor {
 #[graphql(complex)]
 pub struct TicketPurchase {
     pub id: ID,
+    // Ticketing's field, never served from here: the gateway fetches it from ticketing and
+    // hands it over in the `_entities` representation because `sponsor` requires it. `None`
+    // when it was not handed over (a purchase reached through the CRM's own fields) or the
+    // purchase has none. No doc comment, so ticketing's description is the only one.
+    #[graphql(external)]
+    pub external_reference: Option<String>,
 }
 
 impl TicketPurchase {
+    /// A purchase the CRM reached through its own records, knowing only the id.
     pub fn reference(id: uuid::Uuid) -> Self {
         Self {
             id: ID(id.to_string()),
+            external_reference: None,
         }
     }
 }
@@ -523,17 +531,26 @@ impl TicketPurchase {
 #[ComplexObject]
 impl TicketPurchase {
     /// The sponsor whose complimentary tickets these are; null for any other purchase.
+    // Ticketing publishes `TicketPurchaseCreated` as it commits, often before the CRM has
+    // recorded the purchase id from ticketing's reply. The `externalReference` the CRM chose
+    // for the booking exists from the start, so it is read first; the recorded id covers
+    // purchases reached without it.
+    #[graphql(requires = "externalReference")]
     async fn sponsor(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Sponsor>> {
         auth::require_in(ctx, auth::READ)?;
         let Ok(id) = uuid::Uuid::parse_str(self.id.as_str()) else {
             return Ok(None);
         };
-        Ok(context(ctx)?
-            .store
-            .sponsor_for_purchase(id)
-            .await
-            .or_gql()?
-            .map(Sponsor))
+        let store = &context(ctx)?.store;
+        let reference = self
+            .external_reference
+            .as_deref()
+            .and_then(domain::AllocationReference::parse);
+        let sponsor = match reference {
+            Some(reference) => store.sponsor_for_reference(reference, id).await,
+            None => store.sponsor_for_purchase(id).await,
+        };
+        Ok(sponsor.or_gql()?.map(Sponsor))
     }
 }
 

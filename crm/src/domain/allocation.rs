@@ -116,13 +116,49 @@ pub struct TicketAllocationRequest {
 impl TicketAllocationRequest {
     /// Ticketing's `externalReference` for a request: names the allocation, never reused.
     pub fn reference_for(sponsor_id: Uuid, seq: i64) -> String {
-        format!("sponsor-allocation:{sponsor_id}:{seq}")
+        AllocationReference { sponsor_id, seq }.to_string()
     }
 
     /// The idempotency key is derived from the reference, so every retry of one request
     /// carries the same key and ticketing replays instead of booking again.
     pub fn idempotency_key(&self) -> String {
         format!("crm:{}", self.external_reference)
+    }
+}
+
+/// The name an allocation request goes by in ticketing: `sponsor-allocation:<sponsorId>:<seq>`.
+///
+/// Built and read only here, so the format the CRM writes and the one it recognises cannot
+/// drift apart. Reading it back lets the CRM name the sponsor behind a purchase from the
+/// purchase alone (through federation's `@requires`), before ticketing's reply with the
+/// purchase id has been recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllocationReference {
+    pub sponsor_id: Uuid,
+    /// Always 1 or more.
+    pub seq: i64,
+}
+
+impl AllocationReference {
+    const PREFIX: &'static str = "sponsor-allocation:";
+
+    /// `None` for anything this CRM would not have written: another client's reference
+    /// (ticketing's references are per client and opaque), or a malformed one. Only the exact
+    /// text [`Display`](std::fmt::Display) produces is accepted (lower-case id, no sign or
+    /// leading zeros), so one request has one reference.
+    pub fn parse(reference: &str) -> Option<Self> {
+        let (sponsor_id, seq) = reference.strip_prefix(Self::PREFIX)?.split_once(':')?;
+        let parsed = Self {
+            sponsor_id: Uuid::parse_str(sponsor_id).ok()?,
+            seq: seq.parse().ok().filter(|&seq: &i64| seq >= 1)?,
+        };
+        (parsed.to_string() == reference).then_some(parsed)
+    }
+}
+
+impl std::fmt::Display for AllocationReference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}:{}", Self::PREFIX, self.sponsor_id, self.seq)
     }
 }
 
@@ -203,6 +239,37 @@ mod tests {
         assert_eq!(TopUp::plan(3, 5), TopUp::Excess(2));
         assert_eq!(TopUp::plan(5, 5), TopUp::Nothing);
         assert_eq!(TopUp::plan(250, 0), TopUp::Book(vec![100, 100, 50]));
+    }
+
+    #[test]
+    fn references_read_back_only_what_the_crm_writes() {
+        let sponsor_id = Uuid::now_v7();
+        let written = TicketAllocationRequest::reference_for(sponsor_id, 2);
+        assert_eq!(
+            AllocationReference::parse(&written),
+            Some(AllocationReference { sponsor_id, seq: 2 })
+        );
+        let upper = written
+            .to_uppercase()
+            .replace("SPONSOR-ALLOCATION", "sponsor-allocation");
+        for foreign in [
+            "",
+            "order-42",
+            "sponsor-allocation:",
+            "sponsor-allocation:not-a-uuid:1",
+            &format!("sponsor-allocation:{sponsor_id}"),
+            &format!("sponsor-allocation:{sponsor_id}:"),
+            &format!("sponsor-allocation:{sponsor_id}:0"),
+            &format!("sponsor-allocation:{sponsor_id}:-1"),
+            &format!("sponsor-allocation:{sponsor_id}:+1"),
+            &format!("sponsor-allocation:{sponsor_id}:01"),
+            &format!("sponsor-allocation:{sponsor_id}:1:2"),
+            &format!("sponsor-allocation:{}:1", sponsor_id.simple()),
+            &format!("speaker-allocation:{sponsor_id}:1"),
+            &upper,
+        ] {
+            assert_eq!(AllocationReference::parse(foreign), None, "{foreign:?}");
+        }
     }
 
     #[test]

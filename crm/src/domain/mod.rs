@@ -10,7 +10,9 @@ pub mod money;
 pub mod sponsor;
 pub mod values;
 
-pub use allocation::{AllocationStatus, TicketAllocation, TicketAllocationRequest};
+pub use allocation::{
+    AllocationReference, AllocationStatus, TicketAllocation, TicketAllocationRequest,
+};
 pub use allowance::{ConferenceSetup, EarlySigningRule, TicketAllowance};
 pub use invoice::{Invoice, InvoiceStatus, NewInvoice};
 pub use level::{LevelChanges, SponsorshipLevel};

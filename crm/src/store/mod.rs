@@ -13,9 +13,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
-    AllocationStatus, ConferenceSetup, DomainError, EarlySigningRule, Invoice, LevelChanges,
-    NewInvoice, NewSponsor, Sponsor, SponsorshipLevel, TicketAllocation, TicketAllocationRequest,
-    TicketCount,
+    AllocationReference, AllocationStatus, ConferenceSetup, DomainError, EarlySigningRule, Invoice,
+    LevelChanges, NewInvoice, NewSponsor, Sponsor, SponsorshipLevel, TicketAllocation,
+    TicketAllocationRequest, TicketCount,
 };
 use crate::events::SponsorEventKind;
 
@@ -120,7 +120,17 @@ pub trait CrmStore: platform::EventStorage<Kind = SponsorEventKind, Error = Stor
     async fn invoices_of(&self, sponsor_id: Uuid) -> Result<Vec<Invoice>, StoreError>;
 
     async fn allocation_of(&self, sponsor: &Sponsor) -> Result<TicketAllocation, StoreError>;
+    /// The sponsor whose request recorded this purchase id (known once ticketing answered).
     async fn sponsor_for_purchase(&self, purchase_id: Uuid) -> Result<Option<Sponsor>, StoreError>;
+    /// The sponsor behind the request `reference` names, if that request exists and has not
+    /// recorded a purchase other than `purchase_id`: the answer is right even before ticketing's
+    /// reply is recorded, and a reference presented with somebody else's purchase is not
+    /// believed.
+    async fn sponsor_for_reference(
+        &self,
+        reference: AllocationReference,
+        purchase_id: Uuid,
+    ) -> Result<Option<Sponsor>, StoreError>;
     /// Puts FAILED requests back in the queue and makes waiting ones due now.
     async fn retry_allocation(&self, sponsor_id: Uuid) -> Result<Sponsor, StoreError>;
     /// Leases up to `limit` due requests to `owner` (a lease id, fresh per claim) for

@@ -28,10 +28,10 @@ use super::{AttemptOutcome, CrmStore, Page, SponsorFilter, StoreError};
 use crate::domain::allocation::{RequestStatus, TopUp};
 use crate::domain::sponsor::Transition;
 use crate::domain::{
-    self, AllocationStatus, CompanyName, ConferenceSetup, Contract, ContractStatus, Currency,
-    DomainError, EarlySigningRule, EmailAddress, Invoice, InvoiceStatus, LevelChanges, LevelName,
-    Money, NewInvoice, NewSponsor, PersonName, Sponsor, SponsorshipLevel, TicketAllocation,
-    TicketAllocationRequest, TicketAllowance, TicketCount,
+    self, AllocationReference, AllocationStatus, CompanyName, ConferenceSetup, Contract,
+    ContractStatus, Currency, DomainError, EarlySigningRule, EmailAddress, Invoice, InvoiceStatus,
+    LevelChanges, LevelName, Money, NewInvoice, NewSponsor, PersonName, Sponsor, SponsorshipLevel,
+    TicketAllocation, TicketAllocationRequest, TicketAllowance, TicketCount,
 };
 use crate::events::{SponsorEvent, SponsorEventKind};
 
@@ -812,6 +812,22 @@ macro_rules! crm_store_for {
                 let row = sqlx::query(&format!(
                     "SELECT {SPONSOR_COLUMNS} FROM sponsors WHERE id IN (SELECT sponsor_id FROM ticket_allocation_requests WHERE purchase_id = $1)"
                 ))
+                .bind(purchase_id)
+                .fetch_optional(&self.reader)
+                .await?;
+                row.as_ref().map(sponsor_from).transpose()
+            }
+
+            async fn sponsor_for_reference(
+                &self,
+                reference: AllocationReference,
+                purchase_id: Uuid,
+            ) -> Result<Option<Sponsor>, StoreError> {
+                let row = sqlx::query(&format!(
+                    "SELECT {SPONSOR_COLUMNS} FROM sponsors WHERE id IN (SELECT sponsor_id FROM ticket_allocation_requests WHERE sponsor_id = $1 AND seq = $2 AND (purchase_id IS NULL OR purchase_id = $3))"
+                ))
+                .bind(reference.sponsor_id)
+                .bind(reference.seq)
                 .bind(purchase_id)
                 .fetch_optional(&self.reader)
                 .await?;
