@@ -1,6 +1,6 @@
 //! Ticketing: conferences, ticket types, purchases and tickets, served as an open host
 //! service over GraphQL. It knows callers only by their token's scopes and never why they
-//! buy: a sponsorship CRM, a speaker CRM and a public web shop use the same API.
+//! buy: a partner CRM, a speaker CRM and a public web shop use the same API.
 //!
 //! [`Ticketing::start`] opens the database and starts the background work (the live event
 //! feed, the outbox relay, reservation expiry); [`Ticketing::serve`] serves a bound listener,

@@ -73,7 +73,7 @@ async fn an_external_reference_books_once_per_client_even_without_a_key() {
     let issuer = app.token("crm", &["tickets:issue-complimentary"]);
     let mut input = purchase_input(&guest, 2);
     input["complimentary"] = json!(true);
-    input["externalReference"] = json!("sponsorship-7/allocation-1");
+    input["externalReference"] = json!("partner-7/allocation-1");
 
     let first = app
         .ok(
