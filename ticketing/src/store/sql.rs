@@ -37,6 +37,11 @@ pub struct SqlStore<DB: sqlx::Database> {
     writer: Pool<DB>,
     reader: Pool<DB>,
     commits: CommitSignal,
+    /// Ticket types as last read, for validating purchases without a read per request. An
+    /// entry may be stale (another instance changed the type): the seat update compares the
+    /// fields validation relied on, so a stale entry costs a retry with a fresh read, and a
+    /// refusal based on a cached entry is confirmed against a fresh read before it is given.
+    ticket_types: std::sync::RwLock<HashMap<Uuid, TicketType>>,
 }
 
 static MIGRATIONS: Migrations = Migrations {
@@ -56,11 +61,13 @@ pub async fn connect(
                 writer,
                 reader,
                 commits,
+                ticket_types: Default::default(),
             }),
             Database::Postgres(Pools { writer, reader }) => Arc::new(SqlStore::<Postgres> {
                 writer,
                 reader,
                 commits,
+                ticket_types: Default::default(),
             }),
         },
     )
@@ -278,9 +285,8 @@ macro_rules! ticket_store_for {
         /// is still the one the purchase was priced at; returns the ticket type as updated.
         fn push_seat_update(
             query: &mut QueryBuilder<'_, Db>,
-            ticket_type_id: Uuid,
+            expected: &TicketType,
             quantity: i64,
-            expected_price: i64,
             now: DateTime<Utc>,
         ) {
             query
@@ -289,11 +295,19 @@ macro_rules! ticket_store_for {
                 .push(", updated_at = ")
                 .push_bind(now)
                 .push(" WHERE id = ")
-                .push_bind(ticket_type_id)
+                .push_bind(expected.id)
                 .push(" AND sold + ")
                 .push_bind(quantity)
+                // Everything the purchase was validated and priced against, compared and set
+                // in one step: a change in between makes this update miss, never misprice.
                 .push(" <= capacity AND price_amount = ")
-                .push_bind(expected_price)
+                .push_bind(expected.price.amount)
+                .push(" AND visibility = ")
+                .push_bind(expected.visibility.as_str())
+                .push(" AND sale_starts_at IS NOT DISTINCT FROM ")
+                .push_bind(expected.sale_starts_at)
+                .push(" AND sale_ends_at IS NOT DISTINCT FROM ")
+                .push_bind(expected.sale_ends_at)
                 .push(" RETURNING ")
                 .push(TICKET_TYPE_COLUMNS);
         }
@@ -322,22 +336,23 @@ macro_rules! ticket_store_for {
         /// Explains an empty seat update: the price moved (retry) or the seats ran out.
         async fn why_no_seats(
             tx: &mut Tx<'_>,
-            ticket_type_id: Uuid,
-            expected_price: i64,
+            expected: &TicketType,
         ) -> Result<Result<PurchaseOutcome, PriceMoved>, StoreError> {
-            let current = sqlx::query("SELECT capacity, sold, price_amount FROM ticket_types WHERE id = $1")
-                .bind(ticket_type_id)
+            let row = sqlx::query(&format!("SELECT {TICKET_TYPE_COLUMNS} FROM ticket_types WHERE id = $1"))
+                .bind(expected.id)
                 .fetch_one(&mut **tx)
                 .await?;
-            let price: i64 = current.try_get("price_amount")?;
-            if price != expected_price {
+            let current = ticket_type_from(&row)?;
+            if current.price != expected.price
+                || current.visibility != expected.visibility
+                || current.sale_starts_at != expected.sale_starts_at
+                || current.sale_ends_at != expected.sale_ends_at
+            {
                 return Ok(Err(PriceMoved));
             }
-            let capacity: i64 = current.try_get("capacity")?;
-            let sold: i64 = current.try_get("sold")?;
             Err(DomainError::SoldOut {
-                ticket_type: ticket_type_id,
-                remaining: (capacity - sold).max(0),
+                ticket_type: expected.id,
+                remaining: current.remaining(),
             }
             .into())
         }
@@ -443,7 +458,63 @@ macro_rules! ticket_store_for {
             Ok(events)
         }
 
+        /// The rules a purchase must meet before it meets the stock. `check_stock` compares
+        /// with the remaining seats as read; a cached read may be stale, so then the seat
+        /// update alone decides.
+        fn validate_purchase(
+            request: &NewTicketPurchase,
+            types: &HashMap<Uuid, TicketType>,
+            now: DateTime<Utc>,
+            check_stock: bool,
+        ) -> Result<(), DomainError> {
+            let mut conference = None;
+            let mut currency = None;
+            for line in &request.lines {
+                let ticket_type = types.get(&line.ticket_type_id).ok_or_else(|| {
+                    DomainError::NotFound(format!("ticket type {} does not exist", line.ticket_type_id))
+                })?;
+                if ticket_type.visibility == Visibility::Restricted && !request.privileged {
+                    return Err(DomainError::Forbidden(format!(
+                        "ticket type {} is restricted: issuing it needs the tickets:issue-complimentary scope",
+                        ticket_type.id
+                    )));
+                }
+                if *conference.get_or_insert(ticket_type.conference_id) != ticket_type.conference_id {
+                    return Err(DomainError::invalid("all lines of a purchase must be for the same conference"));
+                }
+                if *currency.get_or_insert(ticket_type.price.currency) != ticket_type.price.currency {
+                    return Err(DomainError::invalid("all lines of a purchase must be priced in the same currency"));
+                }
+                if !request.complimentary && !ticket_type.is_on_sale_at(now) {
+                    return Err(DomainError::SaleClosed(ticket_type.id));
+                }
+                if check_stock && line.quantity.get() > ticket_type.remaining() {
+                    return Err(DomainError::SoldOut {
+                        ticket_type: ticket_type.id,
+                        remaining: ticket_type.remaining(),
+                    });
+                }
+            }
+            Ok(())
+        }
+
         impl SqlStore<Db> {
+            /// All of `ids` from the cache, or `None` if any is missing.
+            fn cached_ticket_types(&self, ids: &[Uuid]) -> Option<HashMap<Uuid, TicketType>> {
+                let cache = self.ticket_types.read().ok()?;
+                ids.iter()
+                    .map(|id| cache.get(id).map(|t| (*id, t.clone())))
+                    .collect()
+            }
+
+            fn remember_ticket_types<'t>(&self, types: impl Iterator<Item = &'t TicketType>) {
+                if let Ok(mut cache) = self.ticket_types.write() {
+                    for t in types {
+                        cache.insert(t.id, t.clone());
+                    }
+                }
+            }
+
             async fn ticket_types_by_id(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, TicketType>, StoreError> {
                 let mut query = QueryBuilder::<Db>::new(format!(
                     "SELECT {TICKET_TYPE_COLUMNS} FROM ticket_types WHERE id IN ("
@@ -586,13 +657,15 @@ macro_rules! ticket_store_for {
                     // locked for that statement and the commit only, as in the bare minimum
                     // transaction, and the database does the work without round trips.
                     let line = &purchase.lines[0];
-                    let expected_price = types.get(&line.ticket_type_id).map_or(0, |t| t.price.amount);
+                    let expected = types
+                        .get(&line.ticket_type_id)
+                        .ok_or_else(|| StoreError::Corrupt(format!("ticket type {} was not validated", line.ticket_type_id)))?;
                     let mut stored = Vec::with_capacity(kinds.len());
                     for kind in &kinds {
                         stored.push(kind.to_stored()?);
                     }
                     let mut query = QueryBuilder::<Db>::new("WITH seat AS (");
-                    push_seat_update(&mut query, line.ticket_type_id, line.quantity, expected_price, now);
+                    push_seat_update(&mut query, expected, line.quantity, now);
                     query.push("), purchase AS (INSERT INTO ticket_purchases (").push(PURCHASE_COLUMNS).push(") SELECT ");
                     push_purchase_values(&mut query, &purchase, &request.client);
                     query.push(" WHERE EXISTS (SELECT 1 FROM seat) RETURNING id), line AS (INSERT INTO ticket_purchase_lines (purchase_id, line_no, ticket_type_id, quantity, unit_amount) SELECT id, 0, ")
@@ -616,7 +689,7 @@ macro_rules! ticket_store_for {
                                 sold_out.push(TicketEventKind::TicketTypeSoldOut { ticket_type });
                             }
                         }
-                        None => return why_no_seats(&mut tx, line.ticket_type_id, expected_price).await,
+                        None => return why_no_seats(&mut tx, expected).await,
                     }
                     append_events(&mut tx, sold_out, now).await?;
                 } else {
@@ -649,9 +722,11 @@ macro_rules! ticket_store_for {
                     let mut by_type: Vec<_> = purchase.lines.iter().collect();
                     by_type.sort_by_key(|l| l.ticket_type_id);
                     for line in by_type {
-                        let expected_price = types.get(&line.ticket_type_id).map_or(0, |t| t.price.amount);
+                        let expected = types
+                            .get(&line.ticket_type_id)
+                            .ok_or_else(|| StoreError::Corrupt(format!("ticket type {} was not validated", line.ticket_type_id)))?;
                         let mut query = QueryBuilder::<Db>::new("");
-                        push_seat_update(&mut query, line.ticket_type_id, line.quantity, expected_price, now);
+                        push_seat_update(&mut query, expected, line.quantity, now);
                         match query.build().fetch_optional(&mut *tx).await? {
                             Some(row) => {
                                 let ticket_type = ticket_type_from(&row)?;
@@ -659,7 +734,7 @@ macro_rules! ticket_store_for {
                                     sold_out.push(TicketEventKind::TicketTypeSoldOut { ticket_type });
                                 }
                             }
-                            None => return why_no_seats(&mut tx, line.ticket_type_id, expected_price).await,
+                            None => return why_no_seats(&mut tx, expected).await,
                         }
                     }
                     kinds.extend(sold_out);
@@ -818,6 +893,7 @@ macro_rules! ticket_store_for {
                 append_events(&mut tx, kinds, now).await?;
                 tx.commit().await?;
                 self.commits.notify();
+                self.remember_ticket_types(std::iter::once(&next));
                 Ok(next)
             }
 
@@ -851,47 +927,37 @@ macro_rules! ticket_store_for {
                     )
                     .into());
                 }
+                let ids: Vec<Uuid> = request.lines.iter().map(|l| l.ticket_type_id).collect();
                 let mut attempt = 0;
+                let mut fresh = false;
                 loop {
                     attempt += 1;
-                    // Validation reads happen before the transaction so the write lock is held
-                    // only for the writes; the seat update re-checks what matters.
-                    let ids: Vec<Uuid> = request.lines.iter().map(|l| l.ticket_type_id).collect();
-                    let types = self.ticket_types_by_id(&ids).await?;
-                    let now = domain::now();
-                    let mut conference = None;
-                    let mut currency = None;
-                    for line in &request.lines {
-                        let ticket_type = types.get(&line.ticket_type_id).ok_or_else(|| {
-                            DomainError::NotFound(format!("ticket type {} does not exist", line.ticket_type_id))
-                        })?;
-                        if ticket_type.visibility == Visibility::Restricted && !request.privileged {
-                            return Err(DomainError::Forbidden(format!(
-                                "ticket type {} is restricted: issuing it needs the tickets:issue-complimentary scope",
-                                ticket_type.id
-                            ))
-                            .into());
+                    // Validation happens before the transaction so the write lock is held only
+                    // for the writes; the seat update re-checks what validation relied on.
+                    let cached = if fresh { None } else { self.cached_ticket_types(&ids) };
+                    let from_cache = cached.is_some();
+                    let types = match cached {
+                        Some(types) => types,
+                        None => {
+                            let types = self.ticket_types_by_id(&ids).await?;
+                            self.remember_ticket_types(types.values());
+                            types
                         }
-                        if *conference.get_or_insert(ticket_type.conference_id) != ticket_type.conference_id {
-                            return Err(DomainError::invalid("all lines of a purchase must be for the same conference").into());
+                    };
+                    if let Err(refusal) = validate_purchase(&request, &types, domain::now(), !from_cache) {
+                        if from_cache {
+                            // Refuse only on what the database says now.
+                            fresh = true;
+                            continue;
                         }
-                        if *currency.get_or_insert(ticket_type.price.currency) != ticket_type.price.currency {
-                            return Err(DomainError::invalid("all lines of a purchase must be priced in the same currency").into());
-                        }
-                        if !request.complimentary && !ticket_type.is_on_sale_at(now) {
-                            return Err(DomainError::SaleClosed(ticket_type.id).into());
-                        }
-                        if line.quantity.get() > ticket_type.remaining() {
-                            return Err(DomainError::SoldOut {
-                                ticket_type: ticket_type.id,
-                                remaining: ticket_type.remaining(),
-                            }
-                            .into());
-                        }
+                        return Err(refusal.into());
                     }
                     match self.try_create_purchase(&request, &types, reservation_ttl).await {
                         Ok(Ok(outcome)) => return Ok(outcome),
-                        Ok(Err(PriceMoved)) if attempt < 3 => continue,
+                        Ok(Err(PriceMoved)) if attempt < 4 => {
+                            fresh = true;
+                            continue;
+                        }
                         Ok(Err(PriceMoved)) => {
                             return Err(DomainError::InvalidState(
                                 "prices are changing right now; try again".into(),

@@ -278,3 +278,52 @@ async fn a_purchase_of_several_types_takes_all_seats_or_none() {
     let types = app.event_types().await;
     assert_eq!(types.last().map(String::as_str), Some("TicketTypeSoldOut"));
 }
+
+/// Another instance changes a ticket type this one has validated purchases against: the next
+/// purchase here follows the change (price, visibility) instead of the remembered state.
+#[tokio::test]
+async fn purchases_follow_ticket_type_changes_made_through_another_instance() {
+    let a = TestApp::spawn().await;
+    let b = TestApp::spawn_on(&a.database_url).await;
+    let conference = a.create_conference().await;
+    let standard = a
+        .create_ticket_type(&conference, "Standard", 10_000, 10, "PUBLIC")
+        .await;
+    let guest = a
+        .create_ticket_type(&conference, "Guest", 5_000, 10, "RESTRICTED")
+        .await;
+    a.ok(None, BUY, json!({ "input": purchase_input(&standard, 1) }))
+        .await;
+    let refused = a
+        .gql(None, BUY, json!({ "input": purchase_input(&guest, 1) }))
+        .await;
+    assert_eq!(error_code(&refused), "FORBIDDEN");
+
+    let update = "mutation($id: ID!, $input: UpdateTicketTypeInput!) { updateTicketType(id: $id, input: $input) { id } }";
+    b.ok(Some(&b.admin()), update, json!({ "id": standard, "input": { "price": { "amount": 12_000, "currency": "EUR" }, "visibility": "PUBLIC" } })).await;
+    b.ok(
+        Some(&b.admin()),
+        update,
+        json!({ "id": guest, "input": { "visibility": "PUBLIC" } }),
+    )
+    .await;
+
+    let repriced = a
+        .ok(None, BUY, json!({ "input": purchase_input(&standard, 1) }))
+        .await;
+    assert_eq!(repriced["createTicketPurchase"]["total"]["amount"], 12_000);
+    a.ok(None, BUY, json!({ "input": purchase_input(&guest, 1) }))
+        .await;
+
+    b.ok(
+        Some(&b.admin()),
+        update,
+        json!({ "id": standard, "input": { "visibility": "RESTRICTED" } }),
+    )
+    .await;
+    let hidden = a
+        .gql(None, BUY, json!({ "input": purchase_input(&standard, 1) }))
+        .await;
+    assert_eq!(error_code(&hidden), "FORBIDDEN");
+    assert_eq!(a.ticket_type(&standard).await["sold"], 2);
+}
