@@ -300,7 +300,11 @@ macro_rules! ticket_store_for {
                 .push_bind(quantity)
                 // Everything the purchase was validated and priced against, compared and set
                 // in one step: a change in between makes this update miss, never misprice.
-                .push(" <= capacity AND price_amount = ")
+                .push(" <= capacity AND capacity = ")
+                .push_bind(expected.capacity)
+                .push(" AND name = ")
+                .push_bind(expected.name.as_str().to_owned())
+                .push(" AND price_amount = ")
                 .push_bind(expected.price.amount)
                 .push(" AND visibility = ")
                 .push_bind(expected.visibility.as_str())
@@ -334,16 +338,21 @@ macro_rules! ticket_store_for {
         }
 
         /// Explains an empty seat update: the price moved (retry) or the seats ran out.
-        async fn why_no_seats(
-            tx: &mut Tx<'_>,
+        async fn why_no_seats<'e, E>(
+            executor: E,
             expected: &TicketType,
-        ) -> Result<Result<PurchaseOutcome, PriceMoved>, StoreError> {
+        ) -> Result<Result<PurchaseOutcome, PriceMoved>, StoreError>
+        where
+            E: sqlx::Executor<'e, Database = Db>,
+        {
             let row = sqlx::query(&format!("SELECT {TICKET_TYPE_COLUMNS} FROM ticket_types WHERE id = $1"))
                 .bind(expected.id)
-                .fetch_one(&mut **tx)
+                .fetch_one(executor)
                 .await?;
             let current = ticket_type_from(&row)?;
             if current.price != expected.price
+                || current.capacity != expected.capacity
+                || current.name != expected.name
                 || current.visibility != expected.visibility
                 || current.sale_starts_at != expected.sale_starts_at
                 || current.sale_ends_at != expected.sale_ends_at
@@ -357,6 +366,59 @@ macro_rules! ticket_store_for {
             .into())
         }
 
+        /// The one-line purchase as one statement of writable CTEs: take the seats, record the
+        /// purchase, its line and tickets, and append its events, the sold-out event included
+        /// when this purchase takes the last seat. Its snapshot is known in advance because the
+        /// seat update only succeeds on the type exactly as validated.
+        fn one_line_purchase_statement<'q>(
+            purchase: &TicketPurchase,
+            client: &ClientKey,
+            expected: &TicketType,
+            ticket_ids: &[(Uuid, Uuid)],
+            kinds: &[TicketEventKind],
+            now: DateTime<Utc>,
+        ) -> Result<QueryBuilder<'q, Db>, StoreError> {
+            let line = purchase
+                .lines
+                .first()
+                .ok_or_else(|| StoreError::Corrupt("a purchase without lines".into()))?;
+            let last_seat = TicketType {
+                sold: expected.capacity,
+                updated_at: now,
+                ..expected.clone()
+            };
+            let mut stored = Vec::with_capacity(kinds.len() + 1);
+            for kind in kinds {
+                stored.push(kind.to_stored()?);
+            }
+            stored.push(TicketEventKind::TicketTypeSoldOut { ticket_type: last_seat }.to_stored()?);
+            let always = kinds.len() as i64;
+            let mut query = QueryBuilder::<Db>::new("WITH seat AS (");
+            push_seat_update(&mut query, expected, line.quantity, now);
+            query.push("), events AS (SELECT CASE WHEN sold = capacity THEN ")
+                .push_bind(always + 1)
+                .push(" ELSE ")
+                .push_bind(always)
+                .push(" END AS count FROM seat), purchase AS (INSERT INTO ticket_purchases (")
+                .push(PURCHASE_COLUMNS)
+                .push(") SELECT ");
+            push_purchase_values(&mut query, purchase, client);
+            query.push(" WHERE EXISTS (SELECT 1 FROM seat) RETURNING id), line AS (INSERT INTO ticket_purchase_lines (purchase_id, line_no, ticket_type_id, quantity, unit_amount) SELECT id, 0, ")
+                .push_bind(line.ticket_type_id)
+                .push(", ")
+                .push_bind(line.quantity)
+                .push(", ")
+                .push_bind(line.unit_price.amount)
+                .push(" FROM purchase), issued AS (INSERT INTO tickets (id, purchase_id, ticket_type_id) SELECT t.id, purchase.id, t.ticket_type_id FROM purchase, (");
+            query.push_values(ticket_ids, |mut b, (id, ticket_type_id)| {
+                b.push_bind(*id).push_bind(*ticket_type_id);
+            });
+            query.push(") AS t (id, ticket_type_id)), ");
+            push_event_ctes(&mut query, stored, now, "EXISTS (SELECT 1 FROM seat)", Some("(SELECT count FROM events)"));
+            query.push(" SELECT ").push(TICKET_TYPE_COLUMNS).push(" FROM seat");
+            Ok(query)
+        }
+
         /// Pushes `head AS (…), appended AS (…)`: common table expressions that move the event
         /// head and insert the events, when `condition` holds. Only for dialects with
         /// writable CTEs.
@@ -365,16 +427,25 @@ macro_rules! ticket_store_for {
             stored: Vec<(&'static str, serde_json::Value)>,
             at: DateTime<Utc>,
             condition: &str,
+            count_sql: Option<&str>,
         ) {
+            // With `count_sql`, only the first that many events are appended (the rest are
+            // conditional on what the statement finds).
             let count = stored.len() as i64;
+            query.push("head AS (UPDATE ticket_event_head SET position = position + ");
+            match count_sql {
+                Some(expression) => query.push(expression),
+                None => query.push_bind(count),
+            };
             query
-                .push("head AS (UPDATE ticket_event_head SET position = position + ")
-                .push_bind(count)
                 .push(" WHERE ")
                 .push(condition)
-                .push(" RETURNING position), appended AS (INSERT INTO ticket_events (position, id, event_type, payload, occurred_at) SELECT head.position - ")
-                .push_bind(count)
-                .push(" + e.ordinal, e.id, e.event_type, e.payload, e.occurred_at FROM head, (");
+                .push(" RETURNING position), appended AS (INSERT INTO ticket_events (position, id, event_type, payload, occurred_at) SELECT head.position - ");
+            match count_sql {
+                Some(expression) => query.push(expression),
+                None => query.push_bind(count),
+            };
+            query.push(" + e.ordinal, e.id, e.event_type, e.payload, e.occurred_at FROM head, (");
             query.push_values(stored.into_iter().enumerate(), |mut b, (i, (event_type, data))| {
                 b.push_bind(i as i64 + 1)
                     .push_bind(Uuid::now_v7())
@@ -382,7 +453,11 @@ macro_rules! ticket_store_for {
                     .push_bind(Json(data))
                     .push_bind(at);
             });
-            query.push(") AS e (ordinal, id, event_type, payload, occurred_at))");
+            query.push(") AS e (ordinal, id, event_type, payload, occurred_at)");
+            if let Some(expression) = count_sql {
+                query.push(" WHERE e.ordinal <= ").push(expression);
+            }
+            query.push(")");
         }
 
         /// Appends events at the next positions. Called last in a transaction: the head row
@@ -405,7 +480,7 @@ macro_rules! ticket_store_for {
                 // One round trip fewer while the hot rows are locked: the head moves and the
                 // events are inserted by one statement.
                 query = QueryBuilder::<Db>::new("WITH ");
-                push_event_ctes(&mut query, stored, at, "TRUE");
+                push_event_ctes(&mut query, stored, at, "TRUE", None);
                 query.push(" SELECT 1");
             } else {
                 let end: i64 = sqlx::query_scalar(
@@ -604,6 +679,33 @@ macro_rules! ticket_store_for {
                     expired_at: None,
                 };
 
+                // A reused externalReference is caught by its unique constraint; the caller
+                // turns the violation into DUPLICATE_EXTERNAL_REFERENCE.
+                let mut kinds = vec![TicketEventKind::TicketPurchaseCreated { purchase: purchase.clone() }];
+                if paid_at_once {
+                    kinds.push(TicketEventKind::TicketPurchasePaid { purchase: purchase.clone() });
+                }
+                let ticket_ids: Vec<(Uuid, Uuid)> = purchase
+                    .lines
+                    .iter()
+                    .flat_map(|l| std::iter::repeat_n(l.ticket_type_id, l.quantity as usize))
+                    .map(|ticket_type_id| (domain::new_id(), ticket_type_id))
+                    .collect();
+                let one_statement = $writable_ctes && purchase.lines.len() == 1;
+                if one_statement && request.idempotency_key.is_none() {
+                    // Nothing else to write atomically with it: the statement is its own
+                    // transaction, two round trips fewer than BEGIN … COMMIT around it.
+                    let expected = types
+                        .get(&purchase.lines[0].ticket_type_id)
+                        .ok_or_else(|| StoreError::Corrupt("the purchased ticket type was not validated".into()))?;
+                    let mut query = one_line_purchase_statement(&purchase, &request.client, expected, &ticket_ids, &kinds, now)?;
+                    if query.build().fetch_optional(&self.writer).await?.is_none() {
+                        return why_no_seats(&self.writer, expected).await;
+                    }
+                    self.commits.notify();
+                    return Ok(Ok(PurchaseOutcome { purchase, replayed: false }));
+                }
+
                 let mut tx = self.writer.begin().await?;
                 if let Some(key) = &request.idempotency_key {
                     let inserted = sqlx::query(
@@ -637,61 +739,16 @@ macro_rules! ticket_store_for {
                         return Ok(Ok(PurchaseOutcome { purchase: first, replayed: true }));
                     }
                 }
-                // A reused externalReference is caught by its unique constraint; the caller
-                // turns the violation into DUPLICATE_EXTERNAL_REFERENCE.
-                let mut kinds = vec![TicketEventKind::TicketPurchaseCreated { purchase: purchase.clone() }];
-                if paid_at_once {
-                    kinds.push(TicketEventKind::TicketPurchasePaid { purchase: purchase.clone() });
-                }
-                let ticket_ids: Vec<(Uuid, Uuid)> = purchase
-                    .lines
-                    .iter()
-                    .flat_map(|l| std::iter::repeat_n(l.ticket_type_id, l.quantity as usize))
-                    .map(|ticket_type_id| (domain::new_id(), ticket_type_id))
-                    .collect();
                 let mut sold_out = Vec::new();
 
-                if $writable_ctes && purchase.lines.len() == 1 {
-                    // The common one-line purchase is one statement: take the seats, record
-                    // the purchase, its line and tickets, append the events. The hot row is
-                    // locked for that statement and the commit only, as in the bare minimum
-                    // transaction, and the database does the work without round trips.
-                    let line = &purchase.lines[0];
+                if one_statement {
                     let expected = types
-                        .get(&line.ticket_type_id)
-                        .ok_or_else(|| StoreError::Corrupt(format!("ticket type {} was not validated", line.ticket_type_id)))?;
-                    let mut stored = Vec::with_capacity(kinds.len());
-                    for kind in &kinds {
-                        stored.push(kind.to_stored()?);
+                        .get(&purchase.lines[0].ticket_type_id)
+                        .ok_or_else(|| StoreError::Corrupt("the purchased ticket type was not validated".into()))?;
+                    let mut query = one_line_purchase_statement(&purchase, &request.client, expected, &ticket_ids, &kinds, now)?;
+                    if query.build().fetch_optional(&mut *tx).await?.is_none() {
+                        return why_no_seats(&mut *tx, expected).await;
                     }
-                    let mut query = QueryBuilder::<Db>::new("WITH seat AS (");
-                    push_seat_update(&mut query, expected, line.quantity, now);
-                    query.push("), purchase AS (INSERT INTO ticket_purchases (").push(PURCHASE_COLUMNS).push(") SELECT ");
-                    push_purchase_values(&mut query, &purchase, &request.client);
-                    query.push(" WHERE EXISTS (SELECT 1 FROM seat) RETURNING id), line AS (INSERT INTO ticket_purchase_lines (purchase_id, line_no, ticket_type_id, quantity, unit_amount) SELECT id, 0, ")
-                        .push_bind(line.ticket_type_id)
-                        .push(", ")
-                        .push_bind(line.quantity)
-                        .push(", ")
-                        .push_bind(line.unit_price.amount)
-                        .push(" FROM purchase), issued AS (INSERT INTO tickets (id, purchase_id, ticket_type_id) SELECT t.id, purchase.id, t.ticket_type_id FROM purchase, (");
-                    query.push_values(&ticket_ids, |mut b, (id, ticket_type_id)| {
-                        b.push_bind(*id).push_bind(*ticket_type_id);
-                    });
-                    query.push(") AS t (id, ticket_type_id)), ");
-                    push_event_ctes(&mut query, stored, now, "EXISTS (SELECT 1 FROM seat)");
-                    query.push(" SELECT ").push(TICKET_TYPE_COLUMNS).push(" FROM seat");
-                    let row = query.build().fetch_optional(&mut *tx).await?;
-                    match row {
-                        Some(row) => {
-                            let ticket_type = ticket_type_from(&row)?;
-                            if ticket_type.remaining() == 0 {
-                                sold_out.push(TicketEventKind::TicketTypeSoldOut { ticket_type });
-                            }
-                        }
-                        None => return why_no_seats(&mut tx, expected).await,
-                    }
-                    append_events(&mut tx, sold_out, now).await?;
                 } else {
                     let mut insert = QueryBuilder::<Db>::new("INSERT INTO ticket_purchases (");
                     insert.push(PURCHASE_COLUMNS).push(") VALUES (");
@@ -734,7 +791,7 @@ macro_rules! ticket_store_for {
                                     sold_out.push(TicketEventKind::TicketTypeSoldOut { ticket_type });
                                 }
                             }
-                            None => return why_no_seats(&mut tx, expected).await,
+                            None => return why_no_seats(&mut *tx, expected).await,
                         }
                     }
                     kinds.extend(sold_out);
