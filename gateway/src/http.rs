@@ -21,6 +21,7 @@ use crate::response::{GraphQLError, Response};
 use crate::subscriptions::{sse, ws};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const GRAPHIQL: &str = include_str!("graphiql.html");
 const JSON: &str = "application/json";
 
 pub fn router(pipeline: Arc<Pipeline>, max_body_bytes: usize) -> Router {
@@ -157,6 +158,13 @@ async fn graphql_post(
     respond(media, outcome)
 }
 
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
 async fn graphql_get(State(pipeline): State<Arc<Pipeline>>, request: Request) -> HttpResponse {
     let (mut parts, _) = request.into_parts();
     if parts.headers.contains_key(header::UPGRADE) {
@@ -170,6 +178,10 @@ async fn graphql_get(State(pipeline): State<Arc<Pipeline>>, request: Request) ->
         Ok(Query(params)) => params,
         Err(rejection) => return rejection.into_response(),
     };
+    // A browser opening the endpoint gets an IDE; API clients always send a query.
+    if !params.contains_key("query") && wants_html(&headers) {
+        return axum::response::Html(GRAPHIQL).into_response();
+    }
     let event_stream = sse::wants_event_stream(headers.get(header::ACCEPT));
     let media = negotiate(&headers);
     let Some(media) = media.or(event_stream.then_some(MediaType::Json)) else {

@@ -461,3 +461,24 @@ async fn client_alias_named_like_a_key_field_does_not_collide_with_the_key() {
         json!({ "__typename": "Product", "upc": "1" })
     );
 }
+
+#[tokio::test]
+async fn a_browser_opening_the_endpoint_gets_graphiql() {
+    let stack = start().await;
+    let response = stack
+        .http
+        .get(stack.url())
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/html")
+    );
+    let page = response.text().await.expect("text");
+    assert!(page.contains("GraphiQL.createFetcher"), "{page}");
+}
