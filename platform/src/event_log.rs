@@ -189,3 +189,116 @@ where
     background.spawn(|shutdown| relay.run(shutdown));
     Ok(feed)
 }
+
+/// The three tables every service's event log lives in.
+#[derive(Debug, Clone, Copy)]
+pub struct EventTables {
+    /// `position, id, event_type, payload, occurred_at`
+    pub events: &'static str,
+    /// One row: the last position handed out.
+    pub head: &'static str,
+    /// One row: how far the outbox relay has published.
+    pub outbox_offset: &'static str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventLogError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored event could not be read: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+/// The event-log reads and the outbox offset update, the same statements for every service
+/// and both dialects; a service names its tables and picks the pool (reader or writer).
+#[async_trait]
+pub trait EventLogPool {
+    async fn logged_events_after<K: EventKind>(
+        &self,
+        tables: &EventTables,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LoggedEvent<K>>, EventLogError>;
+    async fn logged_head(&self, tables: &EventTables) -> Result<i64, EventLogError>;
+    async fn logged_outbox_offset(&self, tables: &EventTables) -> Result<i64, EventLogError>;
+    async fn advance_outbox_offset(
+        &self,
+        tables: &EventTables,
+        position: i64,
+    ) -> Result<(), EventLogError>;
+}
+
+macro_rules! event_log_pool_for {
+    ($db:ty) => {
+        #[async_trait]
+        impl EventLogPool for sqlx::Pool<$db> {
+            async fn logged_events_after<K: EventKind>(
+                &self,
+                tables: &EventTables,
+                after: i64,
+                limit: i64,
+            ) -> Result<Vec<LoggedEvent<K>>, EventLogError> {
+                use sqlx::Row;
+                let rows = sqlx::query(&format!(
+                    "SELECT position, id, event_type, payload, occurred_at FROM {} WHERE position > $1 ORDER BY position LIMIT $2",
+                    tables.events
+                ))
+                .bind(after)
+                .bind(limit.clamp(1, 1000))
+                .fetch_all(self)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        let event_type: String = row.try_get("event_type")?;
+                        let sqlx::types::Json(data): sqlx::types::Json<serde_json::Value> =
+                            row.try_get("payload")?;
+                        Ok(LoggedEvent {
+                            position: row.try_get("position")?,
+                            id: row.try_get("id")?,
+                            occurred_at: row.try_get("occurred_at")?,
+                            kind: K::from_stored(&event_type, data)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn logged_head(&self, tables: &EventTables) -> Result<i64, EventLogError> {
+                Ok(
+                    sqlx::query_scalar(&format!("SELECT position FROM {}", tables.head))
+                        .fetch_one(self)
+                        .await?,
+                )
+            }
+
+            async fn logged_outbox_offset(
+                &self,
+                tables: &EventTables,
+            ) -> Result<i64, EventLogError> {
+                Ok(
+                    sqlx::query_scalar(&format!("SELECT position FROM {}", tables.outbox_offset))
+                        .fetch_one(self)
+                        .await?,
+                )
+            }
+
+            async fn advance_outbox_offset(
+                &self,
+                tables: &EventTables,
+                position: i64,
+            ) -> Result<(), EventLogError> {
+                // Never backwards: a slow relay instance cannot undo a faster one's progress.
+                sqlx::query(&format!(
+                    "UPDATE {} SET position = $1 WHERE position < $1",
+                    tables.outbox_offset
+                ))
+                .bind(position)
+                .execute(self)
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+event_log_pool_for!(sqlx::Sqlite);
+event_log_pool_for!(sqlx::Postgres);

@@ -31,6 +31,8 @@ pub enum StoreError {
     /// Opening the database: a bad URL, an unreachable server, a failed migration.
     #[error(transparent)]
     Open(#[from] platform::database::OpenError),
+    #[error(transparent)]
+    EventLog(#[from] platform::event_log::EventLogError),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
 }

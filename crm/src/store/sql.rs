@@ -19,6 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use platform::database::{Database, Migrations, Pools};
+use platform::event_log::EventLogPool;
 use platform::{CommitSignal, EventKind};
 use sqlx::types::Json;
 use sqlx::{Pool, Postgres, QueryBuilder, Row, Sqlite};
@@ -44,6 +45,12 @@ pub struct SqlStore<DB: sqlx::Database> {
 static MIGRATIONS: Migrations = Migrations {
     sqlite: sqlx::migrate!("./migrations/sqlite"),
     postgres: sqlx::migrate!("./migrations/postgres"),
+};
+
+const EVENT_TABLES: platform::event_log::EventTables = platform::event_log::EventTables {
+    events: "sponsor_events",
+    head: "sponsor_event_head",
+    outbox_offset: "sponsor_outbox_offset",
 };
 
 /// Opens (creating and migrating as needed) the database the URL names.
@@ -187,17 +194,6 @@ macro_rules! crm_store_for {
                 purchase_id: row.try_get("purchase_id")?,
                 created_at: row.try_get("created_at")?,
                 booked_at: row.try_get("booked_at")?,
-            })
-        }
-
-        fn event_from(row: &DbRow) -> Result<SponsorEvent, StoreError> {
-            let event_type: String = row.try_get("event_type")?;
-            let Json(data): Json<serde_json::Value> = row.try_get("payload")?;
-            Ok(SponsorEvent {
-                position: row.try_get("position")?,
-                id: row.try_get("id")?,
-                occurred_at: row.try_get("occurred_at")?,
-                kind: SponsorEventKind::from_stored(&event_type, data)?,
             })
         }
 
@@ -972,34 +968,19 @@ macro_rules! crm_store_for {
             type Error = StoreError;
 
             async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<SponsorEvent>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT position, id, event_type, payload, occurred_at FROM sponsor_events WHERE position > $1 ORDER BY position LIMIT $2",
-                )
-                .bind(after)
-                .bind(limit.clamp(1, 1000))
-                .fetch_all(&self.reader)
-                .await?;
-                rows.iter().map(event_from).collect()
+                Ok(self.reader.logged_events_after(&EVENT_TABLES, after, limit).await?)
             }
 
             async fn event_head(&self) -> Result<i64, StoreError> {
-                Ok(sqlx::query_scalar("SELECT position FROM sponsor_event_head")
-                    .fetch_one(&self.reader)
-                    .await?)
+                Ok(self.reader.logged_head(&EVENT_TABLES).await?)
             }
 
             async fn outbox_offset(&self) -> Result<i64, StoreError> {
-                Ok(sqlx::query_scalar("SELECT position FROM sponsor_outbox_offset")
-                    .fetch_one(&self.reader)
-                    .await?)
+                Ok(self.reader.logged_outbox_offset(&EVENT_TABLES).await?)
             }
 
             async fn set_outbox_offset(&self, position: i64) -> Result<(), StoreError> {
-                sqlx::query("UPDATE sponsor_outbox_offset SET position = $1 WHERE position < $1")
-                    .bind(position)
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
+                Ok(self.writer.advance_outbox_offset(&EVENT_TABLES, position).await?)
             }
         }
     };
