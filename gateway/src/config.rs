@@ -102,6 +102,12 @@ pub struct Config {
     /// How long browsers may cache a preflight answer, in seconds.
     #[arg(long, env = "GATEWAY_CORS_MAX_AGE_SECS", default_value_t = 600)]
     pub cors_max_age_secs: u64,
+
+    /// A folder of static files (a built frontend) served at `/`; paths that name no file get
+    /// its `index.html`, so a single-page app's own routes load too. `/graphql` and `/health`
+    /// stay the gateway's.
+    #[arg(long, env = "GATEWAY_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
 }
 
 impl Config {

@@ -32,6 +32,15 @@ pub fn router(pipeline: Arc<Pipeline>, max_body_bytes: usize) -> Router {
         .with_state(pipeline)
 }
 
+/// Serves a built frontend from `dir`. Unknown paths get `index.html` (with status 200) so
+/// client-side routes survive a reload.
+pub fn static_files(
+    dir: &std::path::Path,
+) -> tower_http::services::ServeDir<tower_http::services::ServeFile> {
+    tower_http::services::ServeDir::new(dir)
+        .fallback(tower_http::services::ServeFile::new(dir.join("index.html")))
+}
+
 async fn health() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, JSON)], r#"{"status":"ok"}"#)
 }

@@ -88,6 +88,9 @@ pub async fn run(
     let supergraph = load_supergraph(&config).await?;
     let pipeline = Arc::new(build_pipeline(&config, supergraph)?);
     let mut app = http::router(pipeline, config.max_body_bytes);
+    if let Some(dir) = &config.web_dir {
+        app = app.fallback_service(http::static_files(dir));
+    }
     if let Some(cors) = cors {
         app = app.layer(cors);
     }

@@ -1,0 +1,89 @@
+//! A built frontend served by the gateway (`--web-dir`): files at `/`, `index.html` for
+//! client-side routes, and `/graphql` still the API.
+
+mod support;
+
+use support::{Options, fixture, start_with};
+
+fn with_frontend(config: &mut gateway::Config) {
+    config.web_dir = Some(fixture("web"));
+}
+
+#[tokio::test]
+async fn serves_the_frontend_beside_the_api() {
+    let stack = start_with(Options {
+        configure: with_frontend,
+        ..Options::default()
+    })
+    .await;
+    let base = format!("http://{}", stack.gateway);
+
+    let index = stack
+        .http
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .expect("GET /");
+    assert_eq!(index.status(), 200);
+    assert!(
+        index.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html")
+    );
+    assert!(
+        index
+            .text()
+            .await
+            .expect("body")
+            .contains("fixture frontend")
+    );
+
+    let script = stack
+        .http
+        .get(format!("{base}/assets/app.js"))
+        .send()
+        .await
+        .expect("GET asset");
+    assert_eq!(script.status(), 200);
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .contains("javascript")
+    );
+
+    // A client-side route (reloaded in the browser) gets the app, not a 404.
+    let route = stack
+        .http
+        .get(format!("{base}/sponsors/42"))
+        .send()
+        .await
+        .expect("GET route");
+    assert_eq!(route.status(), 200);
+    assert!(
+        route
+            .text()
+            .await
+            .expect("body")
+            .contains("fixture frontend")
+    );
+
+    let (status, body) = stack
+        .post("{ topProducts(first: 1) { upc } }", serde_json::json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["topProducts"][0]["upc"], "1", "{body}");
+}
+
+#[tokio::test]
+async fn without_a_web_dir_the_root_is_not_found() {
+    let stack = start_with(Options::default()).await;
+    let response = stack
+        .http
+        .get(format!("http://{}/", stack.gateway))
+        .send()
+        .await
+        .expect("GET /");
+    assert_eq!(response.status(), 404);
+}
