@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{ArgAction, Parser};
+use platform::telemetry::LogFormat;
 
 use crate::Settings;
 use crate::allocation::AllocationSettings;
@@ -63,6 +64,31 @@ pub struct Config {
     #[arg(long, env = "CRM_INTROSPECTION", default_value_t = true, action = ArgAction::Set)]
     pub introspection: bool,
 
+    /// NATS server with JetStream, e.g. nats://127.0.0.1:4222: the outbox is relayed to the
+    /// stream CRM_EVENTS (subjects `crm.events.<Type>`). The CRM also consumes ticketing's stream
+    /// (durable consumer `crm-ticketing-events`) to learn of cancelled sponsor purchases. Without it events stay on the
+    /// in-process bus.
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// Name of the durable JetStream consumer of ticketing's events; every instance of one
+    /// CRM uses the same, a second, separate CRM another.
+    #[arg(
+        long,
+        env = "CRM_TICKETING_EVENTS_CONSUMER",
+        default_value = crate::ticketing_events::DEFAULT_CONSUMER
+    )]
+    pub ticketing_events_consumer: String,
+
+    /// Log lines as `text` or `json` (one object per line).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Create or migrate the database to this version's schema, then exit (a deploy step
+    /// before rolling out new instances; starting a service migrates too).
+    #[arg(long)]
+    pub migrate_only: bool,
+
     /// Print the published schema (crm/schema.graphql) and exit.
     #[arg(long)]
     pub print_schema: bool,
@@ -91,6 +117,8 @@ impl Config {
                 introspection: self.introspection,
                 ..SchemaLimits::default()
             },
+            nats_url: self.nats_url.clone().filter(|u| !u.trim().is_empty()),
+            ticketing_events_consumer: self.ticketing_events_consumer.clone(),
             ..Settings::default()
         }
     }

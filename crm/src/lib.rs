@@ -4,7 +4,8 @@
 //! exist, and this crate knows ticketing only through the schema ticketing publishes.
 //!
 //! [`Crm::start`] opens the database and starts the background work (the live event feed,
-//! the outbox relay, the allocation worker when a ticketing URL is configured);
+//! the outbox relay, the allocation worker when a ticketing URL is configured, the consumer of
+//! ticketing's cancellations when a NATS URL is);
 //! [`Crm::serve`] serves a bound listener, so tests run the real server on port 0.
 
 pub mod allocation;
@@ -14,6 +15,7 @@ pub mod domain;
 pub mod events;
 pub mod store;
 pub mod ticketing_client;
+pub mod ticketing_events;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -44,6 +46,13 @@ pub struct Settings {
     pub ticketing_timeout: Duration,
     pub allocation: AllocationSettings,
     pub limits: SchemaLimits,
+    /// NATS with JetStream: where the CRM consumes ticketing's events (cancelled sponsor
+    /// purchases). Without it the CRM does not hear of cancellations.
+    pub nats_url: Option<String>,
+    /// The durable consumer of ticketing's events, shared by all instances of this CRM.
+    pub ticketing_events_consumer: String,
+    /// Let NATS forget that consumer after this long unused (short-lived CRMs, tests).
+    pub ticketing_events_consumer_ttl: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -57,6 +66,9 @@ impl Default for Settings {
             ticketing_timeout: Duration::from_secs(10),
             allocation: AllocationSettings::default(),
             limits: SchemaLimits::default(),
+            nats_url: None,
+            ticketing_events_consumer: ticketing_events::DEFAULT_CONSUMER.to_owned(),
+            ticketing_events_consumer_ttl: None,
         }
     }
 }
@@ -69,6 +81,8 @@ pub enum StartError {
     Feed(#[from] platform::FeedError),
     #[error("the ticketing client could not be built: {0}")]
     Ticketing(#[from] TicketingError),
+    #[error(transparent)]
+    Bus(#[from] platform::BusError),
 }
 
 /// A running CRM: storage open, background tasks started. Dropping it stops them.
@@ -90,13 +104,13 @@ impl Crm {
             commits.clone(),
         )
         .await?;
-        let background = Background::new();
+        let mut background = Background::new();
         let feed = platform::event_log::start_event_log(
             Arc::clone(&store),
             bus,
             commits.clone(),
             settings.poll_interval,
-            &background,
+            &mut background,
         )
         .await?;
         let ticketing_configured = match settings.ticketing_url.as_deref().map(str::trim) {
@@ -123,6 +137,16 @@ impl Crm {
                 false
             }
         };
+        if let Some(url) = settings.nats_url.as_deref() {
+            let client =
+                platform::jetstream::connect(url, &settings.ticketing_events_consumer).await?;
+            let consumer = ticketing_events::consumer(
+                &settings.ticketing_events_consumer,
+                settings.ticketing_events_consumer_ttl,
+            );
+            let handler = ticketing_events::CancellationHandler::new(Arc::clone(&store));
+            background.spawn(|shutdown| consumer.run(client, handler, shutdown));
+        }
         let schema = api::build_schema(
             Some(ApiContext {
                 store: Arc::clone(&store),
@@ -133,7 +157,7 @@ impl Crm {
         );
         Ok(Self {
             store,
-            service: GraphQLService::new(schema, keys, background),
+            service: GraphQLService::new("crm", schema, keys, background),
         })
     }
 
@@ -145,7 +169,7 @@ impl Crm {
         self.service.executor()
     }
 
-    /// `/graphql` (HTTP and WebSocket) and `/health`.
+    /// `/graphql` (HTTP and WebSocket), `/health`, `/ready` and `/metrics`.
     pub fn router(&self) -> Router {
         self.service.router()
     }

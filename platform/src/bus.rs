@@ -1,5 +1,5 @@
-//! The message bus internal systems listen on. The embedded default is in-process; a
-//! JetStream implementation plugs in behind the same trait. Messages carry the event id so a
+//! The message bus internal systems listen on. The embedded default is in-process; JetStream
+//! ([`crate::jetstream`]) plugs in behind the same trait. Messages carry the event id so a
 //! bus that deduplicates (JetStream's `Nats-Msg-Id`) can drop the relay's redeliveries.
 
 use std::sync::Arc;
@@ -26,6 +26,11 @@ pub enum BusError {
 #[async_trait]
 pub trait EventBus: Send + Sync {
     async fn publish(&self, message: &BusMessage) -> Result<(), BusError>;
+
+    /// Whether the bus can take messages now; `/ready` reports it. An in-process bus always can.
+    async fn ready(&self) -> Result<(), BusError> {
+        Ok(())
+    }
 }
 
 /// A bus inside one process: every subscriber sees every message published after it

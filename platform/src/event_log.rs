@@ -14,9 +14,9 @@ use uuid::Uuid;
 
 use crate::bus::EventBus;
 use crate::cursor::Cursor;
-use crate::feed::{CommitSignal, EventFeed, EventLogReader, FeedError, Positioned};
-use crate::outbox::{Outbox, OutboxError, OutboxMessage, OutboxRelay};
-use crate::server::Background;
+use crate::feed::{CommitSignal, EventFeed, EventLogReader, FeedContext, FeedError, Positioned};
+use crate::outbox::{Outbox, OutboxError, OutboxMessage, OutboxRelay, RelayLease};
+use crate::server::{Background, Probe};
 
 /// What happens in a service: its own enum, adjacently tagged
 /// (`#[serde(tag = "type", content = "data")]`) so that the type name and what the event is
@@ -108,6 +108,11 @@ pub trait EventStorage: Send + Sync {
     async fn outbox_offset(&self) -> Result<i64, Self::Error>;
     /// Moves the relay's position forward (never back).
     async fn set_outbox_offset(&self, position: i64) -> Result<(), Self::Error>;
+    /// Asks to be the one relay of this log among the instances sharing the database;
+    /// `None` while another holds the lease. Without an override every relay leads.
+    async fn lead_relay(&self) -> Result<Option<RelayLease>, Self::Error> {
+        Ok(Some(RelayLease::unconditional()))
+    }
 }
 
 /// The storage seen as an event log, for the live feed.
@@ -160,34 +165,84 @@ impl<S: EventStorage + ?Sized> Outbox for StoreOutbox<S> {
             .await
             .map_err(|e| OutboxError(e.to_string()))
     }
+
+    async fn lead(&self) -> Result<Option<RelayLease>, OutboxError> {
+        self.0
+            .lead_relay()
+            .await
+            .map_err(|e| OutboxError(e.to_string()))
+    }
+
+    async fn lag(&self) -> Result<i64, OutboxError> {
+        let err = |e: S::Error| OutboxError(e.to_string());
+        let offset = self.0.outbox_offset().await.map_err(err)?;
+        let head = self.0.event_head().await.map_err(err)?;
+        Ok((head - offset).max(0))
+    }
 }
 
 /// How many events the live feed keeps for subscribers that are momentarily behind.
 const FEED_BUFFER: usize = 4096;
 
 /// Starts the live feed over the log and the relay that publishes it to the bus; both stop
-/// with `background`.
+/// with `background`, which also learns how to tell whether the database and the bus are
+/// reachable (`/ready`).
 pub async fn start_event_log<S>(
     storage: Arc<S>,
     bus: Arc<dyn EventBus>,
     commits: CommitSignal,
     poll_interval: Duration,
-    background: &Background,
+    background: &mut Background,
 ) -> Result<Arc<EventFeed<LoggedEvent<S::Kind>>>, FeedError>
 where
     S: EventStorage + ?Sized + 'static,
 {
+    let service = crate::telemetry::service_of_prefix(S::Kind::SUBJECT_PREFIX);
+    let log = Arc::new(StoreEventLog(Arc::clone(&storage)));
     let feed = EventFeed::start(
-        Arc::new(StoreEventLog(Arc::clone(&storage))),
+        Arc::clone(&log) as Arc<dyn EventLogReader<LoggedEvent<S::Kind>>>,
         commits.clone(),
         poll_interval,
         FEED_BUFFER,
-        background.shutdown_flag(),
+        FeedContext {
+            service,
+            shutdown: background.shutdown_flag(),
+            open: background.open_subscriptions(),
+        },
     )
     .await?;
-    let relay = OutboxRelay::new(Arc::new(StoreOutbox(storage)), bus, commits, poll_interval);
+    background.add_probe("database", log);
+    background.add_probe("bus", Arc::new(BusProbe(Arc::clone(&bus))));
+    let relay = OutboxRelay::new(
+        Arc::new(StoreOutbox(storage)),
+        bus,
+        commits,
+        poll_interval,
+        service,
+    );
     background.spawn(|shutdown| relay.run(shutdown));
     Ok(feed)
+}
+
+/// The database answers when the log's head can be read.
+#[async_trait]
+impl<S: EventStorage + ?Sized> Probe for StoreEventLog<S> {
+    async fn probe(&self) -> Result<(), String> {
+        self.0
+            .event_head()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+struct BusProbe(Arc<dyn EventBus>);
+
+#[async_trait]
+impl Probe for BusProbe {
+    async fn probe(&self) -> Result<(), String> {
+        self.0.ready().await.map_err(|e| e.to_string())
+    }
 }
 
 /// The three tables every service's event log lives in.
@@ -302,3 +357,66 @@ macro_rules! event_log_pool_for {
 
 event_log_pool_for!(sqlx::Sqlite);
 event_log_pool_for!(sqlx::Postgres);
+
+/// One relay per log among the instances sharing a PostgreSQL database: a session-level
+/// advisory lock held on a connection of its own, outside the pool, so it lasts exactly as
+/// long as that session. A crashed instance's session ends and the lock with it. SQLite has no
+/// such lock; there every relay leads and the bus drops the repeats by event id.
+#[async_trait]
+pub trait RelayLeasing {
+    async fn lead_relay(&self, tables: &EventTables) -> Result<Option<RelayLease>, EventLogError>;
+}
+
+#[async_trait]
+impl RelayLeasing for sqlx::Pool<sqlx::Sqlite> {
+    async fn lead_relay(&self, _: &EventTables) -> Result<Option<RelayLease>, EventLogError> {
+        Ok(Some(RelayLease::unconditional()))
+    }
+}
+
+#[async_trait]
+impl RelayLeasing for sqlx::Pool<sqlx::Postgres> {
+    async fn lead_relay(&self, tables: &EventTables) -> Result<Option<RelayLease>, EventLogError> {
+        use sqlx::Connection;
+        let options = self.connect_options();
+        let mut connection = sqlx::PgConnection::connect_with(&options).await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(relay_lock_key(tables))
+            .fetch_one(&mut connection)
+            .await?;
+        if locked {
+            Ok(Some(RelayLease::held_by(connection)))
+        } else {
+            let _ = connection.close().await;
+            Ok(None)
+        }
+    }
+}
+
+/// The advisory lock key of a log's relay: FNV-1a of its offset table's name, the same in
+/// every instance and every build (std's hasher promises neither).
+fn relay_lock_key(tables: &EventTables) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in tables.outbox_offset.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_log_has_its_own_stable_relay_lock() {
+        let tables = |offset| EventTables {
+            events: "e",
+            head: "h",
+            outbox_offset: offset,
+        };
+        let ticketing = relay_lock_key(&tables("ticket_outbox_offset"));
+        assert_eq!(ticketing, relay_lock_key(&tables("ticket_outbox_offset")));
+        assert_ne!(ticketing, relay_lock_key(&tables("sponsor_outbox_offset")));
+    }
+}

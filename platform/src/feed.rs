@@ -7,8 +7,16 @@
 //! join is live, everything before it was committed before the replay began. A subscriber
 //! that falls behind the broadcast buffer simply replays from the database again, so a slow
 //! client costs itself time, never correctness.
+//!
+//! The tail reads the database, not only in-process wake-ups: with several instances on one
+//! database, an event committed through another instance reaches this one's subscribers at
+//! the next poll, in log order, once.
+//!
+//! When the service shuts down, every subscription stream ends (the client gets `complete`),
+//! so a client reconnects elsewhere with its last cursor instead of seeing a cut socket.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -62,11 +70,55 @@ impl Default for CommitSignal {
     }
 }
 
+/// How many subscriptions are open in this process, so shutdown can wait for them to close.
+#[derive(Clone, Default)]
+pub struct OpenSubscriptions(Arc<AtomicUsize>);
+
+impl OpenSubscriptions {
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn enter(&self, service: &'static str) -> SubscriptionGuard {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        metrics::gauge!(crate::telemetry::names::SUBSCRIPTIONS, "service" => service)
+            .increment(1.0);
+        SubscriptionGuard {
+            open: self.clone(),
+            service,
+        }
+    }
+}
+
+struct SubscriptionGuard {
+    open: OpenSubscriptions,
+    service: &'static str,
+}
+
+impl Drop for SubscriptionGuard {
+    fn drop(&mut self) {
+        self.open.0.fetch_sub(1, Ordering::SeqCst);
+        metrics::gauge!(crate::telemetry::names::SUBSCRIPTIONS, "service" => self.service)
+            .decrement(1.0);
+    }
+}
+
 const PAGE: i64 = 500;
 
 pub struct EventFeed<E> {
     reader: Arc<dyn EventLogReader<E>>,
     live: broadcast::Sender<Arc<E>>,
+    shutdown: watch::Receiver<bool>,
+    open: OpenSubscriptions,
+    service: &'static str,
+}
+
+/// Where a feed runs: its service's name (for metrics), the shutdown flag that ends its
+/// tail and its subscriptions, and the process's count of open subscriptions.
+pub struct FeedContext {
+    pub service: &'static str,
+    pub shutdown: watch::Receiver<bool>,
+    pub open: OpenSubscriptions,
 }
 
 impl<E: Positioned> EventFeed<E> {
@@ -77,17 +129,23 @@ impl<E: Positioned> EventFeed<E> {
         commits: CommitSignal,
         poll_interval: Duration,
         buffer: usize,
-        shutdown: watch::Receiver<bool>,
+        context: FeedContext,
     ) -> Result<Arc<Self>, FeedError> {
         let head = reader.head().await?;
         let (live, _) = broadcast::channel(buffer.max(16));
-        let feed = Arc::new(Self { reader, live });
+        let feed = Arc::new(Self {
+            reader,
+            live,
+            shutdown: context.shutdown.clone(),
+            open: context.open,
+            service: context.service,
+        });
         tokio::spawn(tail(
             Arc::downgrade(&feed),
             head,
             commits,
             poll_interval,
-            shutdown,
+            context.shutdown,
         ));
         Ok(feed)
     }
@@ -100,10 +158,14 @@ impl<E: Positioned> EventFeed<E> {
     ) -> impl Stream<Item = Result<Arc<E>, FeedError>> + Send + use<E> {
         let feed = Arc::clone(self);
         let receiver = self.live.subscribe();
+        let guard = self.open.enter(self.service);
+        let shutdown = self.shutdown.clone();
         futures_util::stream::unfold(
             SubscriberState {
                 feed,
                 receiver,
+                shutdown,
+                _guard: guard,
                 last: after,
                 pending: std::collections::VecDeque::new(),
                 replaying: true,
@@ -120,6 +182,8 @@ impl<E: Positioned> EventFeed<E> {
 struct SubscriberState<E> {
     feed: Arc<EventFeed<E>>,
     receiver: broadcast::Receiver<Arc<E>>,
+    shutdown: watch::Receiver<bool>,
+    _guard: SubscriptionGuard,
     last: i64,
     pending: std::collections::VecDeque<Arc<E>>,
     replaying: bool,
@@ -128,7 +192,7 @@ struct SubscriberState<E> {
 
 impl<E: Positioned> SubscriberState<E> {
     async fn next(&mut self) -> Option<Result<Arc<E>, FeedError>> {
-        if self.failed {
+        if self.failed || *self.shutdown.borrow() {
             return None;
         }
         loop {
@@ -149,7 +213,12 @@ impl<E: Positioned> SubscriberState<E> {
                     }
                 }
             }
-            match self.receiver.recv().await {
+            let received = tokio::select! {
+                received = self.receiver.recv() => received,
+                // Shutting down: end the stream so the client hears `complete`.
+                _ = self.shutdown.changed() => return None,
+            };
+            match received {
                 Ok(event) if event.position() <= self.last => continue,
                 Ok(event) => {
                     self.last = event.position();

@@ -37,19 +37,32 @@ pub fn coded_error(code: &str, message: impl Into<String>) -> async_graphql::Err
 
 #[derive(Clone)]
 struct Endpoint<E> {
+    service: &'static str,
     executor: E,
     keys: Arc<JwtKeys>,
 }
 
 /// `/graphql`: POST and GET queries, GraphiQL for a browser, and WebSocket subscriptions
 /// (`graphql-transport-ws` and the legacy `graphql-ws`) on the same path.
-pub fn graphql_router<E>(executor: E, keys: Arc<JwtKeys>) -> Router
+/// `service` labels the error metrics.
+pub fn graphql_router<E>(service: &'static str, executor: E, keys: Arc<JwtKeys>) -> Router
 where
     E: Executor + Clone,
 {
     Router::new()
         .route("/graphql", get(get_graphql::<E>).post(post_graphql::<E>))
-        .with_state(Endpoint { executor, keys })
+        .with_state(Endpoint {
+            service,
+            executor,
+            keys,
+        })
+}
+
+/// Counts a response with errors: GraphQL sends them with HTTP 200.
+fn count_errors(service: &'static str, response: &BatchResponse) {
+    if !response.is_ok() {
+        crate::telemetry::graphql_errored(service);
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -82,7 +95,9 @@ async fn post_graphql<E: Executor>(
         Err(e) => return unauthenticated(&e),
     };
     let request = request.into_inner().data(principal);
-    GraphQLResponse(endpoint.executor.execute_batch(request).await).into_response()
+    let response = endpoint.executor.execute_batch(request).await;
+    count_errors(endpoint.service, &response);
+    GraphQLResponse(response).into_response()
 }
 
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
@@ -151,6 +166,7 @@ async fn get_graphql<E: Executor>(
         .execute(request.data(principal))
         .await
         .into();
+    count_errors(endpoint.service, &response);
     GraphQLResponse(response).into_response()
 }
 

@@ -1,30 +1,64 @@
 //! Server start-up shared by the services: a bound listener in (so tests can use port 0),
-//! graceful shutdown on a signal or a watch flag, and the background tasks that stop with
-//! the service.
+//! `/health`, `/ready` and `/metrics` beside `/graphql`, graceful shutdown on a signal or a
+//! watch flag, and the background tasks that stop with the service.
+//!
+//! Shutdown, in order: `/ready` turns 503 and the listener stops accepting; the background
+//! tasks are told to stop, which ends every event subscription (clients get `complete` and
+//! resume elsewhere with their cursor); in-flight requests finish; then the process waits,
+//! briefly, for subscriptions to close and background tasks to return.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_graphql::Executor;
+use async_trait::async_trait;
 use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::auth::JwtKeys;
+use crate::feed::OpenSubscriptions;
 use crate::graphql::graphql_router;
+use crate::telemetry;
+
+/// One dependency `/ready` checks: the database, the bus.
+#[async_trait]
+pub trait Probe: Send + Sync {
+    async fn probe(&self) -> Result<(), String>;
+}
+
+/// The longest a probe may take before it counts as failed: a hung database must not hang
+/// the load balancer's health check too.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long shutdown waits for subscriptions to close and background tasks to return.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The background work of a running service (the event feed's tail, the outbox relay, the
 /// service's own loops), stopped together: when the service stops serving, or when it is
-/// dropped without ever serving, as tests that only start it do.
+/// dropped without ever serving, as tests that only start it do. It also holds what `/ready`
+/// checks.
 pub struct Background {
-    shutdown: watch::Sender<bool>,
+    shutdown: Arc<watch::Sender<bool>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    probes: Vec<(&'static str, Arc<dyn Probe>)>,
+    subscriptions: OpenSubscriptions,
 }
 
 impl Background {
     pub fn new() -> Self {
         let (shutdown, _) = watch::channel(false);
-        Self { shutdown }
+        Self {
+            shutdown: Arc::new(shutdown),
+            tasks: Mutex::new(Vec::new()),
+            probes: Vec::new(),
+            subscriptions: OpenSubscriptions::default(),
+        }
     }
 
     /// Turns true when the tasks should stop.
@@ -38,12 +72,54 @@ impl Background {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        tokio::spawn(task(self.shutdown_flag()));
+        let handle = tokio::spawn(task(self.shutdown_flag()));
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(handle);
+        }
+    }
+
+    /// Adds a dependency `/ready` checks.
+    pub fn add_probe(&mut self, name: &'static str, probe: Arc<dyn Probe>) {
+        self.probes.push((name, probe));
+    }
+
+    /// The subscriptions open on this instance.
+    pub fn open_subscriptions(&self) -> OpenSubscriptions {
+        self.subscriptions.clone()
     }
 
     pub fn stop(&self) {
         // `send_replace`, not `send`: it stores the flag even when no task is listening.
         self.shutdown.send_replace(true);
+    }
+
+    /// Stops the tasks and waits (up to a few seconds) for them to return and for open
+    /// subscriptions to close.
+    pub async fn drain(&self) {
+        self.stop();
+        let tasks = self
+            .tasks
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+        for task in tasks {
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                tracing::warn!("a background task did not stop in time");
+                break;
+            }
+        }
+        while self.subscriptions.count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn readiness(&self) -> Readiness {
+        Readiness {
+            probes: Arc::new(self.probes.clone()),
+            shutdown: self.shutdown_flag(),
+        }
     }
 }
 
@@ -59,17 +135,76 @@ impl Drop for Background {
     }
 }
 
-/// A service's GraphQL schema served with `/health`, and the background work that stops when
-/// serving ends.
+#[derive(Clone)]
+struct Readiness {
+    probes: Arc<Vec<(&'static str, Arc<dyn Probe>)>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// `/ready`: 200 when every dependency answers, 503 naming the ones that do not, and 503
+/// once shutdown has begun so a load balancer moves traffic away.
+async fn ready(State(readiness): State<Readiness>) -> Response {
+    if *readiness.shutdown.borrow() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "status": "shutting down" })),
+        )
+            .into_response();
+    }
+    let results =
+        futures_util::future::join_all(readiness.probes.iter().map(|(name, probe)| async move {
+            let outcome = match tokio::time::timeout(PROBE_TIMEOUT, probe.probe()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(error),
+                Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
+            };
+            (*name, outcome)
+        }))
+        .await;
+    let mut checks = serde_json::Map::new();
+    let mut all_ok = true;
+    for (name, outcome) in results {
+        let value = match outcome {
+            Ok(()) => "ok".to_owned(),
+            Err(error) => {
+                all_ok = false;
+                tracing::warn!(dependency = name, %error, "not ready");
+                error
+            }
+        };
+        checks.insert(name.to_owned(), serde_json::Value::String(value));
+    }
+    let status = if all_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "status": if all_ok { "ready" } else { "unavailable" },
+        "checks": checks,
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// A service's GraphQL schema served with `/health`, `/ready` and `/metrics`, and the
+/// background work that stops when serving ends.
 pub struct GraphQLService<E> {
+    service: &'static str,
     executor: E,
     keys: Arc<JwtKeys>,
     background: Background,
 }
 
 impl<E: Executor + Clone> GraphQLService<E> {
-    pub fn new(executor: E, keys: Arc<JwtKeys>, background: Background) -> Self {
+    /// `service` labels the metrics and logs, e.g. `ticketing`.
+    pub fn new(
+        service: &'static str,
+        executor: E,
+        keys: Arc<JwtKeys>,
+        background: Background,
+    ) -> Self {
         Self {
+            service,
             executor,
             keys,
             background,
@@ -80,19 +215,38 @@ impl<E: Executor + Clone> GraphQLService<E> {
         &self.executor
     }
 
-    /// `/graphql` (HTTP and WebSocket) and `/health`.
+    /// `/graphql` (HTTP and WebSocket), `/health`, `/ready` and `/metrics`, every request
+    /// counted and timed.
     pub fn router(&self) -> Router {
-        graphql_router(self.executor.clone(), Arc::clone(&self.keys)).merge(health_router())
+        let service = self.service;
+        graphql_router(service, self.executor.clone(), Arc::clone(&self.keys))
+            .merge(health_router())
+            .route("/ready", get(ready).with_state(self.background.readiness()))
+            .route("/metrics", get(telemetry::render_metrics))
+            .layer(axum::middleware::from_fn(move |request, next| {
+                telemetry::track_http(service, request, next)
+            }))
     }
 
-    /// Serves until `shutdown` resolves, then stops the background tasks.
+    /// Serves until `shutdown` resolves, then finishes in-flight requests, ends the
+    /// subscriptions and stops the background tasks.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let result = serve(listener, self.router(), shutdown).await;
-        self.background.stop();
+        let flag = Arc::clone(&self.background.shutdown);
+        let service = self.service;
+        let draining = async move {
+            shutdown.await;
+            tracing::info!(service, "shutting down: finishing in-flight requests");
+            // Ends subscriptions (their sockets would otherwise keep the server waiting)
+            // and turns `/ready` to 503 while the last requests finish.
+            flag.send_replace(true);
+        };
+        let result = serve(listener, self.router(), draining).await;
+        self.background.drain().await;
+        tracing::info!(service, "stopped");
         result
     }
 }

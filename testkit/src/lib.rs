@@ -2,6 +2,8 @@
 //! each server under test, a way to run a server on an ephemeral port and stop it as a crash
 //! would, and GraphQL clients over HTTP, WebSocket (both protocols) and SSE.
 
+pub mod nats;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};

@@ -9,5 +9,6 @@ mod auth;
 mod bad_input;
 mod claims;
 mod faults;
+mod scale_out;
 mod schema;
 mod subscriptions;

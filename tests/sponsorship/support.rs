@@ -2,14 +2,15 @@
 //! server, on ephemeral ports with their own databases (temporary SQLite files, or fresh
 //! PostgreSQL databases when `TEST_DATABASE_URL` is set). Both verify tokens with one shared
 //! secret, as in production. Servers can be stopped and started again on the same port and
-//! database to simulate crashes and outages.
+//! database to simulate crashes and outages. With `NATS_URL` set both relay their events to
+//! NATS JetStream and the CRM consumes ticketing's stream; otherwise they use in-process buses.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use platform::{InProcessBus, JwtKeys};
+use platform::{EventBus, JwtKeys};
 use serde_json::{Value, json};
 
 pub use testkit::{WsSubscription, error_code, fresh_database_url};
@@ -141,15 +142,24 @@ impl TicketingServer {
 
     /// Ticketing on a given address and database: a restart after an outage.
     pub async fn start_on(addr: SocketAddr, database_url: &str) -> Self {
+        Self::start_on_nats(addr, database_url, None).await
+    }
+
+    /// Ticketing relaying to the NATS at `nats_url` (else the shared one, if any).
+    pub async fn start_on_nats(
+        addr: SocketAddr,
+        database_url: &str,
+        nats_url: Option<String>,
+    ) -> Self {
         let settings = ticketing::Settings {
             database_url: database_url.to_owned(),
             poll_interval: Duration::from_millis(200),
             ..ticketing::Settings::default()
         };
-        let service =
-            ticketing::Ticketing::start(settings, keys(), Arc::new(InProcessBus::default()))
-                .await
-                .expect("ticketing starts");
+        let bus = bus_for(ticketing::events::SUBJECT_PREFIX, nats_url).await;
+        let service = ticketing::Ticketing::start(settings, keys(), bus)
+            .await
+            .expect("ticketing starts");
         let running = Running::spawn(addr, service, |service, listener, rx| {
             Box::pin(async move {
                 let _ = service
@@ -277,6 +287,17 @@ impl StoppedTicketing {
     }
 }
 
+/// JetStream when `NATS_URL` is set, else an in-process bus.
+pub async fn bus_for(subject_prefix: &str, nats_url: Option<String>) -> Arc<dyn EventBus> {
+    let url = match nats_url {
+        Some(url) => Some(url),
+        None => testkit::nats::shared_nats_url().await,
+    };
+    platform::jetstream::event_bus(url.as_deref(), subject_prefix)
+        .await
+        .expect("event bus")
+}
+
 /// Settings that make retries quick enough for tests.
 pub fn crm_settings(database_url: &str, ticketing_url: Option<String>) -> crm::Settings {
     crm::Settings {
@@ -292,15 +313,25 @@ pub fn crm_settings(database_url: &str, ticketing_url: Option<String>) -> crm::S
             poll_interval: Duration::from_millis(200),
             batch: 16,
         },
+        // Tests share one NATS: each CRM (its database) gets its own durable consumer of
+        // ticketing's events, shared by its instances, forgotten soon after the test.
+        ticketing_events_consumer: format!("crm-test-{}", database_digest(database_url)),
+        ticketing_events_consumer_ttl: Some(Duration::from_secs(120)),
         ..crm::Settings::default()
     }
+}
+
+fn database_digest(database_url: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    database_url.hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
 }
 
 pub struct CrmServer {
     running: Running,
     pub database_url: String,
     pub ticketing_url: Option<String>,
-    pub bus: InProcessBus,
     http: Http,
     _dir: Option<tempfile::TempDir>,
 }
@@ -323,11 +354,14 @@ impl CrmServer {
         server
     }
 
-    pub async fn start(settings: crm::Settings) -> Self {
-        let bus = InProcessBus::default();
+    pub async fn start(mut settings: crm::Settings) -> Self {
+        if settings.nats_url.is_none() {
+            settings.nats_url = testkit::nats::shared_nats_url().await;
+        }
+        let bus = bus_for(crm::events::SUBJECT_PREFIX, settings.nats_url.clone()).await;
         let database_url = settings.database_url.clone();
         let ticketing_url = settings.ticketing_url.clone();
-        let service = crm::Crm::start(settings, keys(), Arc::new(bus.clone()))
+        let service = crm::Crm::start(settings, keys(), bus)
             .await
             .expect("the CRM starts");
         let running = Running::spawn(
@@ -348,7 +382,6 @@ impl CrmServer {
             running,
             database_url,
             ticketing_url,
-            bus,
             http: Http::new(),
             _dir: None,
         }
@@ -382,6 +415,11 @@ impl CrmServer {
 
     pub fn ws_url(&self) -> String {
         format!("ws://{}/graphql", self.running.addr)
+    }
+
+    /// `http://ADDR<path>`, e.g. `/ready`.
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.running.addr)
     }
 
     pub fn admin(&self) -> String {
@@ -485,8 +523,8 @@ impl CrmServer {
             .ok(
                 Some(&self.reader()),
                 "query($id: ID!) { sponsor(id: $id) { onboarded ticketAllocation {
-                    status ticketsAllowed ticketsBooked ticketsRequested excessTickets needsReview attempts reason purchaseIds
-                    requests { seq quantity status attempts externalReference reason purchase { id } }
+                    status ticketsAllowed ticketsBooked ticketsRequested excessTickets needsReview cancelledPurchaseIds attempts reason purchaseIds
+                    requests { seq quantity status attempts externalReference reason purchaseCancelledAt purchase { id } }
                 } } }",
                 json!({ "id": sponsor }),
             )
@@ -548,9 +586,21 @@ pub struct World {
 
 impl World {
     pub async fn new(capacity: i64) -> Self {
-        let ticketing = TicketingServer::spawn().await;
+        Self::on_nats(capacity, None).await
+    }
+
+    /// Both services on the NATS at `nats_url` (else the shared one, if any).
+    pub async fn on_nats(capacity: i64, nats_url: Option<String>) -> Self {
+        let (database_url, dir) = fresh_database_url("ticketing").await;
+        let mut ticketing = TicketingServer::start_on_nats(
+            "127.0.0.1:0".parse().expect("addr"),
+            &database_url,
+            nats_url.clone(),
+        )
+        .await;
+        ticketing._dir = dir;
         let (conference, ticket_type) = ticketing.conference_with_sponsor_tickets(capacity).await;
-        let crm = CrmServer::spawn(Some(ticketing.url())).await;
+        let crm = CrmServer::spawn_with(Some(ticketing.url()), |s| s.nats_url = nats_url).await;
         crm.configure_sponsor_tickets(&conference, &ticket_type)
             .await;
         Self {

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{ArgAction, Parser};
+use platform::telemetry::LogFormat;
 
 use crate::Settings;
 use crate::api::SchemaLimits;
@@ -42,6 +43,21 @@ pub struct Config {
     /// Serve GraphQL introspection (`--introspection false` to turn it off).
     #[arg(long, env = "TICKETING_INTROSPECTION", default_value_t = true, action = ArgAction::Set)]
     pub introspection: bool,
+
+    /// NATS server with JetStream, e.g. nats://127.0.0.1:4222: the outbox is relayed to the
+    /// stream TICKETING_EVENTS (subjects `ticketing.events.<Type>`). Without it events stay on the
+    /// in-process bus.
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// Log lines as `text` or `json` (one object per line).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Create or migrate the database to this version's schema, then exit (a deploy step
+    /// before rolling out new instances; starting a service migrates too).
+    #[arg(long)]
+    pub migrate_only: bool,
 
     /// Print the published schema (ticketing/schema.graphql) and exit.
     #[arg(long)]

@@ -83,13 +83,13 @@ impl Ticketing {
             commits.clone(),
         )
         .await?;
-        let background = Background::new();
+        let mut background = Background::new();
         let feed = platform::event_log::start_event_log(
             Arc::clone(&store),
             bus,
             commits,
             settings.poll_interval,
-            &background,
+            &mut background,
         )
         .await?;
         let expiry_store = Arc::clone(&store);
@@ -111,7 +111,7 @@ impl Ticketing {
         );
         Ok(Self {
             store,
-            service: GraphQLService::new(schema, keys, background),
+            service: GraphQLService::new("ticketing", schema, keys, background),
         })
     }
 
@@ -123,7 +123,7 @@ impl Ticketing {
         self.service.executor()
     }
 
-    /// `/graphql` (HTTP and WebSocket) and `/health`.
+    /// `/graphql` (HTTP and WebSocket), `/health`, `/ready` and `/metrics`.
     pub fn router(&self) -> Router {
         self.service.router()
     }

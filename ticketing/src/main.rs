@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use platform::{InProcessBus, JwtKeys};
+use platform::JwtKeys;
 use ticketing::config::Config;
 use ticketing::{Ticketing, api};
 
@@ -14,12 +14,14 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", api::published_sdl());
         return Ok(());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .init();
+    platform::telemetry::init_logging(config.log_format);
+    if config.migrate_only {
+        ticketing::store::connect(&config.database_url, 2, platform::CommitSignal::new())
+            .await
+            .context("the database could not be migrated")?;
+        tracing::info!("database migrated");
+        return Ok(());
+    }
     let keys = match &config.jwt_secret {
         Some(secret) => JwtKeys::from_secret(secret.as_bytes()),
         None => {
@@ -36,16 +38,18 @@ async fn main() -> anyhow::Result<()> {
             keys
         }
     };
+    let bus = platform::jetstream::event_bus(
+        config.nats_url.as_deref(),
+        ticketing::events::SUBJECT_PREFIX,
+    )
+    .await
+    .context("the event bus could not be set up")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let service = Ticketing::start(
-        config.settings(),
-        Arc::new(keys),
-        Arc::new(InProcessBus::default()),
-    )
-    .await
-    .context("ticketing could not start")?;
+    let service = Ticketing::start(config.settings(), Arc::new(keys), bus)
+        .await
+        .context("ticketing could not start")?;
     tracing::info!(
         "ticketing serving GraphQL at http://{}/graphql",
         config.listen

@@ -12,6 +12,9 @@
 //!   request is marked BOOKED with that purchase. That covers a crash between ticketing's
 //!   commit and the CRM's.
 //!
+//! Any number of CRM instances may run this worker on one database: claims are conditional
+//! updates (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so each request is booked by one of them.
+//!
 //! Transient failures (unreachable, HTTP 5xx, `INTERNAL_SERVER_ERROR`) are retried with
 //! exponential backoff; refusals that would only repeat (sold out, forbidden, not found, bad
 //! input, no sponsor ticket type configured) mark the request FAILED with the reason until an
@@ -84,9 +87,18 @@ impl AllocationWorker {
     /// due), when the earliest backoff ends, and at the poll interval.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut commits = self.commits.subscribe();
+        let mut depth_measured: Option<tokio::time::Instant> = None;
         loop {
             if *shutdown.borrow() {
                 return;
+            }
+            // A query per measurement; the worker wakes on every commit, so at most once a second.
+            if depth_measured.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                depth_measured = Some(tokio::time::Instant::now());
+                if let Ok(depth) = self.store.allocation_queue_depth().await {
+                    metrics::gauge!(platform::telemetry::names::ALLOCATION_QUEUE_DEPTH, "service" => "crm")
+                        .set(depth as f64);
+                }
             }
             match self.work_once().await {
                 Ok(0) => {}

@@ -71,6 +71,10 @@ event_object!(
 event_object!(TicketAllocationBooked { request: TicketAllocationRequest <- TicketAllocationBooked(request) });
 event_object!(TicketAllocationFailed { request: TicketAllocationRequest <- TicketAllocationFailed(request) });
 event_object!(TicketAllocationRetried { request: TicketAllocationRequest <- TicketAllocationRetried(request) });
+event_object!(
+    /// Ticketing cancelled a purchase booked for the sponsor: flagged for review, not re-booked.
+    TicketAllocationCancelled { request: TicketAllocationRequest <- TicketAllocationCancelled(request) }
+);
 
 /// The allowance fell below what was already requested: flagged for an admin, nothing booked.
 pub struct TicketAllowanceExceeded(pub Arc<StoredEvent>);
@@ -134,6 +138,7 @@ pub enum SponsorEvent {
     TicketAllocationBooked(TicketAllocationBooked),
     TicketAllocationFailed(TicketAllocationFailed),
     TicketAllocationRetried(TicketAllocationRetried),
+    TicketAllocationCancelled(TicketAllocationCancelled),
     TicketAllowanceExceeded(TicketAllowanceExceeded),
 }
 
@@ -170,6 +175,9 @@ impl From<Arc<StoredEvent>> for SponsorEvent {
             }
             K::TicketAllocationRetried { .. } => {
                 Self::TicketAllocationRetried(TicketAllocationRetried(event))
+            }
+            K::TicketAllocationCancelled { .. } => {
+                Self::TicketAllocationCancelled(TicketAllocationCancelled(event))
             }
             K::TicketAllowanceExceeded { .. } => {
                 Self::TicketAllowanceExceeded(TicketAllowanceExceeded(event))

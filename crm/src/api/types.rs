@@ -311,6 +311,11 @@ impl TicketAllocationRequest {
     async fn booked_at(&self) -> Option<DateTime<Utc>> {
         self.0.booked_at
     }
+
+    /// When ticketing cancelled the purchase this request booked.
+    async fn purchase_cancelled_at(&self) -> Option<DateTime<Utc>> {
+        self.0.purchase_cancelled_at
+    }
 }
 
 /// A sponsor's complimentary tickets: how many are due, how many ticketing holds, and where
@@ -351,9 +356,20 @@ impl TicketAllocation {
         self.allocation.excess_tickets()
     }
 
-    /// True when the allowance shrank below what was booked or requested.
+    /// True when the allowance shrank below what was booked or requested, or ticketing
+    /// cancelled a purchase booked for the sponsor.
     async fn needs_review(&self) -> bool {
-        self.allocation.excess_tickets() > 0
+        self.allocation.excess_tickets() > 0 || !self.allocation.cancelled_purchase_ids().is_empty()
+    }
+
+    /// Purchases booked for the sponsor that ticketing has since cancelled. Nothing is
+    /// re-booked automatically: an admin decides.
+    async fn cancelled_purchase_ids(&self) -> Vec<ID> {
+        self.allocation
+            .cancelled_purchase_ids()
+            .into_iter()
+            .map(|id| ID(id.to_string()))
+            .collect()
     }
 
     /// Calls to ticketing for the bookings not yet booked.

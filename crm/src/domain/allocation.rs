@@ -111,6 +111,10 @@ pub struct TicketAllocationRequest {
     pub purchase_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub booked_at: Option<DateTime<Utc>>,
+    /// When ticketing cancelled the purchase this request booked: the tickets are gone, and
+    /// an admin decides what happens next.
+    #[serde(default)]
+    pub purchase_cancelled_at: Option<DateTime<Utc>>,
 }
 
 impl TicketAllocationRequest {
@@ -214,6 +218,15 @@ impl TicketAllocation {
 
     pub fn tickets_requested(&self) -> i64 {
         self.requests.iter().map(|r| r.quantity).sum()
+    }
+
+    /// Purchases ticketing cancelled after they were booked.
+    pub fn cancelled_purchase_ids(&self) -> Vec<Uuid> {
+        self.requests
+            .iter()
+            .filter(|r| r.purchase_cancelled_at.is_some())
+            .filter_map(|r| r.purchase_id)
+            .collect()
     }
 
     /// Tickets requested beyond what the allowance now gives: an admin decides what to do.

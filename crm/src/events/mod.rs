@@ -64,6 +64,10 @@ pub enum SponsorEventKind {
     TicketAllocationRetried {
         request: TicketAllocationRequest,
     },
+    /// Ticketing cancelled a purchase the CRM had booked for the sponsor: flagged for review.
+    TicketAllocationCancelled {
+        request: TicketAllocationRequest,
+    },
     /// The allowance fell below what was already requested; nothing is booked or undone.
     TicketAllowanceExceeded {
         sponsor: Sponsor,
@@ -93,6 +97,7 @@ impl platform::EventKind for SponsorEventKind {
             Self::TicketAllocationBooked { .. } => "TicketAllocationBooked",
             Self::TicketAllocationFailed { .. } => "TicketAllocationFailed",
             Self::TicketAllocationRetried { .. } => "TicketAllocationRetried",
+            Self::TicketAllocationCancelled { .. } => "TicketAllocationCancelled",
             Self::TicketAllowanceExceeded { .. } => "TicketAllowanceExceeded",
         }
     }

@@ -154,6 +154,17 @@ pub trait CrmStore: platform::EventStorage<Kind = SponsorEventKind, Error = Stor
     ) -> Result<bool, StoreError>;
     /// When the earliest waiting request becomes due (or its lease lapses).
     async fn next_attempt_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// Ticketing cancelled `purchase_id`: flags the request that booked it, once, and logs
+    /// `TicketAllocationCancelled`. `None` when no request booked it (not a sponsor's purchase,
+    /// or already flagged).
+    async fn record_purchase_cancelled(
+        &self,
+        purchase_id: Uuid,
+        reference: Option<AllocationReference>,
+        cancelled_at: DateTime<Utc>,
+    ) -> Result<Option<TicketAllocationRequest>, StoreError>;
+    /// How many requests wait to be booked (PENDING, leased or not).
+    async fn allocation_queue_depth(&self) -> Result<i64, StoreError>;
 }
 
 pub type SharedStore = Arc<dyn CrmStore>;

@@ -82,7 +82,7 @@ const CONFERENCE_COLUMNS: &str =
 const SPONSOR_COLUMNS: &str = "id, conference_id, company, contact_name, contact_email, level_name, ticket_allowance_override, contract_status, contract_sent_at, contract_signed_at, contract_signed_on, contract_cancelled_at, onboarded_at, allocation_status, created_at";
 const INVOICE_COLUMNS: &str =
     "id, sponsor_id, amount, currency, due_on, status, issued_at, paid_at, voided_at";
-const REQUEST_COLUMNS: &str = "id, sponsor_id, seq, quantity, external_reference, status, attempts, next_attempt_at, last_attempt_at, last_error, purchase_id, created_at, booked_at";
+const REQUEST_COLUMNS: &str = "id, sponsor_id, seq, quantity, external_reference, status, attempts, next_attempt_at, last_attempt_at, last_error, purchase_id, created_at, booked_at, purchase_cancelled_at";
 const PAGE_MAX: i64 = 100;
 
 fn currency(value: &str) -> Result<Currency, StoreError> {
@@ -104,7 +104,7 @@ fn invoice_not_found(id: Uuid) -> StoreError {
 }
 
 macro_rules! crm_store_for {
-    ($db:ty, skip_locked = $skip_locked:literal) => {
+    ($db:ty, begin = $begin:literal, skip_locked = $skip_locked:literal) => {
         type Db = $db;
         type DbRow = <$db as sqlx::Database>::Row;
         type Tx<'a> = sqlx::Transaction<'a, $db>;
@@ -194,6 +194,7 @@ macro_rules! crm_store_for {
                 purchase_id: row.try_get("purchase_id")?,
                 created_at: row.try_get("created_at")?,
                 booked_at: row.try_get("booked_at")?,
+                purchase_cancelled_at: row.try_get("purchase_cancelled_at")?,
             })
         }
 
@@ -442,7 +443,7 @@ macro_rules! crm_store_for {
                 signed_on: Option<NaiveDate>,
             ) -> Result<Sponsor, StoreError> {
                 let now = domain::now();
-                let mut tx = self.writer.begin().await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 let sponsor = lock_sponsor(&mut tx, sponsor_id, now).await?;
                 let Transition::To(status) = decide(&sponsor.contract)? else {
                     tx.rollback().await?;
@@ -488,7 +489,7 @@ macro_rules! crm_store_for {
                     .fetch_optional(&self.reader)
                     .await?;
                 let sponsor_id = sponsor_id.ok_or_else(|| invoice_not_found(id))?;
-                let mut tx = self.writer.begin().await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 // The sponsor first, as everywhere, then the invoice as it is now.
                 lock_sponsor(&mut tx, sponsor_id, now).await?;
                 let row = sqlx::query(&format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1"))
@@ -532,7 +533,7 @@ macro_rules! crm_store_for {
 
             async fn update_level(&self, name: &str, changes: LevelChanges) -> Result<SponsorshipLevel, StoreError> {
                 let now = domain::now();
-                let mut tx = self.writer.begin().await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 let Some(current) = find_level(&mut *tx, name).await? else {
                     return Err(DomainError::NotFound(format!("there is no sponsorship level {:?}", name.trim())).into());
                 };
@@ -576,7 +577,7 @@ macro_rules! crm_store_for {
 
             async fn configure_sponsor_tickets(&self, conference_id: Uuid, ticket_type_id: Uuid) -> Result<ConferenceSetup, StoreError> {
                 let now = domain::now();
-                let mut tx = self.writer.begin().await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 Self::upsert_conference(&mut tx, conference_id, now).await?;
                 let row = sqlx::query(&format!(
                     "UPDATE sponsor_conferences SET sponsor_ticket_type_id = $1, updated_at = $2 WHERE conference_id = $3 RETURNING {CONFERENCE_COLUMNS}"
@@ -593,7 +594,7 @@ macro_rules! crm_store_for {
 
             async fn set_early_signing_rule(&self, conference_id: Uuid, rule: Option<EarlySigningRule>) -> Result<ConferenceSetup, StoreError> {
                 let now = domain::now();
-                let mut tx = self.writer.begin().await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 Self::upsert_conference(&mut tx, conference_id, now).await?;
                 let row = sqlx::query(&format!(
                     "UPDATE sponsor_conferences SET early_signing_before = $1, early_signing_extra = $2, updated_at = $3 WHERE conference_id = $4 RETURNING {CONFERENCE_COLUMNS}"
@@ -613,7 +614,7 @@ macro_rules! crm_store_for {
 
             async fn create_sponsor(&self, new: NewSponsor) -> Result<Sponsor, StoreError> {
                 let now = domain::now();
-                let mut tx = self.writer.begin().await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 let conference_id = match new.conference_id {
                     Some(id) => {
                         Self::upsert_conference(&mut tx, id, now).await?;
@@ -702,7 +703,7 @@ macro_rules! crm_store_for {
 
             async fn change_level(&self, sponsor_id: Uuid, level: &str) -> Result<Sponsor, StoreError> {
                 let now = domain::now();
-                let mut tx = self.writer.begin().await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 let sponsor = lock_sponsor(&mut tx, sponsor_id, now).await?;
                 let level = known_level(&mut tx, level).await?;
                 if level.name == sponsor.level {
@@ -724,7 +725,7 @@ macro_rules! crm_store_for {
 
             async fn set_allowance_override(&self, sponsor_id: Uuid, tickets: Option<TicketCount>) -> Result<Sponsor, StoreError> {
                 let now = domain::now();
-                let mut tx = self.writer.begin().await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 let sponsor = lock_sponsor(&mut tx, sponsor_id, now).await?;
                 if sponsor.ticket_allowance_override == tickets {
                     tx.rollback().await?;
@@ -745,7 +746,7 @@ macro_rules! crm_store_for {
 
             async fn issue_invoice(&self, new: NewInvoice) -> Result<Invoice, StoreError> {
                 let now = domain::now();
-                let mut tx = self.writer.begin().await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 let sponsor = lock_sponsor(&mut tx, new.sponsor_id, now).await?;
                 if sponsor.contract.status == ContractStatus::Cancelled {
                     return Err(DomainError::InvalidState(format!(
@@ -832,7 +833,7 @@ macro_rules! crm_store_for {
 
             async fn retry_allocation(&self, sponsor_id: Uuid) -> Result<Sponsor, StoreError> {
                 let now = domain::now();
-                let mut tx = self.writer.begin().await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 lock_sponsor(&mut tx, sponsor_id, now).await?;
                 let rows = sqlx::query(&format!(
                     "UPDATE ticket_allocation_requests SET status = 'PENDING', attempts = 0, next_attempt_at = $1, last_error = NULL WHERE sponsor_id = $2 AND status = 'FAILED' RETURNING {REQUEST_COLUMNS}"
@@ -908,7 +909,7 @@ macro_rules! crm_store_for {
                     .fetch_optional(&self.reader)
                     .await?;
                 let Some(sponsor_id) = sponsor_id else { return Ok(false) };
-                let mut tx = self.writer.begin().await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 lock_sponsor(&mut tx, sponsor_id, now).await?;
                 let row = match &outcome {
                     AttemptOutcome::Booked { purchase_id } => sqlx::query(&format!(
@@ -960,6 +961,56 @@ macro_rules! crm_store_for {
                 Ok(earliest)
             }
 
+            async fn record_purchase_cancelled(
+                &self,
+                purchase_id: Uuid,
+                reference: Option<AllocationReference>,
+                cancelled_at: DateTime<Utc>,
+            ) -> Result<Option<TicketAllocationRequest>, StoreError> {
+                let now = domain::now();
+                let mut tx = self.writer.begin_with($begin).await?;
+                // The recorded purchase id decides; a reference counts only while no id is
+                // recorded (ticketing's answer not yet written), as in `sponsor_for_reference`.
+                // Already flagged: nothing to do, which makes a redelivery harmless.
+                let row = sqlx::query(&format!(
+                    "UPDATE ticket_allocation_requests SET purchase_cancelled_at = $1 \
+                     WHERE purchase_cancelled_at IS NULL \
+                     AND (purchase_id = $2 OR (purchase_id IS NULL AND sponsor_id = $3 AND seq = $4)) \
+                     RETURNING {REQUEST_COLUMNS}"
+                ))
+                .bind(cancelled_at)
+                .bind(purchase_id)
+                .bind(reference.map(|r| r.sponsor_id).unwrap_or_else(Uuid::nil))
+                .bind(reference.map_or(-1, |r| r.seq))
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                let mut request = request_from(&row)?;
+                if request.purchase_id.is_none() {
+                    request.purchase_id = Some(purchase_id);
+                }
+                append_events(
+                    &mut tx,
+                    vec![SponsorEventKind::TicketAllocationCancelled { request: request.clone() }],
+                    now,
+                )
+                .await?;
+                tx.commit().await?;
+                self.commits.notify();
+                Ok(Some(request))
+            }
+
+            async fn allocation_queue_depth(&self) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM ticket_allocation_requests WHERE status = 'PENDING'",
+                )
+                .fetch_one(&self.reader)
+                .await?)
+            }
+
         }
 
         #[async_trait]
@@ -982,16 +1033,26 @@ macro_rules! crm_store_for {
             async fn set_outbox_offset(&self, position: i64) -> Result<(), StoreError> {
                 Ok(self.writer.advance_outbox_offset(&EVENT_TABLES, position).await?)
             }
+
+            async fn lead_relay(&self) -> Result<Option<platform::RelayLease>, StoreError> {
+                Ok(platform::event_log::RelayLeasing::lead_relay(&self.writer, &EVENT_TABLES).await?)
+            }
         }
     };
 }
 
 mod sqlite_dialect {
     use super::*;
-    crm_store_for!(Sqlite, skip_locked = "");
+    // BEGIN IMMEDIATE takes the write lock up front: with several processes on one file, a
+    // deferred transaction that read first fails with SQLITE_BUSY_SNAPSHOT instead of waiting.
+    crm_store_for!(Sqlite, begin = "BEGIN IMMEDIATE", skip_locked = "");
 }
 
 mod postgres_dialect {
     use super::*;
-    crm_store_for!(Postgres, skip_locked = " FOR UPDATE SKIP LOCKED");
+    crm_store_for!(
+        Postgres,
+        begin = "BEGIN",
+        skip_locked = " FOR UPDATE SKIP LOCKED"
+    );
 }

@@ -96,7 +96,7 @@ fn currency(value: &str) -> Result<Currency, StoreError> {
 struct PriceMoved;
 
 macro_rules! ticket_store_for {
-    ($db:ty, for_update = $for_update:literal, writable_ctes = $writable_ctes:literal) => {
+    ($db:ty, begin = $begin:literal, for_update = $for_update:literal, skip_locked = $skip_locked:literal, writable_ctes = $writable_ctes:literal) => {
         type Db = $db;
         type DbRow = <$db as sqlx::Database>::Row;
         type Tx<'a> = sqlx::Transaction<'a, $db>;
@@ -702,7 +702,7 @@ macro_rules! ticket_store_for {
                     return Ok(Ok(PurchaseOutcome { purchase, replayed: false }));
                 }
 
-                let mut tx = self.writer.begin().await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 if let Some(key) = &request.idempotency_key {
                     let inserted = sqlx::query(
                         "INSERT INTO idempotency_keys (client_key, key, request_hash, purchase_id, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (client_key, key) DO NOTHING",
@@ -811,7 +811,7 @@ macro_rules! ticket_store_for {
                     ends_on: new.ends_on,
                     created_at: domain::now(),
                 };
-                let mut tx = self.writer.begin().await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 sqlx::query(&format!(
                     "INSERT INTO conferences ({CONFERENCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
                 ))
@@ -856,7 +856,7 @@ macro_rules! ticket_store_for {
 
             async fn create_ticket_type(&self, new: NewTicketType) -> Result<TicketType, StoreError> {
                 let now = domain::now();
-                let mut tx = self.writer.begin().await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 let conference_currency: Option<String> =
                     sqlx::query_scalar("SELECT currency FROM conferences WHERE id = $1")
                         .bind(new.conference_id)
@@ -910,7 +910,7 @@ macro_rules! ticket_store_for {
 
             async fn update_ticket_type(&self, id: Uuid, changes: TicketTypeChanges) -> Result<TicketType, StoreError> {
                 let now = domain::now();
-                let mut tx = self.writer.begin().await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 let row = sqlx::query(&format!(
                     concat!("SELECT {} FROM ticket_types WHERE id = $1", $for_update),
                     TICKET_TYPE_COLUMNS
@@ -1085,7 +1085,7 @@ macro_rules! ticket_store_for {
             async fn confirm_payment(&self, id: Uuid) -> Result<TicketPurchase, StoreError> {
                 let now = domain::now();
                 let step = purchase_status_step(
-                    self.writer.begin().await?,
+                    self.writer.begin_with($begin).await?,
                     "UPDATE ticket_purchases SET status = 'PAID', paid_at = $1, expires_at = NULL WHERE id = $2 AND status = 'PENDING_PAYMENT' AND (expires_at IS NULL OR expires_at > $1)",
                     id,
                     now,
@@ -1106,7 +1106,7 @@ macro_rules! ticket_store_for {
             async fn cancel_purchase(&self, id: Uuid) -> Result<TicketPurchase, StoreError> {
                 let now = domain::now();
                 let step = purchase_status_step(
-                    self.writer.begin().await?,
+                    self.writer.begin_with($begin).await?,
                     "UPDATE ticket_purchases SET status = 'CANCELLED', cancelled_at = $1, expires_at = NULL WHERE id = $2 AND status IN ('PENDING_PAYMENT', 'PAID')",
                     id,
                     now,
@@ -1127,10 +1127,15 @@ macro_rules! ticket_store_for {
             }
 
             async fn expire_due_reservations(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-                let mut tx = self.writer.begin().await?;
-                let expired: Vec<Uuid> = sqlx::query_scalar(
-                    "UPDATE ticket_purchases SET status = 'EXPIRED', expired_at = $1 WHERE id IN (SELECT id FROM ticket_purchases WHERE status = 'PENDING_PAYMENT' AND expires_at <= $1 ORDER BY expires_at LIMIT $2) AND status = 'PENDING_PAYMENT' RETURNING id",
-                )
+                let mut tx = self.writer.begin_with($begin).await?;
+                // Every instance runs this job. The status condition makes each expiry happen
+                // once; on PostgreSQL, SKIP LOCKED also lets a second instance pass over rows
+                // the first is expiring instead of queueing behind them.
+                let expired: Vec<Uuid> = sqlx::query_scalar(concat!(
+                    "UPDATE ticket_purchases SET status = 'EXPIRED', expired_at = $1 WHERE id IN (SELECT id FROM ticket_purchases WHERE status = 'PENDING_PAYMENT' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+                    $skip_locked,
+                    ") AND status = 'PENDING_PAYMENT' RETURNING id",
+                ))
                 .bind(now)
                 .bind(EXPIRY_BATCH)
                 .fetch_all(&mut *tx)
@@ -1182,7 +1187,7 @@ macro_rules! ticket_store_for {
 
             async fn assign_ticket(&self, id: Uuid, attendee: Attendee) -> Result<Ticket, StoreError> {
                 let now = domain::now();
-                let mut tx = self.writer.begin().await?;
+                let mut tx = self.writer.begin_with($begin).await?;
                 let row = sqlx::query(&format!(
                     "UPDATE tickets SET attendee_name = $1, attendee_email = $2, assigned_at = $3 WHERE id = $4 AND purchase_id IN (SELECT id FROM ticket_purchases WHERE status IN ('PENDING_PAYMENT', 'PAID')) RETURNING {TICKET_COLUMNS}"
                 ))
@@ -1234,6 +1239,10 @@ macro_rules! ticket_store_for {
             async fn set_outbox_offset(&self, position: i64) -> Result<(), StoreError> {
                 Ok(self.writer.advance_outbox_offset(&EVENT_TABLES, position).await?)
             }
+
+            async fn lead_relay(&self) -> Result<Option<platform::RelayLease>, StoreError> {
+                Ok(platform::event_log::RelayLeasing::lead_relay(&self.writer, &EVENT_TABLES).await?)
+            }
         }
     };
 }
@@ -1241,10 +1250,24 @@ macro_rules! ticket_store_for {
 mod sqlite_dialect {
     use super::*;
     // SQLite has no UPDATE inside WITH; its single writer needs no saving here anyway.
-    ticket_store_for!(Sqlite, for_update = "", writable_ctes = false);
+    // BEGIN IMMEDIATE takes the write lock up front: with several processes on one file, a
+    // deferred transaction that read first fails with SQLITE_BUSY_SNAPSHOT instead of waiting.
+    ticket_store_for!(
+        Sqlite,
+        begin = "BEGIN IMMEDIATE",
+        for_update = "",
+        skip_locked = "",
+        writable_ctes = false
+    );
 }
 
 mod postgres_dialect {
     use super::*;
-    ticket_store_for!(Postgres, for_update = " FOR UPDATE", writable_ctes = true);
+    ticket_store_for!(
+        Postgres,
+        begin = "BEGIN",
+        for_update = " FOR UPDATE",
+        skip_locked = " FOR UPDATE SKIP LOCKED",
+        writable_ctes = true
+    );
 }

@@ -9,5 +9,7 @@ mod bad_input;
 mod concurrency;
 mod idempotency;
 mod lifecycle;
+mod operations;
+mod scale_out;
 mod schema;
 mod subscriptions;

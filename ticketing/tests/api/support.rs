@@ -1,11 +1,12 @@
 //! Test support: each test gets its own ticketing server on an ephemeral port and its own
 //! database (a temporary SQLite file, or a fresh PostgreSQL database when
-//! `TEST_DATABASE_URL` is set), and talks to it over real HTTP and WebSocket.
+//! `TEST_DATABASE_URL` is set), and talks to it over real HTTP and WebSocket. Its outbox is
+//! relayed to NATS JetStream when `NATS_URL` is set, else to an in-process bus.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use platform::{InProcessBus, JwtKeys};
+use platform::{EventBus, InProcessBus, JwtKeys};
 use serde_json::{Value, json};
 use ticketing::{Settings, Ticketing};
 
@@ -17,7 +18,8 @@ pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub keys: Arc<JwtKeys>,
     pub client: reqwest::Client,
-    pub bus: InProcessBus,
+    /// The in-process bus, when events are not relayed to NATS.
+    pub bus: Option<InProcessBus>,
     pub database_url: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
@@ -42,19 +44,54 @@ impl TestApp {
 
     /// A second server on the same database (a restart, or another instance).
     pub async fn spawn_on(database_url: &str) -> Self {
+        Self::spawn_on_with(database_url, |_| {}).await
+    }
+
+    pub async fn spawn_on_with(database_url: &str, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = Settings {
+            database_url: database_url.to_owned(),
+            poll_interval: Duration::from_millis(200),
+            ..Settings::default()
+        };
+        adjust(&mut settings);
+        Self::start(settings, None).await
+    }
+
+    async fn start(settings: Settings, dir: Option<tempfile::TempDir>) -> Self {
+        match testkit::nats::shared_nats_url().await {
+            Some(url) => {
+                let bus =
+                    platform::jetstream::event_bus(Some(&url), ticketing::events::SUBJECT_PREFIX)
+                        .await
+                        .expect("JetStream bus");
+                Self::start_with_bus(settings, dir, bus, None).await
+            }
+            None => {
+                let bus = InProcessBus::default();
+                Self::start_with_bus(settings, dir, Arc::new(bus.clone()), Some(bus)).await
+            }
+        }
+    }
+
+    /// A server on `database_url` relaying to the given bus (e.g. a test's own NATS).
+    pub async fn spawn_on_bus(database_url: &str, bus: Arc<dyn EventBus>) -> Self {
         let settings = Settings {
             database_url: database_url.to_owned(),
             poll_interval: Duration::from_millis(200),
             ..Settings::default()
         };
-        Self::start(settings, None).await
+        Self::start_with_bus(settings, None, bus, None).await
     }
 
-    async fn start(settings: Settings, dir: Option<tempfile::TempDir>) -> Self {
+    async fn start_with_bus(
+        settings: Settings,
+        dir: Option<tempfile::TempDir>,
+        bus: Arc<dyn EventBus>,
+        in_process: Option<InProcessBus>,
+    ) -> Self {
         let keys = Arc::new(JwtKeys::from_secret(b"test-secret"));
-        let bus = InProcessBus::default();
         let database_url = settings.database_url.clone();
-        let service = Ticketing::start(settings, Arc::clone(&keys), Arc::new(bus.clone()))
+        let service = Ticketing::start(settings, Arc::clone(&keys), bus)
             .await
             .expect("ticketing starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -73,7 +110,7 @@ impl TestApp {
             addr,
             keys,
             client: reqwest::Client::new(),
-            bus,
+            bus: in_process,
             database_url,
             shutdown: Some(tx),
             server: Some(server),
@@ -92,6 +129,22 @@ impl TestApp {
 
     pub fn url(&self) -> String {
         format!("http://{}/graphql", self.addr)
+    }
+
+    /// `http://ADDR/<path>`, e.g. `/ready`.
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops serving as on SIGTERM (in-flight requests finish, subscriptions are ended) and
+    /// waits until the server has stopped.
+    pub async fn shut_down(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
+        }
     }
 
     pub fn ws_url(&self) -> String {
