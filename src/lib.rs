@@ -2,3 +2,5 @@
 //! thin argument handling over this library and the service crates.
 
 pub mod compose;
+pub mod demo;
+pub mod web;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use conftools::compose::{self, COMPOSE_COMMAND};
+use conftools::{demo, web};
 use platform::{InProcessBus, JwtKeys};
 use rand::RngCore;
 
@@ -54,6 +55,17 @@ struct UpArgs {
     /// How long an unpaid purchase holds its seats.
     #[arg(long, env = "TICKETING_RESERVATION_TTL_SECS", default_value_t = 1800)]
     reservation_ttl_secs: u64,
+    /// Seed a demo conference into an empty system (ticket types, purchases, sponsors at every
+    /// step of the pipeline) and keep buyers arriving while it runs.
+    #[arg(long)]
+    demo: bool,
+    /// A built dashboard to serve at `/` as it is. Without it, `web/` of this source tree is
+    /// built with npm into `web/dist` when that is missing or older than its sources.
+    #[arg(long, env = "CONFTOOLS_WEB_DIR", conflicts_with = "no_web")]
+    web_dir: Option<PathBuf>,
+    /// Serve the API only: no dashboard, and no npm build.
+    #[arg(long)]
+    no_web: bool,
 }
 
 #[derive(clap::Args)]
@@ -150,7 +162,35 @@ fn graphql_url(addr: SocketAddr) -> String {
     format!("{}/graphql", local_origin(addr))
 }
 
+/// The built dashboard to serve, building it first when needed; `None` serves the API only.
+async fn dashboard(args: &UpArgs) -> anyhow::Result<Option<PathBuf>> {
+    if args.no_web {
+        return Ok(None);
+    }
+    if let Some(dir) = &args.web_dir {
+        if !dir.join("index.html").is_file() {
+            bail!("--web-dir {}: there is no index.html in it", dir.display());
+        }
+        return Ok(Some(dir.clone()));
+    }
+    let sources = web::source_dir();
+    if !sources.join("package.json").is_file() {
+        // An installed binary away from its source tree: nothing to build.
+        tracing::warn!(
+            "no dashboard sources at {}; serving the API only (--web-dir serves a built one)",
+            sources.display()
+        );
+        return Ok(None);
+    }
+    // npm runs for a while on the first start; keep it off the runtime's workers.
+    let built = tokio::task::spawn_blocking(move || web::ensure_built(&sources))
+        .await
+        .context("the dashboard build task failed")??;
+    Ok(Some(built))
+}
+
 async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let web_dir = dashboard(&args).await?;
     let secret = load_or_create_secret(&args.data_dir, true)?;
     let keys = Arc::new(JwtKeys::from_secret(&secret));
     let bus = Arc::new(InProcessBus::default());
@@ -221,13 +261,14 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     // serving. It runs exactly as the standalone binary does (`gateway::run`); nothing is
     // printed until it serves, so a composition error stops `up` with that error instead of
     // leaving a printed URL that answers nothing.
-    let gateway_config = gateway_config(
+    let mut gateway_config = gateway_config(
         gateway_addr,
         vec![
             (compose::TICKETING.to_owned(), graphql_url(ticketing_addr)),
             (compose::CRM.to_owned(), graphql_url(crm_addr)),
         ],
     )?;
+    gateway_config.web_dir = web_dir.clone();
     let mut gateway_task = tokio::spawn(gateway::run(
         gateway_listener,
         gateway_config,
@@ -238,8 +279,37 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         () = serving(gateway_addr) => {}
     }
 
+    // The demo goes in through the gateway, as any organiser's script would, and before the
+    // URLs are printed: the dashboard then shows a live conference the moment it opens.
+    let mut walk_ins = None;
+    if args.demo {
+        let gateway = demo::Gateway::new(graphql_url(gateway_addr), admin_token.clone());
+        eprintln!("seeding the demo conference…");
+        match demo::seed(&gateway).await {
+            Ok(seeded) => {
+                if !seeded.created {
+                    eprintln!("the demo conference is already there; seeding skipped");
+                }
+                walk_ins = Some(tokio::spawn(demo::walk_ins(gateway, seeded)));
+            }
+            Err(error @ demo::DemoError::NotEmpty) => tracing::warn!("{error}"),
+            Err(error) => {
+                let _ = stop.send(true);
+                return Err(anyhow::Error::new(error).context("seeding the demo failed"));
+            }
+        }
+    }
+
     println!("Conference Tools is running (Ctrl-C to stop)");
     println!("  gateway     http://{gateway_addr}/graphql");
+    if web_dir.is_some() {
+        // The token rides in the URL once: the page moves it to its storage and out of the
+        // address bar.
+        println!(
+            "  dashboard   {}/?token={admin_token}",
+            local_origin(gateway_addr)
+        );
+    }
     println!("  ticketing   http://{ticketing_addr}/graphql");
     println!("  crm         http://{crm_addr}/graphql");
     println!("  data        {}", args.data_dir.display());
@@ -255,6 +325,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     }
     let _ = stop.send(true);
+    if let Some(walk_ins) = walk_ins {
+        walk_ins.abort();
+    }
     // Open subscriptions would hold a graceful shutdown forever: give in-flight requests a
     // moment, then stop regardless.
     let drained = tokio::time::timeout(Duration::from_secs(5), async {

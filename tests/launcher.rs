@@ -28,10 +28,17 @@ struct Launched {
     ticketing: String,
     crm: String,
     admin: String,
+    /// The dashboard URL, printed when `up` serves one.
+    dashboard: Option<String>,
 }
 
 /// Starts `conftools up` on ephemeral ports; returns the URLs and the admin token it printed.
+/// Without the dashboard: parallel tests must not build `web/` at once.
 fn start(data_dir: &std::path::Path) -> Launched {
+    start_with(data_dir, &["--no-web".as_ref()])
+}
+
+fn start_with(data_dir: &std::path::Path, extra: &[&std::ffi::OsStr]) -> Launched {
     let mut child = conftools()
         .args([
             "up",
@@ -42,9 +49,11 @@ fn start(data_dir: &std::path::Path) -> Launched {
             "--gateway-addr",
             "127.0.0.1:0",
         ])
+        .args(extra)
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("CONFTOOLS_JWT_SECRET")
+        .env_remove("CONFTOOLS_WEB_DIR")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -61,7 +70,7 @@ fn start(data_dir: &std::path::Path) -> Launched {
     });
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut url, mut crm, mut token, mut token_next) = (None, None, None, false);
-    let (mut gateway, mut first_listed) = (None, None);
+    let (mut gateway, mut first_listed, mut dashboard) = (None, None, None);
     while url.is_none() || crm.is_none() || gateway.is_none() || token.is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
@@ -78,6 +87,8 @@ fn start(data_dir: &std::path::Path) -> Launched {
         if token_next {
             token = Some(line.trim().to_owned());
             token_next = false;
+        } else if let Some(rest) = line.trim().strip_prefix("dashboard") {
+            dashboard = Some(rest.trim().to_owned());
         } else if let Some(rest) = line.trim().strip_prefix("gateway") {
             gateway = Some(rest.trim().to_owned());
         } else if let Some(rest) = line.trim().strip_prefix("ticketing") {
@@ -95,6 +106,7 @@ fn start(data_dir: &std::path::Path) -> Launched {
         ticketing: url.unwrap_or_default(),
         crm: crm.unwrap_or_default(),
         admin: token.unwrap_or_default(),
+        dashboard,
     }
 }
 
@@ -263,5 +275,88 @@ async fn up_wires_the_crm_to_ticketing() {
     assert_eq!(
         through_gateway["sponsor"],
         json!({ "name": "Acme", "ticketPurchases": [{ "status": "PAID", "ticketCount": 5, "sponsor": { "name": "Acme" } }] })
+    );
+}
+
+/// `up --demo` seeds a conference with sponsors at every step into the empty data directory,
+/// serves the dashboard beside the API, and prints a dashboard URL that carries the admin token.
+#[tokio::test]
+async fn up_demo_seeds_a_live_conference_and_prints_the_dashboard_url() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let web = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        web.path().join("index.html"),
+        "<!doctype html><title>dashboard fixture</title>",
+    )
+    .expect("index.html");
+    let launched = start_with(
+        dir.path(),
+        &[
+            "--demo".as_ref(),
+            "--web-dir".as_ref(),
+            web.path().as_os_str(),
+        ],
+    );
+    let dashboard = launched
+        .dashboard
+        .clone()
+        .expect("a dashboard URL is printed");
+    let origin = launched.gateway.trim_end_matches("/graphql");
+    assert_eq!(dashboard, format!("{origin}/?token={}", launched.admin));
+    let page = reqwest::get(&dashboard)
+        .await
+        .expect("GET dashboard")
+        .text()
+        .await
+        .expect("body");
+    assert!(page.contains("dashboard fixture"), "{page}");
+
+    let data = post(
+        &launched.gateway,
+        &launched.admin,
+        "{ conferences { nodes { name ticketTypes { name sold capacity visibility } } }
+           sponsors(first: 50) { nodes { name onboarded contract { status } invoices { status } } } }",
+    )
+    .await;
+    assert!(data["errors"].is_null(), "{data:#}");
+    let conferences = data["data"]["conferences"]["nodes"]
+        .as_array()
+        .expect("conferences");
+    assert_eq!(conferences.len(), 1);
+    assert_eq!(conferences[0]["name"], conftools::demo::CONFERENCE);
+    let types = conferences[0]["ticketTypes"]
+        .as_array()
+        .expect("ticket types");
+    assert!(types.iter().any(|t| t["visibility"] == "RESTRICTED"));
+    assert!(
+        types.iter().any(|t| t["sold"].as_i64() > Some(0)),
+        "some tickets are sold: {types:?}"
+    );
+    assert!(
+        types.iter().any(|t| t["sold"] == t["capacity"]),
+        "one type is sold out: {types:?}"
+    );
+    let sponsors = data["data"]["sponsors"]["nodes"]
+        .as_array()
+        .expect("sponsors");
+    let contracts: Vec<&str> = sponsors
+        .iter()
+        .filter_map(|s| s["contract"]["status"].as_str())
+        .collect();
+    for status in ["DRAFT", "SENT", "SIGNED"] {
+        assert!(
+            contracts.contains(&status),
+            "no {status} contract: {contracts:?}"
+        );
+    }
+    assert!(sponsors.iter().any(|s| s["onboarded"] == true));
+    let awaiting = sponsors
+        .iter()
+        .find(|s| s["name"] == conftools::demo::SPONSOR_AWAITING_PAYMENT)
+        .expect("the sponsor with an open invoice");
+    assert_eq!(awaiting["onboarded"], false);
+    assert_eq!(
+        awaiting["invoices"],
+        json!([{ "status": "PAID" }, { "status": "ISSUED" }])
     );
 }

@@ -1,0 +1,216 @@
+//! The system under the browser: ticketing and the CRM as in the gateway end-to-end tests, and
+//! the gateway on a runtime of its own. Stopping a gateway that runs on the test's runtime would
+//! stop accepting but leave upgraded WebSockets running in their own tasks, so the browser would
+//! never notice; shutting its runtime down drops every task and socket it owns, as a crashed
+//! process would, and the port can be bound again for the restart.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform::{InProcessBus, JwtKeys};
+use testkit::{ServerTask, fresh_database_url};
+
+const SECRET: &[u8] = b"dashboard-test-secret";
+
+fn keys() -> Arc<JwtKeys> {
+    Arc::new(JwtKeys::from_secret(SECRET))
+}
+
+fn token(subject: &str, scopes: &[&str]) -> String {
+    keys()
+        .mint(subject, scopes, Duration::from_secs(3600))
+        .expect("mint")
+}
+
+/// The admin token `conftools up` prints.
+pub fn admin() -> String {
+    token(
+        "admin",
+        &[
+            "tickets:admin",
+            "events:read",
+            "crm:admin",
+            "crm:write",
+            "crm:read",
+        ],
+    )
+}
+
+fn local() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("address")
+}
+
+pub struct System {
+    pub ticketing: ServerTask,
+    _crm: ServerTask,
+    gateway: Option<tokio::runtime::Runtime>,
+    gateway_addr: SocketAddr,
+    gateway_config: gateway::Config,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl System {
+    pub async fn start(web_dir: std::path::PathBuf) -> Self {
+        let mut dirs = Vec::new();
+        let (ticketing_db, dir) = fresh_database_url("ticketing").await;
+        dirs.extend(dir);
+        let (crm_db, dir) = fresh_database_url("crm").await;
+        dirs.extend(dir);
+
+        let service = ticketing::Ticketing::start(
+            ticketing::Settings {
+                database_url: ticketing_db,
+                poll_interval: Duration::from_millis(200),
+                ..ticketing::Settings::default()
+            },
+            keys(),
+            Arc::new(InProcessBus::default()),
+        )
+        .await
+        .expect("ticketing starts");
+        let ticketing = ServerTask::spawn(local(), |listener, shutdown| async move {
+            let _ = service.serve(listener, shutdown).await;
+        })
+        .await;
+
+        let service = crm::Crm::start(
+            crm::Settings {
+                database_url: crm_db,
+                poll_interval: Duration::from_millis(200),
+                ticketing_url: Some(ticketing.graphql_url()),
+                ticketing_token: Some(token("crm", &["tickets:issue-complimentary"])),
+                ticketing_timeout: Duration::from_secs(2),
+                allocation: crm::allocation::AllocationSettings {
+                    retry_base: Duration::from_millis(50),
+                    retry_max: Duration::from_millis(400),
+                    poll_interval: Duration::from_millis(200),
+                    ..crm::allocation::AllocationSettings::default()
+                },
+                ..crm::Settings::default()
+            },
+            keys(),
+            Arc::new(InProcessBus::default()),
+        )
+        .await
+        .expect("the CRM starts");
+        let crm = ServerTask::spawn(local(), |listener, shutdown| async move {
+            let _ = service.serve(listener, shutdown).await;
+        })
+        .await;
+
+        let mut gateway_config = {
+            use clap::Parser;
+            gateway::Config::try_parse_from([
+                "gateway".to_owned(),
+                "--subgraph".to_owned(),
+                format!(
+                    "{}={}",
+                    conftools::compose::TICKETING,
+                    ticketing.graphql_url()
+                ),
+                "--subgraph".to_owned(),
+                format!("{}={}", conftools::compose::CRM, crm.graphql_url()),
+            ])
+            .expect("gateway configuration")
+        };
+        gateway_config.web_dir = Some(web_dir);
+        let mut system = Self {
+            ticketing,
+            _crm: crm,
+            gateway: None,
+            gateway_addr: local(),
+            gateway_config,
+            _dirs: dirs,
+        };
+        system.start_gateway().await;
+        system
+    }
+
+    /// `http://ADDR`: where the browser opens the dashboard.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.gateway_addr)
+    }
+
+    pub fn gateway_url(&self) -> String {
+        format!("{}/graphql", self.origin())
+    }
+
+    /// Starts the gateway, on the port it had before if it ran already, and waits until it
+    /// answers.
+    pub async fn start_gateway(&mut self) {
+        assert!(self.gateway.is_none(), "the gateway is running");
+        let listener = bind(self.gateway_addr).await;
+        self.gateway_addr = listener.local_addr().expect("bound address");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("gateway runtime");
+        let config = self.gateway_config.clone();
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            if let Err(error) = gateway::run(listener, config, std::future::pending()).await {
+                eprintln!("the gateway failed: {error}");
+            }
+        });
+        self.gateway = Some(runtime);
+        let health = format!("{}/health", self.origin());
+        let http = reqwest::Client::new();
+        for _ in 0..300 {
+            if http
+                .get(&health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the gateway did not come up at {health}");
+    }
+
+    /// Stops the gateway as a crash would: every connection it holds is cut.
+    pub async fn stop_gateway(&mut self) {
+        if let Some(runtime) = self.gateway.take() {
+            runtime.shutdown_background();
+        }
+        // Until the listener is gone, a connection would still be accepted (into a dead queue).
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            if http
+                .get(format!("{}/health", self.origin()))
+                .timeout(Duration::from_millis(200))
+                .send()
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the gateway still answers after being stopped");
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        // Dropping a runtime inside another one's context panics; this does not wait.
+        if let Some(runtime) = self.gateway.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Binds `addr`, retrying while the port is still held by the gateway just stopped.
+async fn bind(addr: SocketAddr) -> std::net::TcpListener {
+    for _ in 0..100 {
+        match std::net::TcpListener::bind(addr) {
+            Ok(listener) => return listener,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    panic!("cannot bind {addr}");
+}

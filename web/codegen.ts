@@ -1,0 +1,25 @@
+// Typed operations from the gateway's public schema (the repository's schema.graphql, written by
+// `cargo run -- compose`): every query, mutation and subscription in src/ is checked against it
+// and gets its result and variable types. Documents are plain strings (`documentMode: 'string'`):
+// fetch and graphql-ws take a string, so no GraphQL runtime ships to the browser.
+import type { CodegenConfig } from '@graphql-codegen/cli';
+
+const config: CodegenConfig = {
+  schema: '../schema.graphql',
+  documents: ['src/**/*.ts', '!src/gql/**'],
+  ignoreNoDocuments: false,
+  generates: {
+    'src/gql/': {
+      preset: 'client',
+      presetConfig: { fragmentMasking: false },
+      config: {
+        documentMode: 'string',
+        enumsAsTypes: true,
+        useTypeImports: true,
+        scalars: { Date: 'string', DateTime: 'string' },
+      },
+    },
+  },
+};
+
+export default config;
