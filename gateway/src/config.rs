@@ -55,6 +55,16 @@ pub struct Config {
     #[arg(long = "subgraph-timeout", env = "GATEWAY_SUBGRAPH_TIMEOUTS", value_delimiter = ',', value_parser = name_millis)]
     pub subgraph_timeouts: Vec<(String, Duration)>,
 
+    /// Send identical subgraph requests that are in flight at the same moment (same subgraph,
+    /// credentials and body; queries only) once and share the answer.
+    #[arg(long, env = "GATEWAY_DEDUPE_SUBGRAPH_REQUESTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub dedupe_subgraph_requests: bool,
+
+    /// Execute identical client queries that are in flight at the same moment (same body,
+    /// `Authorization` and response media type) once and give each client the answer.
+    #[arg(long, env = "GATEWAY_DEDUPE_CLIENT_REQUESTS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub dedupe_client_requests: bool,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -16,6 +16,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::get;
 
+use apollo_compiler::ast::OperationType;
+use futures_util::FutureExt;
+
+use crate::in_flight::InFlight;
 use crate::pipeline::{GraphQLRequest, Outcome, Pipeline, Transport};
 use crate::response::{GraphQLError, Response};
 use crate::subscriptions::{sse, ws};
@@ -45,8 +49,8 @@ async fn health() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, JSON)], r#"{"status":"ok"}"#)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum MediaType {
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum MediaType {
     GraphQLResponseJson,
     Json,
 }
@@ -153,6 +157,9 @@ async fn graphql_post(
         )
             .into_response();
     }
+    if !event_stream && let Some(shared) = pipeline.shared_client_requests() {
+        return shared_post(&pipeline, shared, &headers, media, bytes).await;
+    }
     let request: GraphQLRequest = match serde_json::from_slice(&bytes) {
         Ok(request) => request,
         Err(e) => return bad_request(media, format!("Invalid JSON body: {e}")),
@@ -165,6 +172,99 @@ async fn graphql_post(
         .handle(request, Transport::Post, headers.get(header::AUTHORIZATION))
         .await;
     respond(media, outcome)
+}
+
+/// What identical client requests share: the serialised answer.
+#[derive(Clone)]
+pub struct SharedResponse {
+    status: StatusCode,
+    media: MediaType,
+    body: Bytes,
+}
+
+impl IntoResponse for SharedResponse {
+    fn into_response(self) -> HttpResponse {
+        (
+            self.status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(self.media.as_str()),
+            )],
+            self.body,
+        )
+            .into_response()
+    }
+}
+
+/// What makes two client requests interchangeable: the same body byte for byte, the same
+/// credentials (the only header forwarded to subgraphs) and the same response media type.
+#[derive(PartialEq, Eq, Hash)]
+pub struct ClientRequestKey {
+    media: MediaType,
+    authorization: Option<HeaderValue>,
+    body: Bytes,
+}
+
+/// A POST whose query may be answered together with identical ones in flight. Only queries
+/// are shared; anything rejected, and mutations, run on their own.
+async fn shared_post(
+    pipeline: &Arc<Pipeline>,
+    shared: &InFlight<ClientRequestKey, SharedResponse>,
+    headers: &HeaderMap,
+    media: MediaType,
+    bytes: Bytes,
+) -> HttpResponse {
+    let key = ClientRequestKey {
+        media,
+        authorization: headers.get(header::AUTHORIZATION).cloned(),
+        body: bytes,
+    };
+    // Only queries are ever entered, so an identical body in flight is a query too.
+    if let Some(answer) = shared.join(&key) {
+        return answer.await.into_response();
+    }
+    let request: GraphQLRequest = match serde_json::from_slice(&key.body) {
+        Ok(request) => request,
+        Err(e) => return bad_request(media, format!("Invalid JSON body: {e}")),
+    };
+    let prepared = match pipeline.prepare(request, Transport::Post) {
+        Ok(prepared) => prepared,
+        Err(outcome) => return respond(media, outcome),
+    };
+    if prepared.operation_type() != OperationType::Query {
+        let response = pipeline
+            .execute(&prepared, key.authorization.as_ref(), None)
+            .await;
+        return respond(media, Outcome::Executed(response));
+    }
+    let pipeline = Arc::clone(pipeline);
+    let authorization = key.authorization.clone();
+    shared
+        .run(key, move || {
+            async move {
+                let response = pipeline
+                    .execute(&prepared, authorization.as_ref(), None)
+                    .await;
+                match serde_json::to_vec(&response) {
+                    Ok(bytes) => SharedResponse {
+                        status: StatusCode::OK,
+                        media,
+                        body: Bytes::from(bytes),
+                    },
+                    Err(e) => {
+                        tracing::error!("cannot serialise response: {e}");
+                        SharedResponse {
+                            status: StatusCode::INTERNAL_SERVER_ERROR,
+                            media,
+                            body: Bytes::new(),
+                        }
+                    }
+                }
+            }
+            .boxed()
+        })
+        .await
+        .into_response()
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {

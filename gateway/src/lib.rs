@@ -10,6 +10,7 @@ pub mod config;
 pub mod cors;
 pub mod error;
 pub mod http;
+pub mod in_flight;
 pub mod pipeline;
 pub mod response;
 pub mod subgraph_client;
@@ -63,18 +64,19 @@ pub fn build_pipeline(config: &Config, supergraph: Supergraph) -> Result<Pipelin
         Duration::from_millis(config.subgraph_timeout_ms),
         &config.subgraph_timeouts,
         &config.subgraph_ws_urls,
+        config.dedupe_subgraph_requests,
     )?;
     let limits = Limits {
         max_depth: config.max_depth,
         max_aliases: config.max_aliases,
         introspection: config.introspection,
     };
-    Ok(Pipeline::new(
-        Arc::new(supergraph),
-        client,
-        limits,
-        config.plan_cache_size,
-    ))
+    let pipeline = Pipeline::new(Arc::new(supergraph), client, limits, config.plan_cache_size);
+    Ok(if config.dedupe_client_requests {
+        pipeline.share_identical_client_requests()
+    } else {
+        pipeline
+    })
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes.

@@ -1,10 +1,15 @@
-//! HTTP transport to subgraphs: one pooled client, per-subgraph URL and timeout.
+//! HTTP transport to subgraphs: one pooled client, per-subgraph URL and timeout, and sharing
+//! of identical in-flight requests.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::FutureExt;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
 
+use crate::in_flight::InFlight;
 use crate::subscriptions::upstream::websocket_url;
 use crate::supergraph::{SubgraphId, Supergraph};
 
@@ -20,8 +25,22 @@ struct Endpoint {
 #[derive(Debug, Clone)]
 pub struct SubgraphClient {
     http: reqwest::Client,
-    endpoints: Vec<Endpoint>,
+    endpoints: Arc<Vec<Endpoint>>,
+    /// Identical requests in flight at the same moment, sent once; `None` when switched off.
+    in_flight: Option<Arc<InFlight<FetchKey, RawAnswer>>>,
 }
+
+/// What makes two subgraph requests interchangeable: same subgraph, same credentials, same
+/// body byte for byte.
+#[derive(PartialEq, Eq, Hash)]
+struct FetchKey {
+    subgraph: SubgraphId,
+    authorization: Option<HeaderValue>,
+    body: Bytes,
+}
+
+/// A subgraph's raw answer: status and body, cheap to clone for every sharer.
+type RawAnswer = Result<(u16, Bytes), FetchError>;
 
 /// The parts of a subgraph's GraphQL response the gateway uses.
 #[derive(Debug, Default, Deserialize)]
@@ -32,7 +51,7 @@ pub struct SubgraphResponse {
     pub errors: Vec<serde_json::Value>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum FetchError {
     #[error("request timed out after {0:?}")]
     Timeout(Duration),
@@ -50,6 +69,7 @@ impl SubgraphClient {
         default_timeout: Duration,
         timeouts: &[(String, Duration)],
         websocket_urls: &[(String, String)],
+        share_identical_requests: bool,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
@@ -73,7 +93,11 @@ impl SubgraphClient {
                     .unwrap_or(default_timeout),
             })
             .collect();
-        Ok(SubgraphClient { http, endpoints })
+        Ok(SubgraphClient {
+            http,
+            endpoints: Arc::new(endpoints),
+            in_flight: share_identical_requests.then(Arc::default),
+        })
     }
 
     pub fn name(&self, subgraph: SubgraphId) -> &str {
@@ -93,48 +117,84 @@ impl SubgraphClient {
         self.endpoints.get(subgraph).map(|e| e.timeout)
     }
 
+    /// Sends a GraphQL request to a subgraph. With `shareable` (operations without side
+    /// effects) an identical request already in flight is joined instead of sent again.
     pub async fn fetch(
         &self,
         subgraph: SubgraphId,
         body: Vec<u8>,
         authorization: Option<&HeaderValue>,
+        shareable: bool,
     ) -> Result<SubgraphResponse, FetchError> {
         let endpoint = self
             .endpoints
             .get(subgraph)
             .ok_or_else(|| FetchError::Transport("unknown subgraph".into()))?;
-        let mut request = self
-            .http
-            .post(&endpoint.url)
-            .timeout(endpoint.timeout)
-            .header(CONTENT_TYPE, "application/json")
-            .header(
-                ACCEPT,
-                "application/graphql-response+json, application/json",
-            )
-            .body(body);
-        if let Some(value) = authorization {
-            request = request.header(AUTHORIZATION, value.clone());
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| classify(e, endpoint.timeout))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| classify(e, endpoint.timeout))?;
+        let (status, bytes) = match (&self.in_flight, shareable) {
+            (Some(in_flight), true) => {
+                let key = FetchKey {
+                    subgraph,
+                    authorization: authorization.cloned(),
+                    body: Bytes::from(body),
+                };
+                let (http, url, timeout) =
+                    (self.http.clone(), endpoint.url.clone(), endpoint.timeout);
+                let (body, authorization) = (key.body.clone(), key.authorization.clone());
+                in_flight
+                    .run(key, move || {
+                        send(http, url, timeout, body, authorization).boxed()
+                    })
+                    .await?
+            }
+            _ => {
+                send(
+                    self.http.clone(),
+                    endpoint.url.clone(),
+                    endpoint.timeout,
+                    Bytes::from(body),
+                    authorization.cloned(),
+                )
+                .await?
+            }
+        };
         // A graphql-response+json server may answer 4xx/5xx with a GraphQL body: keep its errors.
         match serde_json::from_slice::<SubgraphResponse>(&bytes) {
             Ok(parsed) if parsed.data.is_some() || !parsed.errors.is_empty() => Ok(parsed),
-            Ok(_) if status.is_success() => Err(FetchError::InvalidResponse(
+            Ok(_) if (200..300).contains(&status) => Err(FetchError::InvalidResponse(
                 "neither data nor errors".into(),
             )),
-            Err(e) if status.is_success() => Err(FetchError::InvalidResponse(e.to_string())),
-            _ => Err(FetchError::Status(status.as_u16())),
+            Err(e) if (200..300).contains(&status) => {
+                Err(FetchError::InvalidResponse(e.to_string()))
+            }
+            _ => Err(FetchError::Status(status)),
         }
     }
+}
+
+/// One HTTP round trip; owns everything so that it can be shared between callers.
+async fn send(
+    http: reqwest::Client,
+    url: String,
+    timeout: Duration,
+    body: Bytes,
+    authorization: Option<HeaderValue>,
+) -> RawAnswer {
+    let mut request = http
+        .post(url)
+        .timeout(timeout)
+        .header(CONTENT_TYPE, "application/json")
+        .header(
+            ACCEPT,
+            "application/graphql-response+json, application/json",
+        )
+        .body(body);
+    if let Some(value) = authorization {
+        request = request.header(AUTHORIZATION, value);
+    }
+    let response = request.send().await.map_err(|e| classify(e, timeout))?;
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.map_err(|e| classify(e, timeout))?;
+    Ok((status, bytes))
 }
 
 fn classify(error: reqwest::Error, timeout: Duration) -> FetchError {

@@ -45,6 +45,8 @@ pub async fn execute(
     let mut started = vec![false; count];
     let mut finished = vec![false; count];
     let mut running = FuturesUnordered::new();
+    // Reads may share an identical in-flight request; a mutation's fetches never do.
+    let shareable = plan.operation_type != apollo_compiler::ast::OperationType::Mutation;
     if let (Some(response), Some(first)) = (root, plan.fetches.first()) {
         merge(first, response, Vec::new(), &mut data, &mut errors, ctx);
         started[0] = true;
@@ -72,7 +74,7 @@ pub async fn execute(
                         running.push(async move {
                             let result = ctx
                                 .client
-                                .fetch(fetch.subgraph, body, ctx.authorization)
+                                .fetch(fetch.subgraph, body, ctx.authorization, shareable)
                                 .await;
                             (index, targets, result)
                         });
@@ -295,9 +297,16 @@ fn merge(
                 if fetch.renames {
                     unalias(&mut entity);
                 }
-                for path in paths {
-                    if let Some(target) = value_at_mut(data, path) {
-                        deep_merge(target, entity.clone());
+                // Most entities have one place in the response: move it there, clone only
+                // for the others.
+                if let Some((last, others)) = paths.split_last() {
+                    for path in others {
+                        if let Some(target) = value_at_mut(data, path) {
+                            deep_merge(target, entity.clone());
+                        }
+                    }
+                    if let Some(target) = value_at_mut(data, last) {
+                        deep_merge(target, entity);
                     }
                 }
             }

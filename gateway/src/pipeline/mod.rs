@@ -18,6 +18,8 @@ use apollo_compiler::response::JsonMap;
 use reqwest::header::HeaderValue;
 use serde::Deserialize;
 
+use crate::http::{ClientRequestKey, SharedResponse};
+use crate::in_flight::InFlight;
 use crate::response::{GraphQLError, Response};
 use crate::subgraph_client::{SubgraphClient, SubgraphResponse};
 use crate::supergraph::Supergraph;
@@ -84,6 +86,8 @@ pub enum Outcome {
 pub struct Pipeline {
     supergraph: Arc<Supergraph>,
     client: SubgraphClient,
+    /// Identical client queries in flight at the same moment, executed once; `None` when off.
+    client_requests: Option<InFlight<ClientRequestKey, SharedResponse>>,
     plans: PlanCache,
     documents: DocumentCache,
     limits: Limits,
@@ -109,7 +113,19 @@ impl Pipeline {
             // Every cached plan comes from some document; as many documents as plans.
             documents: DocumentCache::new(plan_cache_size),
             limits,
+            client_requests: None,
         }
+    }
+
+    /// Executes identical client queries that are in flight at the same moment once, and
+    /// gives each client the same answer.
+    pub fn share_identical_client_requests(mut self) -> Self {
+        self.client_requests = Some(InFlight::default());
+        self
+    }
+
+    pub fn shared_client_requests(&self) -> Option<&InFlight<ClientRequestKey, SharedResponse>> {
+        self.client_requests.as_ref()
     }
 
     pub fn client(&self) -> &SubgraphClient {
