@@ -4,6 +4,11 @@ use anyhow::Context;
 use clap::Parser;
 use gateway::Config;
 
+// A response is built from thousands of small JSON values that live for one request; glibc's
+// allocator spent about a third of the gateway's CPU on them under load, mimalloc far less.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

@@ -92,7 +92,8 @@ pub enum Shaped {
     /// A value produced by apollo-compiler's introspection executor, already shaped.
     Introspection(JsonValue),
     List(Vec<Shaped>),
-    Object(Vec<(String, Shaped)>),
+    /// Response keys are the operation's own names: cheap to clone, never re-allocated.
+    Object(Vec<(apollo_compiler::Name, Shaped)>),
 }
 
 impl Shaped {
@@ -103,7 +104,10 @@ impl Shaped {
     /// Looks up a key of an object; used by tests and by callers inspecting results.
     pub fn get(&self, key: &str) -> Option<&Shaped> {
         match self {
-            Shaped::Object(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            Shaped::Object(fields) => fields
+                .iter()
+                .find(|(k, _)| k.as_str() == key)
+                .map(|(_, v)| v),
             _ => None,
         }
     }
@@ -125,7 +129,7 @@ impl Serialize for Shaped {
             Shaped::Object(fields) => {
                 let mut map = serializer.serialize_map(Some(fields.len()))?;
                 for (key, value) in fields {
-                    map.serialize_entry(key, value)?;
+                    map.serialize_entry(key.as_str(), value)?;
                 }
                 map.end()
             }

@@ -17,6 +17,23 @@ use crate::supergraph::Supergraph;
 /// A null reached a non-null position and must replace the nearest nullable ancestor.
 struct NullBubble;
 
+/// A step of the response path, kept cheap (no allocation per field) because it is only
+/// turned into JSON when an error needs it.
+#[derive(Clone)]
+enum Step {
+    Key(Name),
+    Index(usize),
+}
+
+fn json_path(path: &[Step]) -> Vec<Value> {
+    path.iter()
+        .map(|step| match step {
+            Step::Key(key) => Value::String(key.to_string()),
+            Step::Index(i) => Value::from(*i),
+        })
+        .collect()
+}
+
 struct Shaper<'a> {
     supergraph: &'a Supergraph,
     introspection: Option<&'a JsonMap>,
@@ -61,7 +78,7 @@ impl Shaper<'_> {
         runtime_type: &str,
         selections: &[&SelectionSet],
         object: &serde_json::Map<String, Value>,
-        path: &mut Vec<Value>,
+        path: &mut Vec<Step>,
         is_root: bool,
     ) -> Result<Shaped, NullBubble> {
         let mut grouped: Vec<(&Name, Vec<&Field>)> = Vec::new();
@@ -73,7 +90,7 @@ impl Shaper<'_> {
             let field = fields[0];
             if field.name == "__typename" {
                 out.push((
-                    key.to_string(),
+                    key.clone(),
                     Shaped::Leaf(Value::String(runtime_type.to_string())),
                 ));
                 continue;
@@ -84,10 +101,10 @@ impl Shaper<'_> {
                     .and_then(|m| m.get(key.as_str()))
                     .map(|v| Shaped::Introspection(v.clone()))
                     .unwrap_or(Shaped::Null);
-                out.push((key.to_string(), value));
+                out.push((key.clone(), value));
                 continue;
             }
-            path.push(Value::String(key.to_string()));
+            path.push(Step::Key(key.clone()));
             let value = self.value(
                 &field.ty,
                 &fields,
@@ -96,7 +113,7 @@ impl Shaper<'_> {
                 runtime_type,
             );
             path.pop();
-            out.push((key.to_string(), value?));
+            out.push((key.clone(), value?));
         }
         Ok(Shaped::Object(out))
     }
@@ -135,7 +152,7 @@ impl Shaper<'_> {
         ty: &Type,
         fields: &[&Field],
         value: Option<&Value>,
-        path: &mut Vec<Value>,
+        path: &mut Vec<Step>,
         parent_type: &str,
     ) -> Result<Shaped, NullBubble> {
         match ty {
@@ -149,7 +166,7 @@ impl Shaper<'_> {
                             "Cannot return null for non-nullable field {parent_type}.{}",
                             fields[0].name
                         ));
-                        error.path = Some(path.clone());
+                        error.path = Some(json_path(path));
                         self.errors.push(error);
                     }
                     return Err(NullBubble);
@@ -160,7 +177,7 @@ impl Shaper<'_> {
                 Some(Value::Array(items)) => {
                     let mut out = Vec::with_capacity(items.len());
                     for (i, item) in items.iter().enumerate() {
-                        path.push(Value::from(i));
+                        path.push(Step::Index(i));
                         let shaped = self.value(item_type, fields, Some(item), path, parent_type);
                         path.pop();
                         match shaped {
@@ -184,11 +201,10 @@ impl Shaper<'_> {
                         // position is null, as if the subgraph had returned nothing.
                         return Ok(Shaped::Null);
                     }
-                    let runtime_type = runtime_type.to_string();
                     let selections: Vec<&SelectionSet> =
                         fields.iter().map(|f| &f.selection_set).collect();
                     Ok(self
-                        .object(&runtime_type, &selections, object, path, false)
+                        .object(runtime_type, &selections, object, path, false)
                         .unwrap_or(Shaped::Null))
                 }
                 Some(leaf) if self.is_leaf(name) => {
@@ -198,7 +214,7 @@ impl Shaper<'_> {
                         let mut error = GraphQLError::new(format!(
                             "Enum \"{name}\" cannot represent value: {leaf}"
                         ));
-                        error.path = Some(path.clone());
+                        error.path = Some(json_path(path));
                         self.errors.push(error);
                         return Ok(Shaped::Null);
                     }
