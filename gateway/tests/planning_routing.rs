@@ -295,12 +295,12 @@ enum Kind @join__type(graph: A) { REGULAR ANONYMOUS @inaccessible }
             .expect("variables");
     let normalized =
         normalize::normalize(&sg.api, &document, operation, &variables).expect("normalized");
-    let data = serde_json::json!({ "users": [
+    let mut data = serde_json::json!({ "users": [
         { "id": "1", "kind": "REGULAR" },
         { "id": "2", "kind": "ANONYMOUS" }
     ]});
     let mut errors = Vec::new();
-    let shaped = gateway::pipeline::shape::shape(&sg, &normalized, &data, None, &mut errors);
+    let shaped = gateway::pipeline::shape::shape(&sg, &normalized, &mut data, None, &mut errors);
     assert_eq!(
         serde_json::to_value(&shaped).expect("JSON"),
         serde_json::json!({ "users": [
@@ -628,12 +628,12 @@ type Secret implements Item @join__implements(graph: A, interface: "Item") @join
             .expect("variables");
     let normalized =
         normalize::normalize(&sg.api, &document, operation, &variables).expect("normalized");
-    let data = serde_json::json!({ "items": [
+    let mut data = serde_json::json!({ "items": [
         { "__typename": "Public", "id": "1" },
         { "__typename": "Secret", "id": "2" }
     ]});
     let mut errors = Vec::new();
-    let shaped = gateway::pipeline::shape::shape(&sg, &normalized, &data, None, &mut errors);
+    let shaped = gateway::pipeline::shape::shape(&sg, &normalized, &mut data, None, &mut errors);
     assert_eq!(
         serde_json::to_value(&shaped).expect("JSON"),
         serde_json::json!({ "items": [{ "__typename": "Public", "id": "1" }, null] })

@@ -30,7 +30,24 @@ pub struct ExecutionContext<'a> {
 
 /// Where the entities of one representation live in `data` (several objects may share one
 /// representation, e.g. the same product reviewed twice: it is fetched once).
-type Targets = Vec<Vec<Vec<Value>>>;
+type Targets = Vec<Vec<Vec<Step>>>;
+
+/// A step from the root of the merged data to an entity: cheap to copy (a response key is a
+/// reference-counted name), because every entity of every batch gets its own path.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Key(apollo_compiler::Name),
+    Index(usize),
+}
+
+impl Step {
+    fn to_json(&self) -> Value {
+        match self {
+            Step::Key(key) => Value::String(key.to_string()),
+            Step::Index(i) => Value::from(*i),
+        }
+    }
+}
 
 /// Runs the plan. `root`, when given, is the answer to fetch 0 (a root fetch) obtained
 /// elsewhere, e.g. a subscription event; it is merged first and fetch 0 is not sent.
@@ -108,13 +125,10 @@ fn fetch_failed(service: &str, error: &FetchError) -> GraphQLError {
 /// Builds the request body; for entity fetches also collects the representations and where
 /// their answers go. Returns `None` when there is nothing to fetch.
 fn prepare(fetch: &Fetch, data: &Value, ctx: &ExecutionContext<'_>) -> Option<(Vec<u8>, Targets)> {
-    let mut variables = Map::new();
-    for name in &fetch.variables {
-        if let Some(value) = ctx.variables.get(name.as_str()) {
-            variables.insert(name.to_string(), value.clone());
-        }
-    }
     let mut targets: Targets = Vec::new();
+    // The body is written directly: the operation's JSON text comes from the plan, and each
+    // representation is serialised once, for both deduplication and the body.
+    let mut representations: Vec<String> = Vec::new();
     if let FetchKind::Entity {
         path,
         type_name,
@@ -124,7 +138,6 @@ fn prepare(fetch: &Fetch, data: &Value, ctx: &ExecutionContext<'_>) -> Option<(V
     {
         let mut found = Vec::new();
         collect_targets(data, path, &mut Vec::new(), &mut found);
-        let mut representations = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
         for (target_path, object) in found {
             let Some(Value::String(typename)) = object.get("__typename") else {
@@ -144,8 +157,8 @@ fn prepare(fetch: &Fetch, data: &Value, ctx: &ExecutionContext<'_>) -> Option<(V
             match seen.get(&key) {
                 Some(&i) => targets[i].push(target_path),
                 None => {
-                    seen.insert(key, representations.len());
-                    representations.push(rep);
+                    seen.insert(key.clone(), representations.len());
+                    representations.push(key);
                     targets.push(vec![target_path]);
                 }
             }
@@ -153,22 +166,51 @@ fn prepare(fetch: &Fetch, data: &Value, ctx: &ExecutionContext<'_>) -> Option<(V
         if representations.is_empty() {
             return None;
         }
-        variables.insert("representations".into(), Value::Array(representations));
     }
-    let body = serde_json::json!({ "query": fetch.operation, "variables": variables });
-    serde_json::to_vec(&body).ok().map(|b| (b, targets))
+    let size = fetch.operation_json.len() + representations.iter().map(String::len).sum::<usize>();
+    let mut body = Vec::with_capacity(size + 64 + representations.len());
+    body.extend_from_slice(b"{\"query\":");
+    body.extend_from_slice(fetch.operation_json.as_bytes());
+    body.extend_from_slice(b",\"variables\":{");
+    let mut first = true;
+    for name in &fetch.variables {
+        if let Some(value) = ctx.variables.get(name.as_str()) {
+            if !first {
+                body.push(b',');
+            }
+            first = false;
+            serde_json::to_writer(&mut body, name.as_str()).ok()?;
+            body.push(b':');
+            serde_json::to_writer(&mut body, value).ok()?;
+        }
+    }
+    if !representations.is_empty() {
+        if !first {
+            body.push(b',');
+        }
+        body.extend_from_slice(b"\"representations\":[");
+        for (i, rep) in representations.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(rep.as_bytes());
+        }
+        body.push(b']');
+    }
+    body.extend_from_slice(b"}}");
+    Some((body, targets))
 }
 
 fn collect_targets<'v>(
     value: &'v Value,
     path: &[apollo_compiler::Name],
-    current: &mut Vec<Value>,
-    out: &mut Vec<(Vec<Value>, &'v Map<String, Value>)>,
+    current: &mut Vec<Step>,
+    out: &mut Vec<(Vec<Step>, &'v Map<String, Value>)>,
 ) {
     match value {
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                current.push(Value::from(i));
+                current.push(Step::Index(i));
                 collect_targets(item, path, current, out);
                 current.pop();
             }
@@ -177,7 +219,7 @@ fn collect_targets<'v>(
             None => out.push((current.clone(), map)),
             Some((key, rest)) => {
                 if let Some(child) = map.get(key.as_str()) {
-                    current.push(Value::String(key.to_string()));
+                    current.push(Step::Key(key.clone()));
                     collect_targets(child, rest, current, out);
                     current.pop();
                 }
@@ -333,7 +375,12 @@ fn rebase_entity_error(
     };
     let rebase_onto = |i: usize, rest: &[Value]| -> Option<Vec<Value>> {
         let base = targets.get(i)?.first()?;
-        Some(base.iter().chain(rest).cloned().collect())
+        Some(
+            base.iter()
+                .map(Step::to_json)
+                .chain(rest.iter().cloned())
+                .collect(),
+        )
     };
     match path.as_slice() {
         [Value::String(root), Value::Number(i), rest @ ..] if root == "_entities" => {
@@ -411,13 +458,11 @@ fn subgraph_error(
     }
 }
 
-fn value_at_mut<'v>(mut value: &'v mut Value, path: &[Value]) -> Option<&'v mut Value> {
-    for segment in path {
-        value = match (value, segment) {
-            (Value::Object(map), Value::String(key)) => map.get_mut(key)?,
-            (Value::Array(items), Value::Number(i)) => {
-                items.get_mut(usize::try_from(i.as_u64()?).ok()?)?
-            }
+fn value_at_mut<'v>(mut value: &'v mut Value, path: &[Step]) -> Option<&'v mut Value> {
+    for step in path {
+        value = match (value, step) {
+            (Value::Object(map), Step::Key(key)) => map.get_mut(key.as_str())?,
+            (Value::Array(items), Step::Index(i)) => items.get_mut(*i)?,
             _ => return None,
         };
     }
@@ -479,12 +524,10 @@ mod tests {
     use serde_json::json;
 
     fn targets() -> Targets {
+        let top = || Step::Key(apollo_compiler::name!("topProducts"));
         vec![
-            vec![vec![json!("topProducts"), json!(0)]],
-            vec![
-                vec![json!("topProducts"), json!(1)],
-                vec![json!("topProducts"), json!(2)],
-            ],
+            vec![vec![top(), Step::Index(0)]],
+            vec![vec![top(), Step::Index(1)], vec![top(), Step::Index(2)]],
         ]
     }
 

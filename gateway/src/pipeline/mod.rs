@@ -306,7 +306,7 @@ impl Pipeline {
             variables: &prepared.variables,
             authorization,
         };
-        let output = execute::execute(&prepared.plan, &ctx, root).await;
+        let mut output = execute::execute(&prepared.plan, &ctx, root).await;
         let mut errors = output.errors;
         let introspection_data = prepared
             .introspection
@@ -324,7 +324,7 @@ impl Pipeline {
         let data = shape::shape(
             sg,
             &prepared.normalized,
-            &output.data,
+            &mut output.data,
             introspection_data,
             &mut errors,
         );

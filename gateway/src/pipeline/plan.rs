@@ -36,6 +36,9 @@ pub struct Fetch {
     pub kind: FetchKind,
     /// The GraphQL operation sent to the subgraph.
     pub operation: String,
+    /// `operation` as a JSON string literal, escaped once when planning rather than on every
+    /// request that sends it.
+    pub operation_json: String,
     /// Client variables the operation uses; only those are forwarded.
     pub variables: Vec<Name>,
     /// The operation aliases fields with `RENAMED_PREFIX`; their answers are renamed back.
@@ -1164,6 +1167,8 @@ impl<'a> Planner<'a> {
                     subgraph: draft.subgraph,
                     depends_on: draft.depends_on,
                     kind: draft.kind,
+                    // Serialising a string cannot fail.
+                    operation_json: serde_json::to_string(&text).unwrap_or_default(),
                     operation: text,
                     variables,
                 }

@@ -46,7 +46,7 @@ struct Shaper<'a> {
 pub fn shape(
     supergraph: &Supergraph,
     operation: &NormalizedOperation,
-    data: &Value,
+    data: &mut Value,
     introspection: Option<&JsonMap>,
     errors: &mut Vec<GraphQLError>,
 ) -> Shaped {
@@ -56,8 +56,11 @@ pub fn shape(
         report_nulls: errors.is_empty(),
         errors: Vec::new(),
     };
-    let empty = serde_json::Map::new();
-    let root = data.as_object().unwrap_or(&empty);
+    let mut empty = serde_json::Map::new();
+    let root = match data {
+        Value::Object(root) => root,
+        _ => &mut empty,
+    };
     let mut path = Vec::new();
     let shaped = shaper
         .object(
@@ -77,7 +80,7 @@ impl Shaper<'_> {
         &mut self,
         runtime_type: &str,
         selections: &[&SelectionSet],
-        object: &serde_json::Map<String, Value>,
+        object: &mut serde_json::Map<String, Value>,
         path: &mut Vec<Step>,
         is_root: bool,
     ) -> Result<Shaped, NullBubble> {
@@ -108,7 +111,7 @@ impl Shaper<'_> {
             let value = self.value(
                 &field.ty,
                 &fields,
-                object.get(key.as_str()),
+                object.get_mut(key.as_str()),
                 path,
                 runtime_type,
             );
@@ -151,7 +154,7 @@ impl Shaper<'_> {
         &mut self,
         ty: &Type,
         fields: &[&Field],
-        value: Option<&Value>,
+        value: Option<&mut Value>,
         path: &mut Vec<Step>,
         parent_type: &str,
     ) -> Result<Shaped, NullBubble> {
@@ -176,7 +179,7 @@ impl Shaper<'_> {
             Type::List(item_type) => match value {
                 Some(Value::Array(items)) => {
                     let mut out = Vec::with_capacity(items.len());
-                    for (i, item) in items.iter().enumerate() {
+                    for (i, item) in items.iter_mut().enumerate() {
                         path.push(Step::Index(i));
                         let shaped = self.value(item_type, fields, Some(item), path, parent_type);
                         path.pop();
@@ -192,19 +195,22 @@ impl Shaper<'_> {
             Type::Named(name) => match value {
                 None | Some(Value::Null) => Ok(Shaped::Null),
                 Some(Value::Object(object)) if !self.is_leaf(name) => {
-                    let runtime_type = match object.get("__typename") {
+                    let declared = match object.get("__typename") {
                         Some(Value::String(t)) => t.as_str(),
                         _ => name.as_str(),
                     };
-                    if !self.supergraph.api.types.contains_key(runtime_type) {
+                    // The schema's own name: it outlives the object, whose leaves are moved out.
+                    let supergraph = self.supergraph;
+                    let Some((runtime_type, _)) = supergraph.api.types.get_key_value(declared)
+                    else {
                         // An `@inaccessible` object type: clients cannot be shown it, so the
                         // position is null, as if the subgraph had returned nothing.
                         return Ok(Shaped::Null);
-                    }
+                    };
                     let selections: Vec<&SelectionSet> =
                         fields.iter().map(|f| &f.selection_set).collect();
                     Ok(self
-                        .object(runtime_type, &selections, object, path, false)
+                        .object(runtime_type.as_str(), &selections, object, path, false)
                         .unwrap_or(Shaped::Null))
                 }
                 Some(leaf) if self.is_leaf(name) => {
@@ -218,7 +224,8 @@ impl Shaper<'_> {
                         self.errors.push(error);
                         return Ok(Shaped::Null);
                     }
-                    Ok(Shaped::Leaf(leaf.clone()))
+                    // Each position of the merged data is shaped once: move, don't copy.
+                    Ok(Shaped::Leaf(std::mem::take(leaf)))
                 }
                 // A composite field answered with a scalar: the subgraph broke its contract.
                 Some(_) => Ok(Shaped::Null),
