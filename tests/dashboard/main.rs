@@ -54,7 +54,7 @@ async fn the_dashboard_shows_sales_sponsors_and_resumes_after_a_gateway_restart(
         .current_dir(&web)
         .env("DASHBOARD_URL", system.origin())
         .env("ADMIN_TOKEN", support::admin())
-        .env("TICKETING_URL", system.ticketing.graphql_url())
+        .env("TICKETING_URL", system.services.ticketing.graphql_url())
         .env("SCREENSHOT_DIR", screenshot_dir())
         .env("CHROMIUM", CHROMIUM)
         .stdin(Stdio::piped())

@@ -5,123 +5,31 @@
 //! process would, and the port can be bound again for the restart.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use platform::{InProcessBus, JwtKeys};
-use testkit::{ServerTask, fresh_database_url};
+#[path = "../common/services.rs"]
+mod services;
 
-const SECRET: &[u8] = b"dashboard-test-secret";
-
-fn keys() -> Arc<JwtKeys> {
-    Arc::new(JwtKeys::from_secret(SECRET))
-}
-
-fn token(subject: &str, scopes: &[&str]) -> String {
-    keys()
-        .mint(subject, scopes, Duration::from_secs(3600))
-        .expect("mint")
-}
-
-/// The admin token `conftools up` prints.
-pub fn admin() -> String {
-    token(
-        "admin",
-        &[
-            "tickets:admin",
-            "events:read",
-            "crm:admin",
-            "crm:write",
-            "crm:read",
-        ],
-    )
-}
-
-fn local() -> SocketAddr {
-    "127.0.0.1:0".parse().expect("address")
-}
+pub use services::admin;
+use services::{Services, local};
 
 pub struct System {
-    pub ticketing: ServerTask,
-    _crm: ServerTask,
+    pub services: Services,
     gateway: Option<tokio::runtime::Runtime>,
     gateway_addr: SocketAddr,
     gateway_config: gateway::Config,
-    _dirs: Vec<tempfile::TempDir>,
 }
 
 impl System {
     pub async fn start(web_dir: std::path::PathBuf) -> Self {
-        let mut dirs = Vec::new();
-        let (ticketing_db, dir) = fresh_database_url("ticketing").await;
-        dirs.extend(dir);
-        let (crm_db, dir) = fresh_database_url("crm").await;
-        dirs.extend(dir);
-
-        let service = ticketing::Ticketing::start(
-            ticketing::Settings {
-                database_url: ticketing_db,
-                poll_interval: Duration::from_millis(200),
-                ..ticketing::Settings::default()
-            },
-            keys(),
-            Arc::new(InProcessBus::default()),
-        )
-        .await
-        .expect("ticketing starts");
-        let ticketing = ServerTask::spawn(local(), |listener, shutdown| async move {
-            let _ = service.serve(listener, shutdown).await;
-        })
-        .await;
-
-        let service = crm::Crm::start(
-            crm::Settings {
-                database_url: crm_db,
-                poll_interval: Duration::from_millis(200),
-                ticketing_url: Some(ticketing.graphql_url()),
-                ticketing_token: Some(token("crm", &["tickets:issue-complimentary"])),
-                ticketing_timeout: Duration::from_secs(2),
-                allocation: crm::allocation::AllocationSettings {
-                    retry_base: Duration::from_millis(50),
-                    retry_max: Duration::from_millis(400),
-                    poll_interval: Duration::from_millis(200),
-                    ..crm::allocation::AllocationSettings::default()
-                },
-                ..crm::Settings::default()
-            },
-            keys(),
-            Arc::new(InProcessBus::default()),
-        )
-        .await
-        .expect("the CRM starts");
-        let crm = ServerTask::spawn(local(), |listener, shutdown| async move {
-            let _ = service.serve(listener, shutdown).await;
-        })
-        .await;
-
-        let mut gateway_config = {
-            use clap::Parser;
-            gateway::Config::try_parse_from([
-                "gateway".to_owned(),
-                "--subgraph".to_owned(),
-                format!(
-                    "{}={}",
-                    conftools::compose::TICKETING,
-                    ticketing.graphql_url()
-                ),
-                "--subgraph".to_owned(),
-                format!("{}={}", conftools::compose::CRM, crm.graphql_url()),
-            ])
-            .expect("gateway configuration")
-        };
+        let services = Services::start().await;
+        let mut gateway_config = services.gateway_config();
         gateway_config.web_dir = Some(web_dir);
         let mut system = Self {
-            ticketing,
-            _crm: crm,
+            services,
             gateway: None,
             gateway_addr: local(),
             gateway_config,
-            _dirs: dirs,
         };
         system.start_gateway().await;
         system

@@ -11,7 +11,7 @@ use crate::support::{Stack, WAIT, admin, error_codes};
 async fn with_the_crm_down_ticketing_data_comes_back_with_an_error_for_the_sponsor() {
     let mut stack = Stack::start().await;
     let (_, purchase) = stack.booked_sponsor("Acme", "Bronze").await;
-    stack.crm.stop().await;
+    stack.services.crm.stop().await;
 
     let query = "query($id: ID!) { ticketPurchase(id: $id) {
         id status ticketCount tickets { id } sponsor { name }

@@ -35,8 +35,8 @@ async fn the_running_services_compose_to_the_committed_schema() {
     let stack = Stack::start().await;
     let mut subgraphs = Vec::new();
     for (name, task) in [
-        (conftools::compose::TICKETING, &stack.ticketing),
-        (conftools::compose::CRM, &stack.crm),
+        (conftools::compose::TICKETING, &stack.services.ticketing),
+        (conftools::compose::CRM, &stack.services.crm),
     ] {
         let url = task.graphql_url();
         let body = testkit::gql(

@@ -4,40 +4,19 @@
 //! domain set-up (a conference, onboarded sponsors) goes through the gateway too: it is the one
 //! API frontends use.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use platform::{InProcessBus, JwtKeys};
 use serde_json::{Value, json};
-use testkit::{ServerTask, fresh_database_url};
+use testkit::ServerTask;
+
+#[path = "../common/services.rs"]
+mod services;
+
+pub use services::Services;
+use services::local;
+pub use services::{admin, token};
 
 pub const WAIT: Duration = Duration::from_secs(15);
-
-const SECRET: &[u8] = b"gateway-e2e-secret";
-
-fn keys() -> Arc<JwtKeys> {
-    Arc::new(JwtKeys::from_secret(SECRET))
-}
-
-pub fn token(subject: &str, scopes: &[&str]) -> String {
-    keys()
-        .mint(subject, scopes, Duration::from_secs(3600))
-        .expect("mint")
-}
-
-/// Everything, as the launcher's admin token has it.
-pub fn admin() -> String {
-    token(
-        "admin",
-        &[
-            "tickets:admin",
-            "events:read",
-            "crm:admin",
-            "crm:write",
-            "crm:read",
-        ],
-    )
-}
 
 /// Codes of all errors, in order.
 pub fn error_codes(body: &Value) -> Vec<String> {
@@ -53,66 +32,17 @@ pub fn error_codes(body: &Value) -> Vec<String> {
 }
 
 pub struct Stack {
-    pub ticketing: ServerTask,
-    pub crm: ServerTask,
+    pub services: Services,
     pub gateway: ServerTask,
     http: reqwest::Client,
-    _dirs: Vec<tempfile::TempDir>,
 }
 
 impl Stack {
     pub async fn start() -> Self {
-        let mut dirs = Vec::new();
-        let (ticketing_db, dir) = fresh_database_url("ticketing").await;
-        dirs.extend(dir);
-        let (crm_db, dir) = fresh_database_url("crm").await;
-        dirs.extend(dir);
-
-        let service = ticketing::Ticketing::start(
-            ticketing::Settings {
-                database_url: ticketing_db,
-                poll_interval: Duration::from_millis(200),
-                ..ticketing::Settings::default()
-            },
-            keys(),
-            Arc::new(InProcessBus::default()),
-        )
-        .await
-        .expect("ticketing starts");
-        let ticketing = ServerTask::spawn(local(), |listener, shutdown| async move {
-            let _ = service.serve(listener, shutdown).await;
-        })
-        .await;
-
-        let service = crm::Crm::start(
-            crm::Settings {
-                database_url: crm_db,
-                poll_interval: Duration::from_millis(200),
-                ticketing_url: Some(ticketing.graphql_url()),
-                ticketing_token: Some(token("crm", &["tickets:issue-complimentary"])),
-                ticketing_timeout: Duration::from_secs(2),
-                // The defaults wait seconds between passes; tests should not.
-                allocation: crm::allocation::AllocationSettings {
-                    retry_base: Duration::from_millis(50),
-                    retry_max: Duration::from_millis(400),
-                    poll_interval: Duration::from_millis(200),
-                    ..crm::allocation::AllocationSettings::default()
-                },
-                ..crm::Settings::default()
-            },
-            keys(),
-            Arc::new(InProcessBus::default()),
-        )
-        .await
-        .expect("the CRM starts");
-        let crm = ServerTask::spawn(local(), |listener, shutdown| async move {
-            let _ = service.serve(listener, shutdown).await;
-        })
-        .await;
-
+        let services = Services::start().await;
         // The gateway as the binary and `conftools up` run it; it composes from the two
         // services before it answers, and requests wait in the listener's backlog meanwhile.
-        let config = gateway_config(&ticketing.graphql_url(), &crm.graphql_url());
+        let config = services.gateway_config();
         let gateway = ServerTask::spawn(local(), |listener, shutdown| async move {
             if let Err(error) = gateway::run(listener, config, shutdown).await {
                 panic!("the gateway failed: {error}");
@@ -121,11 +51,9 @@ impl Stack {
         .await;
 
         Self {
-            ticketing,
-            crm,
+            services,
             gateway,
             http: reqwest::Client::new(),
-            _dirs: dirs,
         }
     }
 
@@ -283,29 +211,9 @@ impl Stack {
     }
 }
 
-fn local() -> std::net::SocketAddr {
-    "127.0.0.1:0".parse().expect("address")
-}
-
 fn id(object: &Value) -> String {
     object["id"]
         .as_str()
         .unwrap_or_else(|| panic!("no id in {object}"))
         .to_owned()
-}
-
-/// The gateway as `conftools up` configures it, with a short subgraph timeout so an outage
-/// shows quickly.
-fn gateway_config(ticketing_url: &str, crm_url: &str) -> gateway::Config {
-    use clap::Parser;
-    gateway::Config::try_parse_from([
-        "gateway".to_owned(),
-        "--subgraph".to_owned(),
-        format!("{}={ticketing_url}", conftools::compose::TICKETING),
-        "--subgraph".to_owned(),
-        format!("{}={crm_url}", conftools::compose::CRM),
-        "--subgraph-timeout-ms".to_owned(),
-        "3000".to_owned(),
-    ])
-    .expect("gateway configuration")
 }
