@@ -88,21 +88,15 @@ fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
 }
 
 fn body(media: MediaType, status: StatusCode, response: &Response) -> HttpResponse {
-    match serde_json::to_vec(response) {
-        Ok(bytes) => (
-            status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(media.as_str()),
-            )],
-            bytes,
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!("cannot serialise response: {e}");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(media.as_str()),
+        )],
+        response.to_json(),
+    )
+        .into_response()
 }
 
 fn bad_request(media: MediaType, message: String) -> HttpResponse {
@@ -245,20 +239,10 @@ async fn shared_post(
                 let response = pipeline
                     .execute(&prepared, authorization.as_ref(), None)
                     .await;
-                match serde_json::to_vec(&response) {
-                    Ok(bytes) => SharedResponse {
-                        status: StatusCode::OK,
-                        media,
-                        body: Bytes::from(bytes),
-                    },
-                    Err(e) => {
-                        tracing::error!("cannot serialise response: {e}");
-                        SharedResponse {
-                            status: StatusCode::INTERNAL_SERVER_ERROR,
-                            media,
-                            body: Bytes::new(),
-                        }
-                    }
+                SharedResponse {
+                    status: StatusCode::OK,
+                    media,
+                    body: Bytes::from(response.to_json()),
                 }
             }
             .boxed()

@@ -1,12 +1,6 @@
-//! The GraphQL response format: errors as the spec lays them out, and the shaped `data` tree.
-//!
-//! `data` is kept as our own ordered tree instead of `serde_json::Value` because serde_json's map
-//! sorts keys unless the workspace-wide `preserve_order` feature is on, and the spec requires the
-//! response to follow the order of the client's selection set.
+//! The GraphQL response format: errors as the spec lays them out, and the shaped `data`.
 
-use apollo_compiler::response::JsonValue;
 use serde::Serialize;
-use serde::ser::{SerializeMap, SerializeSeq};
 
 /// A GraphQL error as serialised in a response.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -83,71 +77,64 @@ impl GraphQLError {
     }
 }
 
-/// The `data` of a response, in the exact order and shape the client asked for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Shaped {
-    Null,
-    /// A leaf value copied from a subgraph response.
-    Leaf(serde_json::Value),
-    /// A value produced by apollo-compiler's introspection executor, already shaped.
-    Introspection(JsonValue),
-    List(Vec<Shaped>),
-    /// Response keys are the operation's own names: cheap to clone, never re-allocated.
-    Object(Vec<(apollo_compiler::Name, Shaped)>),
-}
+/// The `data` of a response as JSON text, written by the shaper in the client's field order
+/// (serde_json's map would sort the keys, and a tree would cost an allocation per object).
+/// Only the shaper makes one, so the text is valid JSON by construction and is never re-parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseData(Vec<u8>);
 
-impl Shaped {
-    pub fn is_null(&self) -> bool {
-        matches!(self, Shaped::Null)
+impl ResponseData {
+    pub(crate) fn from_shaper(json: Vec<u8>) -> Self {
+        ResponseData(json)
     }
 
-    /// Looks up a key of an object; used by tests and by callers inspecting results.
-    pub fn get(&self, key: &str) -> Option<&Shaped> {
-        match self {
-            Shaped::Object(fields) => fields
-                .iter()
-                .find(|(k, _)| k.as_str() == key)
-                .map(|(_, v)| v),
-            _ => None,
-        }
-    }
-}
-
-impl Serialize for Shaped {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Shaped::Null => serializer.serialize_unit(),
-            Shaped::Leaf(value) => value.serialize(serializer),
-            Shaped::Introspection(value) => value.serialize(serializer),
-            Shaped::List(items) => {
-                let mut seq = serializer.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(item)?;
-                }
-                seq.end()
-            }
-            Shaped::Object(fields) => {
-                let mut map = serializer.serialize_map(Some(fields.len()))?;
-                for (key, value) in fields {
-                    map.serialize_entry(key.as_str(), value)?;
-                }
-                map.end()
-            }
-        }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
     }
 }
 
 /// A complete response. `data` is absent (not null) for request errors, per the spec.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Response {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<GraphQLError>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<Shaped>,
+    pub data: Option<ResponseData>,
 }
 
 impl Response {
     pub fn request_error(errors: Vec<GraphQLError>) -> Self {
         Response { errors, data: None }
+    }
+
+    /// Writes the response as JSON: `errors` (when there are any), then `data` (when present).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        if !self.errors.is_empty() {
+            out.extend_from_slice(b"\"errors\":");
+            if serde_json::to_writer(&mut *out, &self.errors).is_err() {
+                // Errors are plain strings and JSON values; writing them to memory cannot fail.
+                out.extend_from_slice(br#"[{"message":"Internal server error"}]"#);
+            }
+            if self.data.is_some() {
+                out.push(b',');
+            }
+        }
+        if let Some(data) = &self.data {
+            out.extend_from_slice(b"\"data\":");
+            out.extend_from_slice(&data.0);
+        }
+        out.push(b'}');
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let size = self.data.as_ref().map_or(0, |d| d.0.len());
+        let mut out = Vec::with_capacity(size + 64);
+        self.write_json(&mut out);
+        out
+    }
+
+    pub fn to_json_string(&self) -> String {
+        // Everything written is UTF-8: the shaper copies strings whole and escapes the rest.
+        String::from_utf8(self.to_json())
+            .unwrap_or_else(|_| r#"{"errors":[{"message":"Internal server error"}]}"#.to_string())
     }
 }

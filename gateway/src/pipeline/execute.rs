@@ -10,6 +10,7 @@ use futures_util::stream::FuturesUnordered;
 use reqwest::header::HeaderValue;
 use serde_json::{Map, Value};
 
+use super::json_text;
 use super::plan::{Fetch, FetchKind, QueryPlan, RENAMED_PREFIX};
 use super::selection::{Selection, SelectionSet};
 use crate::response::GraphQLError;
@@ -127,8 +128,9 @@ fn fetch_failed(service: &str, error: &FetchError) -> GraphQLError {
 fn prepare(fetch: &Fetch, data: &Value, ctx: &ExecutionContext<'_>) -> Option<(Vec<u8>, Targets)> {
     let mut targets: Targets = Vec::new();
     // The body is written directly: the operation's JSON text comes from the plan, and each
-    // representation is serialised once, for both deduplication and the body.
-    let mut representations: Vec<String> = Vec::new();
+    // representation is written once as JSON text, which serves both for spotting repeats and
+    // as the body's bytes.
+    let mut representations: Vec<Vec<u8>> = Vec::new();
     if let FetchKind::Entity {
         path,
         type_name,
@@ -138,7 +140,8 @@ fn prepare(fetch: &Fetch, data: &Value, ctx: &ExecutionContext<'_>) -> Option<(V
     {
         let mut found = Vec::new();
         collect_targets(data, path, &mut Vec::new(), &mut found);
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut rep = Vec::new();
         for (target_path, object) in found {
             let Some(Value::String(typename)) = object.get("__typename") else {
                 continue;
@@ -146,19 +149,24 @@ fn prepare(fetch: &Fetch, data: &Value, ctx: &ExecutionContext<'_>) -> Option<(V
             if !ctx.supergraph.is_subtype(type_name, typename) {
                 continue;
             }
-            let Some(mut rep) = project_object(object, representation, ctx.supergraph) else {
+            rep.clear();
+            if write_representation(
+                object,
+                representation,
+                representation_type.as_deref(),
+                ctx.supergraph,
+                &mut rep,
+            )
+            .is_none()
+            {
                 continue;
-            };
-            if let (Some(iface), Value::Object(map)) = (representation_type, &mut rep) {
-                map.insert("__typename".into(), Value::String(iface.to_string()));
             }
-            // serde_json's map is sorted, so equal representations print equally.
-            let key = rep.to_string();
-            match seen.get(&key) {
+            // Fields are written in the selection's order, so equal entities write equally.
+            match seen.get(&rep) {
                 Some(&i) => targets[i].push(target_path),
                 None => {
-                    seen.insert(key.clone(), representations.len());
-                    representations.push(key);
+                    seen.insert(rep.clone(), representations.len());
+                    representations.push(std::mem::take(&mut rep));
                     targets.push(vec![target_path]);
                 }
             }
@@ -167,7 +175,7 @@ fn prepare(fetch: &Fetch, data: &Value, ctx: &ExecutionContext<'_>) -> Option<(V
             return None;
         }
     }
-    let size = fetch.operation_json.len() + representations.iter().map(String::len).sum::<usize>();
+    let size = fetch.operation_json.len() + representations.iter().map(Vec::len).sum::<usize>();
     let mut body = Vec::with_capacity(size + 64 + representations.len());
     body.extend_from_slice(b"{\"query\":");
     body.extend_from_slice(fetch.operation_json.as_bytes());
@@ -193,7 +201,7 @@ fn prepare(fetch: &Fetch, data: &Value, ctx: &ExecutionContext<'_>) -> Option<(V
             if i > 0 {
                 body.push(b',');
             }
-            body.extend_from_slice(rep.as_bytes());
+            body.extend_from_slice(rep);
         }
         body.push(b']');
     }
@@ -229,34 +237,59 @@ fn collect_targets<'v>(
     }
 }
 
-/// Projects the representation fields out of an object; `None` if a field is missing (the
-/// entity cannot be identified, e.g. its parent fetch failed).
-fn project_object(
+/// Writes the representation fields of an object as JSON text; `None` if a field is missing
+/// (the entity cannot be identified, e.g. its parent fetch failed). `typename`, when given,
+/// replaces the object's `__typename` (an interface object is asked for by the interface).
+fn write_representation(
     object: &Map<String, Value>,
     selection: &SelectionSet,
+    typename: Option<&str>,
     sg: &Supergraph,
-) -> Option<Value> {
-    let mut out = Map::new();
-    project_into(object, selection, sg, &mut out)?;
-    Some(Value::Object(out))
+    out: &mut Vec<u8>,
+) -> Option<()> {
+    out.push(b'{');
+    let mut written: Vec<&str> = Vec::new();
+    write_fields(object, selection, typename, sg, out, &mut written)?;
+    if let Some(typename) = typename
+        && !written.contains(&"__typename")
+    {
+        if !written.is_empty() {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"__typename\":");
+        json_text::write_str(out, typename);
+    }
+    out.push(b'}');
+    Some(())
 }
 
-fn project_into(
+fn write_fields<'s>(
     object: &Map<String, Value>,
-    selection: &SelectionSet,
+    selection: &'s SelectionSet,
+    typename: Option<&str>,
     sg: &Supergraph,
-    out: &mut Map<String, Value>,
+    out: &mut Vec<u8>,
+    written: &mut Vec<&'s str>,
 ) -> Option<()> {
     for item in &selection.items {
         match item {
             Selection::Field(field) => {
                 let value = object.get(field.response_key().as_str())?;
-                let projected = if field.selection_set.is_empty() {
-                    value.clone()
-                } else {
-                    project_value(value, &field.selection_set, sg)?
-                };
-                out.insert(field.name.to_string(), projected);
+                // A field selected twice (directly and in a fragment) is written once.
+                if written.contains(&field.name.as_str()) {
+                    continue;
+                }
+                if !written.is_empty() {
+                    out.push(b',');
+                }
+                written.push(field.name.as_str());
+                json_text::write_str(out, &field.name);
+                out.push(b':');
+                match (typename, field.name.as_str()) {
+                    (Some(typename), "__typename") => json_text::write_str(out, typename),
+                    _ if field.selection_set.is_empty() => json_text::write_value(out, value),
+                    _ => write_projected(value, &field.selection_set, sg, out)?,
+                }
             }
             Selection::Fragment(fragment) => {
                 let applies = match object.get("__typename") {
@@ -264,7 +297,7 @@ fn project_into(
                     _ => false,
                 };
                 if applies {
-                    project_into(object, &fragment.selection_set, sg, out)?;
+                    write_fields(object, &fragment.selection_set, typename, sg, out, written)?;
                 }
             }
         }
@@ -272,16 +305,31 @@ fn project_into(
     Some(())
 }
 
-fn project_value(value: &Value, selection: &SelectionSet, sg: &Supergraph) -> Option<Value> {
+fn write_projected(
+    value: &Value,
+    selection: &SelectionSet,
+    sg: &Supergraph,
+    out: &mut Vec<u8>,
+) -> Option<()> {
     match value {
-        Value::Object(map) => project_object(map, selection, sg),
-        Value::Array(items) => items
-            .iter()
-            .map(|v| project_value(v, selection, sg))
-            .collect::<Option<Vec<_>>>()
-            .map(Value::Array),
-        other => Some(other.clone()),
+        Value::Object(map) => {
+            out.push(b'{');
+            write_fields(map, selection, None, sg, out, &mut Vec::new())?;
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_projected(item, selection, sg, out)?;
+            }
+            out.push(b']');
+        }
+        other => json_text::write_value(out, other),
     }
+    Some(())
 }
 
 fn merge(
@@ -501,10 +549,12 @@ fn deep_merge(target: &mut Value, source: Value) {
     match (target, source) {
         (Value::Object(target), Value::Object(source)) => {
             for (key, value) in source {
-                match target.get_mut(&key) {
-                    Some(existing) => deep_merge(existing, value),
-                    None => {
-                        target.insert(key, value);
+                match target.entry(key) {
+                    serde_json::map::Entry::Occupied(mut existing) => {
+                        deep_merge(existing.get_mut(), value)
+                    }
+                    serde_json::map::Entry::Vacant(slot) => {
+                        slot.insert(value);
                     }
                 }
             }

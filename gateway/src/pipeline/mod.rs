@@ -4,6 +4,7 @@
 
 pub mod document_cache;
 pub mod execute;
+pub mod json_text;
 pub mod normalize;
 pub mod plan;
 pub mod plan_cache;
@@ -306,7 +307,7 @@ impl Pipeline {
             variables: &prepared.variables,
             authorization,
         };
-        let mut output = execute::execute(&prepared.plan, &ctx, root).await;
+        let output = execute::execute(&prepared.plan, &ctx, root).await;
         let mut errors = output.errors;
         let introspection_data = prepared
             .introspection
@@ -324,7 +325,7 @@ impl Pipeline {
         let data = shape::shape(
             sg,
             &prepared.normalized,
-            &mut output.data,
+            &output.data,
             introspection_data,
             &mut errors,
         );

@@ -1,7 +1,15 @@
-//! Shaping: walks the client's normalised operation over the merged subgraph data and builds
-//! exactly the response the client asked for: its field order and aliases, only the fragments
-//! that match each object's runtime type, none of the planner's extra fields (keys,
-//! `__typename`, `@requires` inputs), and nulls propagated per the non-null rules of the spec.
+//! Shaping: walks the client's normalised operation over the merged subgraph data and writes
+//! exactly the response the client asked for as JSON text: its field order and aliases, only
+//! the fragments that match each object's runtime type, none of the planner's extra fields
+//! (keys, `__typename`, `@requires` inputs), and nulls propagated per the non-null rules of the
+//! spec.
+//!
+//! The response is written straight into one buffer rather than built as a tree and then
+//! serialised: a large response has thousands of objects, and a tree costs an allocation per
+//! object and a second walk. A null that bubbles up to a nullable ancestor truncates the
+//! buffer back to where that ancestor began and writes `null` there instead.
+
+use std::rc::Rc;
 
 use apollo_compiler::Name;
 use apollo_compiler::ast::Type;
@@ -9,9 +17,10 @@ use apollo_compiler::response::JsonMap;
 use apollo_compiler::schema::ExtendedType;
 use serde_json::Value;
 
+use super::json_text;
 use super::normalize::NormalizedOperation;
 use super::selection::{Field, Selection, SelectionSet};
-use crate::response::{GraphQLError, Shaped};
+use crate::response::{GraphQLError, ResponseData};
 use crate::supergraph::Supergraph;
 
 /// A null reached a non-null position and must replace the nearest nullable ancestor.
@@ -20,18 +29,39 @@ struct NullBubble;
 /// A step of the response path, kept cheap (no allocation per field) because it is only
 /// turned into JSON when an error needs it.
 #[derive(Clone)]
-enum Step {
-    Key(Name),
+enum Step<'a> {
+    Key(&'a Name),
     Index(usize),
 }
 
-fn json_path(path: &[Step]) -> Vec<Value> {
+fn json_path(path: &[Step<'_>]) -> Vec<Value> {
     path.iter()
         .map(|step| match step {
             Step::Key(key) => Value::String(key.to_string()),
             Step::Index(i) => Value::from(*i),
         })
         .collect()
+}
+
+/// The fields one selection set yields for one runtime type, grouped by response key
+/// (CollectFields in the spec), with what each key needs from the schema. The same selection
+/// set is shaped once per object of the response, so all of this is worked out once per
+/// request and type and then reused.
+type FieldGroups<'a> = Rc<Vec<FieldGroup<'a>>>;
+
+struct FieldGroup<'a> {
+    key: &'a Name,
+    fields: Vec<&'a Field>,
+    kind: FieldKind<'a>,
+}
+
+enum FieldKind<'a> {
+    Typename,
+    /// `__schema` / `__type` at the root: answered by the introspection executor.
+    Introspection,
+    /// A scalar or enum; for an enum, its values clients may see.
+    Leaf(Option<&'a apollo_compiler::schema::EnumType>),
+    Composite,
 }
 
 struct Shaper<'a> {
@@ -41,93 +71,175 @@ struct Shaper<'a> {
     /// already names the cause, and repeating it per field would drown it).
     report_nulls: bool,
     errors: Vec<GraphQLError>,
+    /// Keyed by the selection set's address and the runtime type's name in the schema: both
+    /// live as long as the shaping does, so addresses identify them. A request has a few dozen
+    /// (selection set, type) pairs at most, so a list beats hashing.
+    groups: Vec<((usize, usize), FieldGroups<'a>)>,
+    out: Vec<u8>,
 }
 
-pub fn shape(
-    supergraph: &Supergraph,
-    operation: &NormalizedOperation,
-    data: &mut Value,
-    introspection: Option<&JsonMap>,
+/// Shapes `data` into the client's response and returns its `data` as JSON text.
+pub fn shape<'a>(
+    supergraph: &'a Supergraph,
+    operation: &'a NormalizedOperation,
+    data: &Value,
+    introspection: Option<&'a JsonMap>,
     errors: &mut Vec<GraphQLError>,
-) -> Shaped {
+) -> ResponseData {
     let mut shaper = Shaper {
         supergraph,
         introspection,
         report_nulls: errors.is_empty(),
         errors: Vec::new(),
+        groups: Vec::new(),
+        out: Vec::with_capacity(4096),
     };
-    let mut empty = serde_json::Map::new();
+    let empty = serde_json::Map::new();
     let root = match data {
         Value::Object(root) => root,
-        _ => &mut empty,
+        _ => &empty,
     };
     let mut path = Vec::new();
-    let shaped = shaper
-        .object(
-            &operation.root_type,
-            &[&operation.selection_set],
-            root,
-            &mut path,
-            true,
-        )
-        .unwrap_or(Shaped::Null);
+    let shaped = shaper.object(
+        operation.root_type.as_str(),
+        &[&operation.selection_set],
+        root,
+        &mut path,
+        true,
+    );
+    if shaped.is_err() {
+        shaper.out.clear();
+        shaper.out.extend_from_slice(b"null");
+    }
     errors.append(&mut shaper.errors);
-    shaped
+    ResponseData::from_shaper(shaper.out)
 }
 
-impl Shaper<'_> {
-    fn object(
+impl<'a> Shaper<'a> {
+    fn write_key(&mut self, key: &str) {
+        // Response keys are GraphQL names ([_A-Za-z][_0-9A-Za-z]*): nothing to escape.
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    fn write_json<T: serde::Serialize + ?Sized>(&mut self, value: &T) {
+        if serde_json::to_writer(&mut self.out, value).is_err() {
+            // Serialising a JSON value into memory cannot fail; stay valid if it ever does.
+            self.out.extend_from_slice(b"null");
+        }
+    }
+
+    fn field_groups(
         &mut self,
-        runtime_type: &str,
-        selections: &[&SelectionSet],
-        object: &mut serde_json::Map<String, Value>,
-        path: &mut Vec<Step>,
+        runtime_type: &'a str,
+        selections: &[&'a SelectionSet],
         is_root: bool,
-    ) -> Result<Shaped, NullBubble> {
-        let mut grouped: Vec<(&Name, Vec<&Field>)> = Vec::new();
+    ) -> FieldGroups<'a> {
+        let key = match selections {
+            [only] => Some((
+                *only as *const SelectionSet as usize,
+                runtime_type.as_ptr() as usize,
+            )),
+            // Several fields merged under one response key: rare, not worth a cache entry.
+            _ => None,
+        };
+        if let Some(key) = key
+            && let Some((_, found)) = self.groups.iter().find(|(k, _)| *k == key)
+        {
+            return Rc::clone(found);
+        }
+        let mut grouped: Vec<(&'a Name, Vec<&'a Field>)> = Vec::new();
         for set in selections {
             self.collect_fields(runtime_type, set, &mut grouped);
         }
-        let mut out = Vec::with_capacity(grouped.len());
-        for (key, fields) in grouped {
-            let field = fields[0];
-            if field.name == "__typename" {
-                out.push((
-                    key.clone(),
-                    Shaped::Leaf(Value::String(runtime_type.to_string())),
-                ));
-                continue;
+        let grouped: FieldGroups<'a> = Rc::new(
+            grouped
+                .into_iter()
+                .map(|(key, fields)| {
+                    let field = fields[0];
+                    let kind = if field.name == "__typename" {
+                        FieldKind::Typename
+                    } else if is_root && (field.name == "__schema" || field.name == "__type") {
+                        FieldKind::Introspection
+                    } else {
+                        self.kind_of(field.ty.inner_named_type())
+                    };
+                    FieldGroup { key, fields, kind }
+                })
+                .collect(),
+        );
+        if let Some(key) = key {
+            self.groups.push((key, Rc::clone(&grouped)));
+        }
+        grouped
+    }
+
+    fn kind_of(&self, type_name: &str) -> FieldKind<'a> {
+        let supergraph = self.supergraph;
+        match supergraph.schema.types.get(type_name) {
+            Some(ExtendedType::Object(_) | ExtendedType::Interface(_) | ExtendedType::Union(_)) => {
+                FieldKind::Composite
             }
-            if is_root && (field.name == "__schema" || field.name == "__type") {
-                let value = self
-                    .introspection
-                    .and_then(|m| m.get(key.as_str()))
-                    .map(|v| Shaped::Introspection(v.clone()))
-                    .unwrap_or(Shaped::Null);
-                out.push((key.clone(), value));
-                continue;
+            _ => match supergraph.api.types.get(type_name) {
+                Some(ExtendedType::Enum(e)) => FieldKind::Leaf(Some(e)),
+                _ => FieldKind::Leaf(None),
+            },
+        }
+    }
+
+    fn object(
+        &mut self,
+        runtime_type: &'a str,
+        selections: &[&'a SelectionSet],
+        object: &serde_json::Map<String, Value>,
+        path: &mut Vec<Step<'a>>,
+        is_root: bool,
+    ) -> Result<(), NullBubble> {
+        let grouped = self.field_groups(runtime_type, selections, is_root);
+        self.out.push(b'{');
+        for (i, group) in grouped.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
             }
-            path.push(Step::Key(key.clone()));
-            let value = self.value(
-                &field.ty,
-                &fields,
-                object.get_mut(key.as_str()),
+            let key = group.key;
+            self.write_key(key);
+            match group.kind {
+                FieldKind::Typename => {
+                    json_text::write_str(&mut self.out, runtime_type);
+                    continue;
+                }
+                FieldKind::Introspection => {
+                    match self.introspection.and_then(|m| m.get(key.as_str())) {
+                        Some(value) => self.write_json(value),
+                        None => self.out.extend_from_slice(b"null"),
+                    }
+                    continue;
+                }
+                FieldKind::Leaf(_) | FieldKind::Composite => {}
+            }
+            path.push(Step::Key(key));
+            let shaped = self.value(
+                &group.fields[0].ty,
+                group,
+                object.get(key.as_str()),
                 path,
                 runtime_type,
             );
             path.pop();
-            out.push((key.clone(), value?));
+            shaped?;
         }
-        Ok(Shaped::Object(out))
+        self.out.push(b'}');
+        Ok(())
     }
 
     /// Field collection (spec: CollectFields) for one runtime type: same response keys merge,
     /// fragments apply when their type condition covers the runtime type.
-    fn collect_fields<'s>(
+    fn collect_fields(
         &self,
         runtime_type: &str,
-        set: &'s SelectionSet,
-        out: &mut Vec<(&'s Name, Vec<&'s Field>)>,
+        set: &'a SelectionSet,
+        out: &mut Vec<(&'a Name, Vec<&'a Field>)>,
     ) {
         for item in &set.items {
             match item {
@@ -150,100 +262,156 @@ impl Shaper<'_> {
         }
     }
 
+    /// Writes one value; `Ok(true)` when it wrote `null`.
     fn value(
         &mut self,
         ty: &Type,
-        fields: &[&Field],
-        value: Option<&mut Value>,
-        path: &mut Vec<Step>,
+        group: &FieldGroup<'a>,
+        value: Option<&Value>,
+        path: &mut Vec<Step<'a>>,
         parent_type: &str,
-    ) -> Result<Shaped, NullBubble> {
+    ) -> Result<bool, NullBubble> {
         match ty {
-            Type::NonNullNamed(_) | Type::NonNullList(_) => {
-                let shaped =
-                    self.value(&ty.clone().nullable(), fields, value, path, parent_type)?;
-                if shaped.is_null() {
-                    if self.report_nulls {
-                        self.report_nulls = false;
-                        let mut error = GraphQLError::new(format!(
-                            "Cannot return null for non-nullable field {parent_type}.{}",
-                            fields[0].name
-                        ));
-                        error.path = Some(json_path(path));
-                        self.errors.push(error);
-                    }
-                    return Err(NullBubble);
-                }
-                Ok(shaped)
+            Type::NonNullNamed(name) => {
+                let wrote_null = self.named(name, group, value, path)?;
+                self.non_null(wrote_null, &group.fields, path, parent_type)
             }
-            Type::List(item_type) => match value {
-                Some(Value::Array(items)) => {
-                    let mut out = Vec::with_capacity(items.len());
-                    for (i, item) in items.iter_mut().enumerate() {
-                        path.push(Step::Index(i));
-                        let shaped = self.value(item_type, fields, Some(item), path, parent_type);
-                        path.pop();
-                        match shaped {
-                            Ok(shaped) => out.push(shaped),
-                            Err(NullBubble) => return Ok(Shaped::Null),
-                        }
-                    }
-                    Ok(Shaped::List(out))
-                }
-                _ => Ok(Shaped::Null),
-            },
-            Type::Named(name) => match value {
-                None | Some(Value::Null) => Ok(Shaped::Null),
-                Some(Value::Object(object)) if !self.is_leaf(name) => {
-                    let declared = match object.get("__typename") {
-                        Some(Value::String(t)) => t.as_str(),
-                        _ => name.as_str(),
-                    };
-                    // The schema's own name: it outlives the object, whose leaves are moved out.
-                    let supergraph = self.supergraph;
-                    let Some((runtime_type, _)) = supergraph.api.types.get_key_value(declared)
-                    else {
-                        // An `@inaccessible` object type: clients cannot be shown it, so the
-                        // position is null, as if the subgraph had returned nothing.
-                        return Ok(Shaped::Null);
-                    };
-                    let selections: Vec<&SelectionSet> =
-                        fields.iter().map(|f| &f.selection_set).collect();
-                    Ok(self
-                        .object(runtime_type.as_str(), &selections, object, path, false)
-                        .unwrap_or(Shaped::Null))
-                }
-                Some(leaf) if self.is_leaf(name) => {
-                    if self.hidden_enum_value(name, leaf) {
-                        // An `@inaccessible` enum value must not reach clients: the field
-                        // becomes null with an error, like any value the schema cannot return.
-                        let mut error = GraphQLError::new(format!(
-                            "Enum \"{name}\" cannot represent value: {leaf}"
-                        ));
-                        error.path = Some(json_path(path));
-                        self.errors.push(error);
-                        return Ok(Shaped::Null);
-                    }
-                    // Each position of the merged data is shaped once: move, don't copy.
-                    Ok(Shaped::Leaf(std::mem::take(leaf)))
-                }
-                // A composite field answered with a scalar: the subgraph broke its contract.
-                Some(_) => Ok(Shaped::Null),
-            },
+            Type::NonNullList(item_type) => {
+                let wrote_null = self.list(item_type, group, value, path, parent_type)?;
+                self.non_null(wrote_null, &group.fields, path, parent_type)
+            }
+            Type::List(item_type) => self.list(item_type, group, value, path, parent_type),
+            Type::Named(name) => self.named(name, group, value, path),
         }
     }
 
-    fn hidden_enum_value(&self, type_name: &str, value: &Value) -> bool {
-        match (self.supergraph.api.types.get(type_name), value) {
-            (Some(ExtendedType::Enum(e)), Value::String(v)) => !e.values.contains_key(v.as_str()),
-            _ => false,
+    fn non_null(
+        &mut self,
+        wrote_null: bool,
+        fields: &[&Field],
+        path: &[Step<'_>],
+        parent_type: &str,
+    ) -> Result<bool, NullBubble> {
+        if !wrote_null {
+            return Ok(false);
         }
+        if self.report_nulls {
+            self.report_nulls = false;
+            let mut error = GraphQLError::new(format!(
+                "Cannot return null for non-nullable field {parent_type}.{}",
+                fields[0].name
+            ));
+            error.path = Some(json_path(path));
+            self.errors.push(error);
+        }
+        Err(NullBubble)
     }
 
-    fn is_leaf(&self, type_name: &str) -> bool {
-        !matches!(
-            self.supergraph.schema.types.get(type_name),
-            Some(ExtendedType::Object(_) | ExtendedType::Interface(_) | ExtendedType::Union(_))
-        )
+    fn list(
+        &mut self,
+        item_type: &Type,
+        group: &FieldGroup<'a>,
+        value: Option<&Value>,
+        path: &mut Vec<Step<'a>>,
+        parent_type: &str,
+    ) -> Result<bool, NullBubble> {
+        let Some(Value::Array(items)) = value else {
+            self.out.extend_from_slice(b"null");
+            return Ok(true);
+        };
+        let start = self.out.len();
+        self.out.push(b'[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            path.push(Step::Index(i));
+            let shaped = self.value(item_type, group, Some(item), path, parent_type);
+            path.pop();
+            if shaped.is_err() {
+                // A non-null item was null: the whole (nullable) list becomes null.
+                self.out.truncate(start);
+                self.out.extend_from_slice(b"null");
+                return Ok(true);
+            }
+        }
+        self.out.push(b']');
+        Ok(false)
+    }
+
+    fn named(
+        &mut self,
+        name: &Name,
+        group: &FieldGroup<'a>,
+        value: Option<&Value>,
+        path: &mut Vec<Step<'a>>,
+    ) -> Result<bool, NullBubble> {
+        let leaf = matches!(group.kind, FieldKind::Leaf(_));
+        match value {
+            None | Some(Value::Null) => {
+                self.out.extend_from_slice(b"null");
+                Ok(true)
+            }
+            Some(Value::Object(object)) if !leaf => {
+                let declared = match object.get("__typename") {
+                    Some(Value::String(t)) => t.as_str(),
+                    _ => name.as_str(),
+                };
+                // The schema's own name: its address is stable, which the grouping cache uses.
+                let supergraph = self.supergraph;
+                let Some((runtime_type, _)) = supergraph.api.types.get_key_value(declared) else {
+                    // An `@inaccessible` object type: clients cannot be shown it, so the
+                    // position is null, as if the subgraph had returned nothing.
+                    self.out.extend_from_slice(b"null");
+                    return Ok(true);
+                };
+                let start = self.out.len();
+                let shaped = match group.fields.as_slice() {
+                    [field] => self.object(
+                        runtime_type.as_str(),
+                        &[&field.selection_set],
+                        object,
+                        path,
+                        false,
+                    ),
+                    fields => {
+                        let selections: Vec<&'a SelectionSet> =
+                            fields.iter().map(|f| &f.selection_set).collect();
+                        self.object(runtime_type.as_str(), &selections, object, path, false)
+                    }
+                };
+                match shaped {
+                    Ok(()) => Ok(false),
+                    Err(NullBubble) => {
+                        self.out.truncate(start);
+                        self.out.extend_from_slice(b"null");
+                        Ok(true)
+                    }
+                }
+            }
+            Some(value) if leaf => {
+                if let FieldKind::Leaf(Some(enum_type)) = group.kind
+                    && let Value::String(v) = value
+                    && !enum_type.values.contains_key(v.as_str())
+                {
+                    // An `@inaccessible` enum value must not reach clients: the field
+                    // becomes null with an error, like any value the schema cannot return.
+                    let mut error = GraphQLError::new(format!(
+                        "Enum \"{name}\" cannot represent value: {value}"
+                    ));
+                    error.path = Some(json_path(path));
+                    self.errors.push(error);
+                    self.out.extend_from_slice(b"null");
+                    return Ok(true);
+                }
+                json_text::write_value(&mut self.out, value);
+                Ok(false)
+            }
+            // A composite field answered with a scalar: the subgraph broke its contract.
+            Some(_) => {
+                self.out.extend_from_slice(b"null");
+                Ok(true)
+            }
+        }
     }
 }

@@ -45,10 +45,7 @@ pub async fn respond(
     };
     let events = responses
         .map(|response| {
-            let data = serde_json::to_string(&response).unwrap_or_else(|e| {
-                tracing::error!("cannot serialise response: {e}");
-                r#"{"errors":[{"message":"Internal server error"}]}"#.to_string()
-            });
+            let data = response.to_json_string();
             Ok::<_, Infallible>(Event::default().event("next").data(data))
         })
         .chain(stream::once(async {

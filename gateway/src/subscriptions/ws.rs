@@ -90,6 +90,22 @@ fn encode<P: Serialize>(kind: &str, id: Option<&str>, payload: Option<P>) -> Mes
     Message::text(text)
 }
 
+/// A `next`/`data` message: built by hand around the response's own JSON, whose `data` is
+/// already JSON text.
+fn encode_response(kind: &str, id: &str, response: &Response) -> Message {
+    let mut text =
+        Vec::with_capacity(64 + response.data.as_ref().map_or(0, |d| d.as_bytes().len()));
+    text.extend_from_slice(b"{\"type\":");
+    // Strings serialise into memory without fail; the id is the client's own string.
+    let _ = serde_json::to_writer(&mut text, kind);
+    text.extend_from_slice(b",\"id\":");
+    let _ = serde_json::to_writer(&mut text, id);
+    text.extend_from_slice(b",\"payload\":");
+    response.write_json(&mut text);
+    text.push(b'}');
+    Message::text(String::from_utf8(text).unwrap_or_else(|_| String::from(r#"{"type":"error"}"#)))
+}
+
 fn close(code: u16, reason: &str) -> Message {
     Message::Close(Some(CloseFrame {
         code,
@@ -287,10 +303,7 @@ async fn run_operation(
             }
         };
     while let Some(response) = responses.next().await {
-        if send(encode::<&Response>(next, Some(id), Some(&response)))
-            .await
-            .is_err()
-        {
+        if send(encode_response(next, id, &response)).await.is_err() {
             return;
         }
     }

@@ -1,0 +1,166 @@
+//! Writing JSON text by hand, for the two places the gateway produces it in bulk: shaped
+//! responses and entity representations.
+//!
+//! Strings dominate a response's size (names, descriptions, review bodies), and serde_json
+//! escapes them a byte at a time through a lookup table. Text almost never needs escaping, so
+//! this writer checks eight bytes at a time for the three things that do (`"`, `\` and
+//! control characters) and copies clean runs whole.
+
+use serde_json::Value;
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// True when some byte of `chunk` is `"`, `\` or below 0x20. May also be true for a clean
+/// chunk in rare carry cases; the caller then checks byte by byte, so that is harmless.
+#[inline]
+fn needs_escape(chunk: u64) -> bool {
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let control = chunk.wrapping_sub(ONES * 0x20) & !chunk & HIGHS;
+    (control | has_zero(chunk ^ (ONES * b'"' as u64)) | has_zero(chunk ^ (ONES * b'\\' as u64)))
+        != 0
+}
+
+fn escape(byte: u8, out: &mut Vec<u8>) {
+    match byte {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        0x08 => out.extend_from_slice(b"\\b"),
+        0x0c => out.extend_from_slice(b"\\f"),
+        _ => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(byte >> 4)]);
+            out.push(HEX[usize::from(byte & 0xf)]);
+        }
+    }
+}
+
+/// Writes `text` as a JSON string, quotes included.
+pub fn write_str(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut clean_from = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if !needs_escape(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        // A chunk that may need escaping, or the tail: byte by byte up to the next chunk.
+        let end = (i + 8).min(bytes.len());
+        while i < end {
+            let byte = bytes[i];
+            if byte < 0x20 || byte == b'"' || byte == b'\\' {
+                out.extend_from_slice(&bytes[clean_from..i]);
+                escape(byte, out);
+                clean_from = i + 1;
+            }
+            i += 1;
+        }
+    }
+    out.extend_from_slice(&bytes[clean_from..]);
+    out.push(b'"');
+}
+
+/// Writes any JSON value; strings take the fast path, everything else is rare enough for
+/// serde_json.
+pub fn write_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::String(text) => write_str(out, text),
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            out.push(b'{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, key);
+                out.push(b':');
+                write_value(out, item);
+            }
+            out.push(b'}');
+        }
+        Value::Number(number) => {
+            // A number prints without fail; keep the output valid if that ever changes.
+            if serde_json::to_writer(&mut *out, number).is_err() {
+                out.extend_from_slice(b"null");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(text: &str) -> String {
+        let mut out = Vec::new();
+        write_str(&mut out, text);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn strings_match_serde_json() {
+        let long = "Lorem ipsum dolor sit amet, \"quoted\" and back\\slash\nnew line";
+        let samples = [
+            "",
+            "a",
+            "plain text longer than eight bytes",
+            "tab\there",
+            long,
+            "ünïcödé and emoji 🎟️ mixed with \u{1} control",
+            "\u{7f}\u{80}\u{ff}",
+            "\"\"\"\"\"\"\"\"\"",
+            "exactly8",
+            "\\\\\\\\\\\\\\\\",
+        ];
+        for sample in samples {
+            assert_eq!(
+                written(sample),
+                serde_json::to_string(sample).unwrap(),
+                "{sample:?}"
+            );
+        }
+        // Every single byte below 0x80, at every position of a chunk.
+        for byte in 0u8..0x80 {
+            for position in 0..10 {
+                let mut text = "x".repeat(position);
+                text.push(char::from(byte));
+                text.push_str("tail bytes");
+                assert_eq!(written(&text), serde_json::to_string(&text).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn values_match_serde_json() {
+        let value = serde_json::json!({
+            "a": [1, -2.5, true, false, null, "x\"y"],
+            "b": { "c": 18446744073709551615u64 }
+        });
+        let mut out = Vec::new();
+        write_value(&mut out, &value);
+        assert_eq!(String::from_utf8(out).unwrap(), value.to_string());
+    }
+}
