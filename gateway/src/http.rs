@@ -19,6 +19,7 @@ use axum::routing::get;
 use apollo_compiler::ast::OperationType;
 use futures_util::FutureExt;
 
+use crate::forwarded_headers::ForwardedHeaders;
 use crate::in_flight::InFlight;
 use crate::pipeline::{GraphQLRequest, Outcome, Pipeline, Transport};
 use crate::response::{GraphQLError, Response};
@@ -164,13 +165,11 @@ async fn graphql_post(
         Ok(request) => request,
         Err(e) => return bad_request(media, format!("Invalid JSON body: {e}")),
     };
+    let forwarded = pipeline.forwarded_headers(&headers);
     if event_stream {
-        let authorization = headers.get(header::AUTHORIZATION).cloned();
-        return sse::respond(pipeline, request, Transport::Stream, authorization).await;
+        return sse::respond(pipeline, request, Transport::Stream, forwarded).await;
     }
-    let outcome = pipeline
-        .handle(request, Transport::Post, headers.get(header::AUTHORIZATION))
-        .await;
+    let outcome = pipeline.handle(request, Transport::Post, &forwarded).await;
     respond(media, outcome)
 }
 
@@ -197,11 +196,12 @@ impl IntoResponse for SharedResponse {
 }
 
 /// What makes two client requests interchangeable: the same body byte for byte, the same
-/// credentials (the only header forwarded to subgraphs) and the same response media type.
+/// headers forwarded to subgraphs (credentials and the configured ones: the answer may depend
+/// on them) and the same response media type.
 #[derive(PartialEq, Eq, Hash)]
 pub struct ClientRequestKey {
     media: MediaType,
-    authorization: Option<HeaderValue>,
+    forwarded: ForwardedHeaders,
     body: Bytes,
 }
 
@@ -216,7 +216,7 @@ async fn shared_post(
 ) -> HttpResponse {
     let key = ClientRequestKey {
         media,
-        authorization: headers.get(header::AUTHORIZATION).cloned(),
+        forwarded: pipeline.forwarded_headers(headers),
         body: bytes,
     };
     // Only queries are ever entered, so an identical body in flight is a query too.
@@ -232,19 +232,15 @@ async fn shared_post(
         Err(outcome) => return respond(media, outcome),
     };
     if prepared.operation_type() != OperationType::Query {
-        let response = pipeline
-            .execute(&prepared, key.authorization.as_ref(), None)
-            .await;
+        let response = pipeline.execute(&prepared, &key.forwarded, None).await;
         return respond(media, Outcome::Executed(response));
     }
     let pipeline = Arc::clone(pipeline);
-    let authorization = key.authorization.clone();
+    let forwarded = key.forwarded.clone();
     shared
         .run(key, move || {
             async move {
-                let response = pipeline
-                    .execute(&prepared, authorization.as_ref(), None)
-                    .await;
+                let response = pipeline.execute(&prepared, &forwarded, None).await;
                 match serde_json::to_vec(&response) {
                     Ok(bytes) => SharedResponse {
                         status: StatusCode::OK,
@@ -318,12 +314,10 @@ async fn graphql_get(State(pipeline): State<Arc<Pipeline>>, request: Request) ->
         variables,
         extensions,
     };
+    let forwarded = pipeline.forwarded_headers(&headers);
     if event_stream {
-        let authorization = headers.get(header::AUTHORIZATION).cloned();
-        return sse::respond(pipeline, request, Transport::StreamGet, authorization).await;
+        return sse::respond(pipeline, request, Transport::StreamGet, forwarded).await;
     }
-    let outcome = pipeline
-        .handle(request, Transport::Get, headers.get(header::AUTHORIZATION))
-        .await;
+    let outcome = pipeline.handle(request, Transport::Get, &forwarded).await;
     respond(media, outcome)
 }

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod forwarded_headers;
 pub mod http;
 pub mod in_flight;
 pub mod pipeline;
@@ -25,6 +26,7 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 pub use error::GatewayError;
+use forwarded_headers::HeaderPropagation;
 use pipeline::{Limits, Pipeline};
 use subgraph_client::SubgraphClient;
 use supergraph::Supergraph;
@@ -71,7 +73,9 @@ pub fn build_pipeline(config: &Config, supergraph: Supergraph) -> Result<Pipelin
         max_aliases: config.max_aliases,
         introspection: config.introspection,
     };
-    let pipeline = Pipeline::new(Arc::new(supergraph), client, limits, config.plan_cache_size);
+    let propagation = HeaderPropagation::new(&config.propagate_headers)?;
+    let pipeline = Pipeline::new(Arc::new(supergraph), client, limits, config.plan_cache_size)
+        .propagate_headers(propagation);
     Ok(if config.dedupe_client_requests {
         pipeline.share_identical_client_requests()
     } else {
@@ -85,7 +89,9 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
-    // Configuration mistakes surface before the (possibly slow) supergraph load.
+    // Configuration mistakes surface before the (possibly slow) supergraph load; header names
+    // first, because CORS would report a bad one less precisely.
+    HeaderPropagation::new(&config.propagate_headers)?;
     let cors = cors::layer(&config)?;
     let supergraph = load_supergraph(&config).await?;
     let pipeline = Arc::new(build_pipeline(&config, supergraph)?);

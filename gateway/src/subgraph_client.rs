@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde::Deserialize;
 
+use crate::forwarded_headers::ForwardedHeaders;
 use crate::in_flight::InFlight;
 use crate::subscriptions::upstream::websocket_url;
 use crate::supergraph::{SubgraphId, Supergraph};
@@ -30,12 +31,13 @@ pub struct SubgraphClient {
     in_flight: Option<Arc<InFlight<FetchKey, RawAnswer>>>,
 }
 
-/// What makes two subgraph requests interchangeable: same subgraph, same credentials, same
-/// body byte for byte.
+/// What makes two subgraph requests interchangeable: same subgraph, same forwarded headers
+/// (credentials, tenant, ...: a subgraph may answer differently to each), same body byte for
+/// byte.
 #[derive(PartialEq, Eq, Hash)]
 struct FetchKey {
     subgraph: SubgraphId,
-    authorization: Option<HeaderValue>,
+    headers: ForwardedHeaders,
     body: Bytes,
 }
 
@@ -123,7 +125,7 @@ impl SubgraphClient {
         &self,
         subgraph: SubgraphId,
         body: Vec<u8>,
-        authorization: Option<&HeaderValue>,
+        forwarded: &ForwardedHeaders,
         shareable: bool,
     ) -> Result<SubgraphResponse, FetchError> {
         let endpoint = self
@@ -134,16 +136,14 @@ impl SubgraphClient {
             (Some(in_flight), true) => {
                 let key = FetchKey {
                     subgraph,
-                    authorization: authorization.cloned(),
+                    headers: forwarded.clone(),
                     body: Bytes::from(body),
                 };
                 let (http, url, timeout) =
                     (self.http.clone(), endpoint.url.clone(), endpoint.timeout);
-                let (body, authorization) = (key.body.clone(), key.authorization.clone());
+                let (body, headers) = (key.body.clone(), key.headers.clone());
                 in_flight
-                    .run(key, move || {
-                        send(http, url, timeout, body, authorization).boxed()
-                    })
+                    .run(key, move || send(http, url, timeout, body, headers).boxed())
                     .await?
             }
             _ => {
@@ -152,7 +152,7 @@ impl SubgraphClient {
                     endpoint.url.clone(),
                     endpoint.timeout,
                     Bytes::from(body),
-                    authorization.cloned(),
+                    forwarded.clone(),
                 )
                 .await?
             }
@@ -177,7 +177,7 @@ async fn send(
     url: String,
     timeout: Duration,
     body: Bytes,
-    authorization: Option<HeaderValue>,
+    forwarded: ForwardedHeaders,
 ) -> RawAnswer {
     let mut request = http
         .post(url)
@@ -188,8 +188,8 @@ async fn send(
             "application/graphql-response+json, application/json",
         )
         .body(body);
-    if let Some(value) = authorization {
-        request = request.header(AUTHORIZATION, value);
+    for (name, value) in forwarded.iter() {
+        request = request.header(name, value);
     }
     let response = request.send().await.map_err(|e| classify(e, timeout))?;
     let status = response.status().as_u16();
