@@ -129,8 +129,8 @@ pub struct Config {
     pub cors_max_age_secs: u64,
 
     /// A folder of static files (a built frontend) served at `/`; paths that name no file get
-    /// its `index.html`, so a single-page app's own routes load too. `/graphql` and `/health`
-    /// stay the gateway's.
+    /// its `index.html`, so a single-page app's own routes load too. `/graphql`, `/health`,
+    /// `/ready` and `/metrics` stay the gateway's.
     #[arg(long, env = "GATEWAY_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
 }

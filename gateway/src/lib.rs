@@ -12,6 +12,7 @@ pub mod error;
 pub mod forwarded_headers;
 pub mod http;
 pub mod in_flight;
+pub mod metrics;
 pub mod pipeline;
 pub mod response;
 pub mod subgraph_client;
@@ -61,12 +62,16 @@ pub async fn load_supergraph(config: &Config) -> Result<Supergraph, GatewayError
 
 /// Builds the request pipeline for a supergraph.
 pub fn build_pipeline(config: &Config, supergraph: Supergraph) -> Result<Pipeline, GatewayError> {
+    let metrics = Arc::new(metrics::Metrics::new(
+        supergraph.subgraphs.iter().map(|s| s.name.clone()),
+    ));
     let client = SubgraphClient::new(
         &supergraph,
         Duration::from_millis(config.subgraph_timeout_ms),
         &config.subgraph_timeouts,
         &config.subgraph_ws_urls,
         config.dedupe_subgraph_requests,
+        metrics,
     )?;
     let limits = Limits {
         max_depth: config.max_depth,
@@ -95,7 +100,8 @@ pub async fn run(
     let cors = cors::layer(&config)?;
     let supergraph = load_supergraph(&config).await?;
     let pipeline = Arc::new(build_pipeline(&config, supergraph)?);
-    let mut app = http::router(pipeline, config.max_body_bytes);
+    let readiness = http::Readiness::default();
+    let mut app = http::router(pipeline, readiness.clone(), config.max_body_bytes);
     if let Some(dir) = &config.web_dir {
         app = app.fallback_service(http::static_files(dir));
     }
@@ -103,8 +109,13 @@ pub async fn run(
         app = app.layer(cors);
     }
     tracing::info!(address = ?listener.local_addr().ok(), "gateway listening");
+    let draining = async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        readiness.start_draining();
+    };
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(draining)
         .await?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! of identical in-flight requests.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::forwarded_headers::ForwardedHeaders;
 use crate::in_flight::InFlight;
+use crate::metrics::{FetchOutcome, Metrics};
 use crate::subscriptions::upstream::websocket_url;
 use crate::supergraph::{SubgraphId, Supergraph};
 
@@ -29,6 +30,7 @@ pub struct SubgraphClient {
     endpoints: Arc<Vec<Endpoint>>,
     /// Identical requests in flight at the same moment, sent once; `None` when switched off.
     in_flight: Option<Arc<InFlight<FetchKey, RawAnswer>>>,
+    metrics: Arc<Metrics>,
 }
 
 /// What makes two subgraph requests interchangeable: same subgraph, same forwarded headers
@@ -72,6 +74,7 @@ impl SubgraphClient {
         timeouts: &[(String, Duration)],
         websocket_urls: &[(String, String)],
         share_identical_requests: bool,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
@@ -99,7 +102,12 @@ impl SubgraphClient {
             http,
             endpoints: Arc::new(endpoints),
             in_flight: share_identical_requests.then(Arc::default),
+            metrics,
         })
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     pub fn name(&self, subgraph: SubgraphId) -> &str {
@@ -122,6 +130,25 @@ impl SubgraphClient {
     /// Sends a GraphQL request to a subgraph. With `shareable` (operations without side
     /// effects) an identical request already in flight is joined instead of sent again.
     pub async fn fetch(
+        &self,
+        subgraph: SubgraphId,
+        body: Vec<u8>,
+        forwarded: &ForwardedHeaders,
+        shareable: bool,
+    ) -> Result<SubgraphResponse, FetchError> {
+        let started = Instant::now();
+        let result = self.round_trip(subgraph, body, forwarded, shareable).await;
+        let outcome = match &result {
+            Ok(response) if response.errors.is_empty() => FetchOutcome::Ok,
+            Ok(_) => FetchOutcome::Errors,
+            Err(_) => FetchOutcome::Failed,
+        };
+        self.metrics
+            .subgraph_fetch(subgraph, outcome, started.elapsed());
+        result
+    }
+
+    async fn round_trip(
         &self,
         subgraph: SubgraphId,
         body: Vec<u8>,

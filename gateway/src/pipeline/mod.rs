@@ -21,6 +21,7 @@ use serde::Deserialize;
 use crate::forwarded_headers::{ForwardedHeaders, HeaderPropagation};
 use crate::http::{ClientRequestKey, SharedResponse};
 use crate::in_flight::InFlight;
+use crate::metrics::Metrics;
 use crate::response::{GraphQLError, Response};
 use crate::subgraph_client::{SubgraphClient, SubgraphResponse};
 use crate::supergraph::Supergraph;
@@ -148,6 +149,10 @@ impl Pipeline {
 
     pub fn client(&self) -> &SubgraphClient {
         &self.client
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.client.metrics()
     }
 
     pub fn supergraph(&self) -> &Supergraph {

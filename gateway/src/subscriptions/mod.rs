@@ -22,6 +22,7 @@ use reqwest::header::HeaderValue;
 use serde_json::{Map, Value};
 
 use crate::forwarded_headers::ForwardedHeaders;
+use crate::metrics::ActiveSubscription;
 use crate::pipeline::execute::root_error;
 use crate::pipeline::{GraphQLRequest, Outcome, Pipeline, Prepared, Transport};
 use crate::response::{GraphQLError, Response};
@@ -83,7 +84,9 @@ pub async fn execute_stream(
             .await
             .map_err(|e| failed(e.to_string()))?;
 
+    let active = pipeline.metrics().subscription_opened();
     let state = EventLoop {
+        _active: active,
         pipeline,
         prepared,
         forwarded,
@@ -96,6 +99,9 @@ pub async fn execute_stream(
 
 /// State of a running subscription between two events.
 struct EventLoop {
+    /// Counts the subscription as active for exactly as long as it runs: the state is dropped
+    /// when the stream ends or the client goes away.
+    _active: ActiveSubscription,
     pipeline: Arc<Pipeline>,
     prepared: Prepared,
     forwarded: ForwardedHeaders,
