@@ -55,13 +55,28 @@ pub struct Config {
     #[arg(long = "subgraph-timeout", env = "GATEWAY_SUBGRAPH_TIMEOUTS", value_delimiter = ',', value_parser = name_millis)]
     pub subgraph_timeouts: Vec<(String, Duration)>,
 
+    /// Client request header to send on to every subgraph request, besides `Authorization`
+    /// (always sent), repeatable; names are case-insensitive. It goes with root and entity
+    /// fetches, with the entity fetches of every subscription event, and with the upgrade
+    /// request and `connection_init` payload of the upstream subscription WebSocket. WebSocket
+    /// clients may put it in their `connection_init` payload instead (key in any case), which
+    /// wins over the upgrade request's header. Browsers calling cross-origin may send it too
+    /// (CORS). Headers about the connection or the body (`Host`, `Content-Length`, ...) are
+    /// the gateway's own and are refused at startup.
+    #[arg(
+        long = "propagate-header",
+        env = "GATEWAY_PROPAGATE_HEADERS",
+        value_delimiter = ','
+    )]
+    pub propagate_headers: Vec<String>,
+
     /// Send identical subgraph requests that are in flight at the same moment (same subgraph,
-    /// credentials and body; queries only) once and share the answer.
+    /// forwarded headers and body; queries only) once and share the answer.
     #[arg(long, env = "GATEWAY_DEDUPE_SUBGRAPH_REQUESTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub dedupe_subgraph_requests: bool,
 
     /// Execute identical client queries that are in flight at the same moment (same body,
-    /// `Authorization` and response media type) once and give each client the answer.
+    /// forwarded headers and response media type) once and give each client the answer.
     #[arg(long, env = "GATEWAY_DEDUPE_CLIENT_REQUESTS", default_value_t = false, action = clap::ArgAction::Set)]
     pub dedupe_client_requests: bool,
 
@@ -114,8 +129,8 @@ pub struct Config {
     pub cors_max_age_secs: u64,
 
     /// A folder of static files (a built frontend) served at `/`; paths that name no file get
-    /// its `index.html`, so a single-page app's own routes load too. `/graphql` and `/health`
-    /// stay the gateway's.
+    /// its `index.html`, so a single-page app's own routes load too. `/graphql`, `/health`,
+    /// `/ready` and `/metrics` stay the gateway's.
     #[arg(long, env = "GATEWAY_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
 }

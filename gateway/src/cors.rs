@@ -46,7 +46,12 @@ pub fn layer(config: &Config) -> Result<Option<CorsLayer>, GatewayError> {
         AllowOrigin::list(values)
     };
     let mut headers = vec![header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT];
-    for name in &config.cors_allow_headers {
+    // A header the gateway forwards to subgraphs is one browsers must be allowed to send.
+    for name in config
+        .cors_allow_headers
+        .iter()
+        .chain(&config.propagate_headers)
+    {
         let name = HeaderName::try_from(name.trim())
             .map_err(|_| GatewayError::Cors(format!("invalid header name '{name}'")))?;
         if !headers.contains(&name) {

@@ -18,6 +18,8 @@ pub enum GatewayError {
     Composition(String),
     #[error("invalid CORS configuration: {0}")]
     Cors(String),
+    #[error("invalid --propagate-header: {0}")]
+    PropagatedHeader(String),
     #[error("cannot build the HTTP client for subgraphs: {0}")]
     HttpClient(#[from] reqwest::Error),
     #[error("server error: {0}")]

@@ -1,5 +1,6 @@
 //! The HTTP surface: GraphQL over HTTP (POST and GET on `/graphql`), the streaming transports
-//! on the same route (WebSocket upgrade, `Accept: text/event-stream`) and `/health`.
+//! on the same route (WebSocket upgrade, `Accept: text/event-stream`), `/health`, `/ready` and
+//! `/metrics`.
 //!
 //! Content negotiation follows the GraphQL-over-HTTP spec: a client that accepts
 //! `application/graphql-response+json` gets that media type and HTTP 4xx for requests rejected
@@ -7,6 +8,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -19,7 +22,9 @@ use axum::routing::get;
 use apollo_compiler::ast::OperationType;
 use futures_util::FutureExt;
 
+use crate::forwarded_headers::ForwardedHeaders;
 use crate::in_flight::InFlight;
+use crate::metrics::RequestOutcome;
 use crate::pipeline::{GraphQLRequest, Outcome, Pipeline, Transport};
 use crate::response::{GraphQLError, Response};
 use crate::subscriptions::{sse, ws};
@@ -28,12 +33,92 @@ const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const GRAPHIQL: &str = include_str!("graphiql.html");
 const JSON: &str = "application/json";
 
-pub fn router(pipeline: Arc<Pipeline>, max_body_bytes: usize) -> Router {
+pub fn router(pipeline: Arc<Pipeline>, readiness: Readiness, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/health", get(health))
+        .route("/ready", get(ready).with_state(readiness))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(pipeline)
+}
+
+/// Whether the gateway takes new work. A router exists only once the supergraph is loaded, so
+/// the gateway is ready from its first answer until graceful shutdown begins; then `/ready`
+/// turns 503 so that load balancers send new requests elsewhere while the last ones finish.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    draining: Arc<AtomicBool>,
+}
+
+impl Readiness {
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+async fn ready(State(readiness): State<Readiness>) -> HttpResponse {
+    if readiness.is_draining() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, JSON)],
+            r#"{"status":"shutting down"}"#,
+        )
+            .into_response()
+    } else {
+        ([(header::CONTENT_TYPE, JSON)], r#"{"status":"ready"}"#).into_response()
+    }
+}
+
+/// `GET /metrics` in the Prometheus text format.
+async fn metrics(State(pipeline): State<Arc<Pipeline>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        pipeline.metrics().render(),
+    )
+}
+
+/// The response to a GraphQL request and how it went, for the metrics. Only requests answered
+/// with one response carry an outcome: streams are counted as subscriptions, and the IDE page
+/// is no request at all.
+struct Answer {
+    http: HttpResponse,
+    outcome: Option<RequestOutcome>,
+}
+
+impl Answer {
+    fn rejected(http: impl IntoResponse) -> Self {
+        Answer {
+            http: http.into_response(),
+            outcome: Some(RequestOutcome::Rejected),
+        }
+    }
+
+    fn untracked(http: impl IntoResponse) -> Self {
+        Answer {
+            http: http.into_response(),
+            outcome: None,
+        }
+    }
+
+    fn record(self, pipeline: &Pipeline, started: Instant) -> HttpResponse {
+        if let Some(outcome) = self.outcome {
+            pipeline.metrics().request(outcome, started.elapsed());
+        }
+        self.http
+    }
+}
+
+fn executed(response: &Response) -> RequestOutcome {
+    if response.errors.is_empty() {
+        RequestOutcome::Ok
+    } else {
+        RequestOutcome::Errors
+    }
 }
 
 /// Serves a built frontend from `dir`. Unknown paths get `index.html` (with status 200) so
@@ -99,27 +184,30 @@ fn body(media: MediaType, status: StatusCode, response: &Response) -> HttpRespon
         .into_response()
 }
 
-fn bad_request(media: MediaType, message: String) -> HttpResponse {
+fn bad_request(media: MediaType, message: String) -> Answer {
     let response =
         Response::request_error(vec![GraphQLError::new(message).with_code("BAD_REQUEST")]);
-    body(media, StatusCode::BAD_REQUEST, &response)
+    Answer::rejected(body(media, StatusCode::BAD_REQUEST, &response))
 }
 
-fn respond(media: MediaType, outcome: Outcome) -> HttpResponse {
+fn respond(media: MediaType, outcome: Outcome) -> Answer {
     match outcome {
-        Outcome::Executed(response) => body(media, StatusCode::OK, &response),
+        Outcome::Executed(response) => Answer {
+            http: body(media, StatusCode::OK, &response),
+            outcome: Some(executed(&response)),
+        },
         Outcome::Rejected(response) => {
             let status = match media {
                 MediaType::GraphQLResponseJson => StatusCode::BAD_REQUEST,
                 MediaType::Json => StatusCode::OK,
             };
-            body(media, status, &response)
+            Answer::rejected(body(media, status, &response))
         }
         Outcome::MethodNotAllowed(response) => {
             let mut http = body(media, StatusCode::METHOD_NOT_ALLOWED, &response);
             http.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
-            http
+            Answer::rejected(http)
         }
     }
 }
@@ -129,10 +217,17 @@ async fn graphql_post(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> HttpResponse {
+    let started = Instant::now();
+    post(&pipeline, headers, bytes)
+        .await
+        .record(&pipeline, started)
+}
+
+async fn post(pipeline: &Arc<Pipeline>, headers: HeaderMap, bytes: Bytes) -> Answer {
     let event_stream = sse::wants_event_stream(headers.get(header::ACCEPT));
     let media = negotiate(&headers);
     let Some(media) = media.or(event_stream.then_some(MediaType::Json)) else {
-        return StatusCode::NOT_ACCEPTABLE.into_response();
+        return Answer::rejected(StatusCode::NOT_ACCEPTABLE);
     };
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -145,35 +240,36 @@ async fn graphql_post(
                 .to_ascii_lowercase()
         });
     if content_type.as_deref() != Some(JSON) {
-        return (
+        return Answer::rejected((
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "POST requests must use Content-Type: application/json",
-        )
-            .into_response();
+        ));
     }
     if !event_stream && let Some(shared) = pipeline.shared_client_requests() {
-        return shared_post(&pipeline, shared, &headers, media, bytes).await;
+        return shared_post(pipeline, shared, &headers, media, bytes).await;
     }
     let request: GraphQLRequest = match serde_json::from_slice(&bytes) {
         Ok(request) => request,
         Err(e) => return bad_request(media, format!("Invalid JSON body: {e}")),
     };
+    let forwarded = pipeline.forwarded_headers(&headers);
     if event_stream {
-        let authorization = headers.get(header::AUTHORIZATION).cloned();
-        return sse::respond(pipeline, request, Transport::Stream, authorization).await;
+        let pipeline = Arc::clone(pipeline);
+        return Answer::untracked(
+            sse::respond(pipeline, request, Transport::Stream, forwarded).await,
+        );
     }
-    let outcome = pipeline
-        .handle(request, Transport::Post, headers.get(header::AUTHORIZATION))
-        .await;
+    let outcome = pipeline.handle(request, Transport::Post, &forwarded).await;
     respond(media, outcome)
 }
 
-/// What identical client requests share: the serialised answer.
+/// What identical client requests share: the serialised answer, and how it went.
 #[derive(Clone)]
 pub struct SharedResponse {
     status: StatusCode,
     media: MediaType,
     body: Bytes,
+    outcome: RequestOutcome,
 }
 
 impl IntoResponse for SharedResponse {
@@ -191,11 +287,12 @@ impl IntoResponse for SharedResponse {
 }
 
 /// What makes two client requests interchangeable: the same body byte for byte, the same
-/// credentials (the only header forwarded to subgraphs) and the same response media type.
+/// headers forwarded to subgraphs (credentials and the configured ones: the answer may depend
+/// on them) and the same response media type.
 #[derive(PartialEq, Eq, Hash)]
 pub struct ClientRequestKey {
     media: MediaType,
-    authorization: Option<HeaderValue>,
+    forwarded: ForwardedHeaders,
     body: Bytes,
 }
 
@@ -207,15 +304,15 @@ async fn shared_post(
     headers: &HeaderMap,
     media: MediaType,
     bytes: Bytes,
-) -> HttpResponse {
+) -> Answer {
     let key = ClientRequestKey {
         media,
-        authorization: headers.get(header::AUTHORIZATION).cloned(),
+        forwarded: pipeline.forwarded_headers(headers),
         body: bytes,
     };
     // Only queries are ever entered, so an identical body in flight is a query too.
     if let Some(answer) = shared.join(&key) {
-        return answer.await.into_response();
+        return answer.await.into();
     }
     let request: GraphQLRequest = match serde_json::from_slice(&key.body) {
         Ok(request) => request,
@@ -226,29 +323,35 @@ async fn shared_post(
         Err(outcome) => return respond(media, outcome),
     };
     if prepared.operation_type() != OperationType::Query {
-        let response = pipeline
-            .execute(&prepared, key.authorization.as_ref(), None)
-            .await;
+        let response = pipeline.execute(&prepared, &key.forwarded, None).await;
         return respond(media, Outcome::Executed(response));
     }
     let pipeline = Arc::clone(pipeline);
-    let authorization = key.authorization.clone();
+    let forwarded = key.forwarded.clone();
     shared
         .run(key, move || {
             async move {
-                let response = pipeline
-                    .execute(&prepared, authorization.as_ref(), None)
-                    .await;
+                let response = pipeline.execute(&prepared, &forwarded, None).await;
                 SharedResponse {
                     status: StatusCode::OK,
                     media,
                     body: Bytes::from(response.to_json()),
+                    outcome: executed(&response),
                 }
             }
             .boxed()
         })
         .await
-        .into_response()
+        .into()
+}
+
+impl From<SharedResponse> for Answer {
+    fn from(shared: SharedResponse) -> Self {
+        Answer {
+            outcome: Some(shared.outcome),
+            http: shared.into_response(),
+        }
+    }
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {
@@ -259,26 +362,35 @@ fn wants_html(headers: &HeaderMap) -> bool {
 }
 
 async fn graphql_get(State(pipeline): State<Arc<Pipeline>>, request: Request) -> HttpResponse {
+    let started = Instant::now();
+    get_request(&pipeline, request)
+        .await
+        .record(&pipeline, started)
+}
+
+async fn get_request(pipeline: &Arc<Pipeline>, request: Request) -> Answer {
     let (mut parts, _) = request.into_parts();
     if parts.headers.contains_key(header::UPGRADE) {
-        return match WebSocketUpgrade::from_request_parts(&mut parts, &pipeline).await {
-            Ok(upgrade) => ws::upgrade(pipeline, upgrade, &parts.headers),
-            Err(rejection) => rejection.into_response(),
-        };
+        return Answer::untracked(
+            match WebSocketUpgrade::from_request_parts(&mut parts, pipeline).await {
+                Ok(upgrade) => ws::upgrade(Arc::clone(pipeline), upgrade, &parts.headers),
+                Err(rejection) => rejection.into_response(),
+            },
+        );
     }
     let headers = parts.headers;
     let params: HashMap<String, String> = match Query::try_from_uri(&parts.uri) {
         Ok(Query(params)) => params,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => return Answer::rejected(rejection),
     };
     // A browser opening the endpoint gets an IDE; API clients always send a query.
     if !params.contains_key("query") && wants_html(&headers) {
-        return axum::response::Html(GRAPHIQL).into_response();
+        return Answer::untracked(axum::response::Html(GRAPHIQL));
     }
     let event_stream = sse::wants_event_stream(headers.get(header::ACCEPT));
     let media = negotiate(&headers);
     let Some(media) = media.or(event_stream.then_some(MediaType::Json)) else {
-        return StatusCode::NOT_ACCEPTABLE.into_response();
+        return Answer::rejected(StatusCode::NOT_ACCEPTABLE);
     };
     let parse_json = |name: &str| -> Result<Option<serde_json::Value>, String> {
         match params.get(name) {
@@ -302,12 +414,28 @@ async fn graphql_get(State(pipeline): State<Arc<Pipeline>>, request: Request) ->
         variables,
         extensions,
     };
+    let forwarded = pipeline.forwarded_headers(&headers);
     if event_stream {
-        let authorization = headers.get(header::AUTHORIZATION).cloned();
-        return sse::respond(pipeline, request, Transport::StreamGet, authorization).await;
+        let pipeline = Arc::clone(pipeline);
+        return Answer::untracked(
+            sse::respond(pipeline, request, Transport::StreamGet, forwarded).await,
+        );
     }
-    let outcome = pipeline
-        .handle(request, Transport::Get, headers.get(header::AUTHORIZATION))
-        .await;
+    let outcome = pipeline.handle(request, Transport::Get, &forwarded).await;
     respond(media, outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ready_until_shutdown_begins() {
+        let readiness = Readiness::default();
+        let status = ready(State(readiness.clone())).await.status();
+        assert_eq!(status, StatusCode::OK);
+        readiness.start_draining();
+        let status = ready(State(readiness)).await.status();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
 }

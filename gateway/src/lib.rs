@@ -9,8 +9,10 @@
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod forwarded_headers;
 pub mod http;
 pub mod in_flight;
+pub mod metrics;
 pub mod pipeline;
 pub mod response;
 pub mod subgraph_client;
@@ -25,6 +27,7 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 pub use error::GatewayError;
+use forwarded_headers::HeaderPropagation;
 use pipeline::{Limits, Pipeline};
 use subgraph_client::SubgraphClient;
 use supergraph::Supergraph;
@@ -59,19 +62,25 @@ pub async fn load_supergraph(config: &Config) -> Result<Supergraph, GatewayError
 
 /// Builds the request pipeline for a supergraph.
 pub fn build_pipeline(config: &Config, supergraph: Supergraph) -> Result<Pipeline, GatewayError> {
+    let metrics = Arc::new(metrics::Metrics::new(
+        supergraph.subgraphs.iter().map(|s| s.name.clone()),
+    ));
     let client = SubgraphClient::new(
         &supergraph,
         Duration::from_millis(config.subgraph_timeout_ms),
         &config.subgraph_timeouts,
         &config.subgraph_ws_urls,
         config.dedupe_subgraph_requests,
+        metrics,
     )?;
     let limits = Limits {
         max_depth: config.max_depth,
         max_aliases: config.max_aliases,
         introspection: config.introspection,
     };
-    let pipeline = Pipeline::new(Arc::new(supergraph), client, limits, config.plan_cache_size);
+    let propagation = HeaderPropagation::new(&config.propagate_headers)?;
+    let pipeline = Pipeline::new(Arc::new(supergraph), client, limits, config.plan_cache_size)
+        .propagate_headers(propagation);
     Ok(if config.dedupe_client_requests {
         pipeline.share_identical_client_requests()
     } else {
@@ -85,11 +94,14 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
-    // Configuration mistakes surface before the (possibly slow) supergraph load.
+    // Configuration mistakes surface before the (possibly slow) supergraph load; header names
+    // first, because CORS would report a bad one less precisely.
+    HeaderPropagation::new(&config.propagate_headers)?;
     let cors = cors::layer(&config)?;
     let supergraph = load_supergraph(&config).await?;
     let pipeline = Arc::new(build_pipeline(&config, supergraph)?);
-    let mut app = http::router(pipeline, config.max_body_bytes);
+    let readiness = http::Readiness::default();
+    let mut app = http::router(pipeline, readiness.clone(), config.max_body_bytes);
     if let Some(dir) = &config.web_dir {
         app = app.fallback_service(http::static_files(dir));
     }
@@ -97,8 +109,13 @@ pub async fn run(
         app = app.layer(cors);
     }
     tracing::info!(address = ?listener.local_addr().ok(), "gateway listening");
+    let draining = async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        readiness.start_draining();
+    };
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(draining)
         .await?;
     Ok(())
 }

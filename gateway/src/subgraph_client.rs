@@ -2,14 +2,16 @@
 //! of identical in-flight requests.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde::Deserialize;
 
+use crate::forwarded_headers::ForwardedHeaders;
 use crate::in_flight::InFlight;
+use crate::metrics::{FetchOutcome, Metrics};
 use crate::subscriptions::upstream::websocket_url;
 use crate::supergraph::{SubgraphId, Supergraph};
 
@@ -28,14 +30,16 @@ pub struct SubgraphClient {
     endpoints: Arc<Vec<Endpoint>>,
     /// Identical requests in flight at the same moment, sent once; `None` when switched off.
     in_flight: Option<Arc<InFlight<FetchKey, RawAnswer>>>,
+    metrics: Arc<Metrics>,
 }
 
-/// What makes two subgraph requests interchangeable: same subgraph, same credentials, same
-/// body byte for byte.
+/// What makes two subgraph requests interchangeable: same subgraph, same forwarded headers
+/// (credentials, tenant, ...: a subgraph may answer differently to each), same body byte for
+/// byte.
 #[derive(PartialEq, Eq, Hash)]
 struct FetchKey {
     subgraph: SubgraphId,
-    authorization: Option<HeaderValue>,
+    headers: ForwardedHeaders,
     body: Bytes,
 }
 
@@ -70,6 +74,7 @@ impl SubgraphClient {
         timeouts: &[(String, Duration)],
         websocket_urls: &[(String, String)],
         share_identical_requests: bool,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
@@ -97,7 +102,12 @@ impl SubgraphClient {
             http,
             endpoints: Arc::new(endpoints),
             in_flight: share_identical_requests.then(Arc::default),
+            metrics,
         })
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     pub fn name(&self, subgraph: SubgraphId) -> &str {
@@ -123,7 +133,26 @@ impl SubgraphClient {
         &self,
         subgraph: SubgraphId,
         body: Vec<u8>,
-        authorization: Option<&HeaderValue>,
+        forwarded: &ForwardedHeaders,
+        shareable: bool,
+    ) -> Result<SubgraphResponse, FetchError> {
+        let started = Instant::now();
+        let result = self.round_trip(subgraph, body, forwarded, shareable).await;
+        let outcome = match &result {
+            Ok(response) if response.errors.is_empty() => FetchOutcome::Ok,
+            Ok(_) => FetchOutcome::Errors,
+            Err(_) => FetchOutcome::Failed,
+        };
+        self.metrics
+            .subgraph_fetch(subgraph, outcome, started.elapsed());
+        result
+    }
+
+    async fn round_trip(
+        &self,
+        subgraph: SubgraphId,
+        body: Vec<u8>,
+        forwarded: &ForwardedHeaders,
         shareable: bool,
     ) -> Result<SubgraphResponse, FetchError> {
         let endpoint = self
@@ -134,16 +163,14 @@ impl SubgraphClient {
             (Some(in_flight), true) => {
                 let key = FetchKey {
                     subgraph,
-                    authorization: authorization.cloned(),
+                    headers: forwarded.clone(),
                     body: Bytes::from(body),
                 };
                 let (http, url, timeout) =
                     (self.http.clone(), endpoint.url.clone(), endpoint.timeout);
-                let (body, authorization) = (key.body.clone(), key.authorization.clone());
+                let (body, headers) = (key.body.clone(), key.headers.clone());
                 in_flight
-                    .run(key, move || {
-                        send(http, url, timeout, body, authorization).boxed()
-                    })
+                    .run(key, move || send(http, url, timeout, body, headers).boxed())
                     .await?
             }
             _ => {
@@ -152,7 +179,7 @@ impl SubgraphClient {
                     endpoint.url.clone(),
                     endpoint.timeout,
                     Bytes::from(body),
-                    authorization.cloned(),
+                    forwarded.clone(),
                 )
                 .await?
             }
@@ -177,7 +204,7 @@ async fn send(
     url: String,
     timeout: Duration,
     body: Bytes,
-    authorization: Option<HeaderValue>,
+    forwarded: ForwardedHeaders,
 ) -> RawAnswer {
     let mut request = http
         .post(url)
@@ -188,8 +215,8 @@ async fn send(
             "application/graphql-response+json, application/json",
         )
         .body(body);
-    if let Some(value) = authorization {
-        request = request.header(AUTHORIZATION, value);
+    for (name, value) in forwarded.iter() {
+        request = request.header(name, value);
     }
     let response = request.send().await.map_err(|e| classify(e, timeout))?;
     let status = response.status().as_u16();

@@ -1,6 +1,7 @@
 //! Query plan shapes for the fixture supergraph, without any network.
 
 use gateway::Config;
+use gateway::forwarded_headers::ForwardedHeaders;
 use gateway::pipeline::plan::{FetchKind, QueryPlan, plan};
 use gateway::pipeline::{GraphQLRequest, Outcome, Transport, normalize, validate};
 use gateway::supergraph::Supergraph;
@@ -153,7 +154,9 @@ async fn plans_are_cached_by_normalized_operation() {
             query: Some(query.into()),
             ..GraphQLRequest::default()
         };
-        let outcome = pipeline.handle(request, Transport::Post, None).await;
+        let outcome = pipeline
+            .handle(request, Transport::Post, &ForwardedHeaders::default())
+            .await;
         assert!(matches!(outcome, Outcome::Executed(_)), "{outcome:?}");
     }
     assert_eq!(pipeline.cached_plans(), 1);
@@ -176,7 +179,9 @@ async fn documents_are_parsed_once_per_text() {
             query: Some(query.into()),
             ..GraphQLRequest::default()
         };
-        pipeline.handle(request, Transport::Post, None).await;
+        pipeline
+            .handle(request, Transport::Post, &ForwardedHeaders::default())
+            .await;
     }
     assert_eq!(pipeline.cached_documents(), 2);
 }

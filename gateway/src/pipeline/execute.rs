@@ -7,12 +7,12 @@ use std::collections::HashMap;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use reqwest::header::HeaderValue;
 use serde_json::{Map, Value};
 
 use super::json_text;
 use super::plan::{Fetch, FetchKind, QueryPlan, RENAMED_PREFIX};
 use super::selection::{Selection, SelectionSet};
+use crate::forwarded_headers::ForwardedHeaders;
 use crate::response::GraphQLError;
 use crate::subgraph_client::{FetchError, SubgraphClient, SubgraphResponse};
 use crate::supergraph::Supergraph;
@@ -26,7 +26,8 @@ pub struct ExecutionContext<'a> {
     pub supergraph: &'a Supergraph,
     pub client: &'a SubgraphClient,
     pub variables: &'a Map<String, Value>,
-    pub authorization: Option<&'a HeaderValue>,
+    /// The client's headers that go with every fetch.
+    pub forwarded: &'a ForwardedHeaders,
 }
 
 /// Where the entities of one representation live in `data` (several objects may share one
@@ -92,7 +93,7 @@ pub async fn execute(
                         running.push(async move {
                             let result = ctx
                                 .client
-                                .fetch(fetch.subgraph, body, ctx.authorization, shareable)
+                                .fetch(fetch.subgraph, body, ctx.forwarded, shareable)
                                 .await;
                             (index, targets, result)
                         });

@@ -16,11 +16,13 @@ use std::sync::Arc;
 
 use apollo_compiler::ast::OperationType;
 use apollo_compiler::response::JsonMap;
-use reqwest::header::HeaderValue;
+use axum::http::HeaderMap;
 use serde::Deserialize;
 
+use crate::forwarded_headers::{ForwardedHeaders, HeaderPropagation};
 use crate::http::{ClientRequestKey, SharedResponse};
 use crate::in_flight::InFlight;
+use crate::metrics::Metrics;
 use crate::response::{GraphQLError, Response};
 use crate::subgraph_client::{SubgraphClient, SubgraphResponse};
 use crate::supergraph::Supergraph;
@@ -92,6 +94,7 @@ pub struct Pipeline {
     plans: PlanCache,
     documents: DocumentCache,
     limits: Limits,
+    propagation: HeaderPropagation,
 }
 
 fn rejected(message: impl Into<String>, code: &str) -> Outcome {
@@ -115,7 +118,23 @@ impl Pipeline {
             documents: DocumentCache::new(plan_cache_size),
             limits,
             client_requests: None,
+            propagation: HeaderPropagation::default(),
         }
+    }
+
+    /// Forwards these client request headers to subgraphs besides `Authorization`.
+    pub fn propagate_headers(mut self, propagation: HeaderPropagation) -> Self {
+        self.propagation = propagation;
+        self
+    }
+
+    /// What a client request sends on to subgraphs; taken once per request.
+    pub fn forwarded_headers(&self, headers: &HeaderMap) -> ForwardedHeaders {
+        self.propagation.from_request(headers)
+    }
+
+    pub fn header_propagation(&self) -> &HeaderPropagation {
+        &self.propagation
     }
 
     /// Executes identical client queries that are in flight at the same moment once, and
@@ -131,6 +150,10 @@ impl Pipeline {
 
     pub fn client(&self) -> &SubgraphClient {
         &self.client
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.client.metrics()
     }
 
     pub fn supergraph(&self) -> &Supergraph {
@@ -151,13 +174,13 @@ impl Pipeline {
         &self,
         request: GraphQLRequest,
         transport: Transport,
-        authorization: Option<&HeaderValue>,
+        forwarded: &ForwardedHeaders,
     ) -> Outcome {
         let prepared = match self.prepare(request, transport) {
             Ok(prepared) => prepared,
             Err(outcome) => return outcome,
         };
-        Outcome::Executed(self.execute(&prepared, authorization, None).await)
+        Outcome::Executed(self.execute(&prepared, forwarded, None).await)
     }
 
     /// Runs every stage before execution: parse, validate, check the operation against the
@@ -297,7 +320,7 @@ impl Pipeline {
     pub async fn execute(
         &self,
         prepared: &Prepared,
-        authorization: Option<&HeaderValue>,
+        forwarded: &ForwardedHeaders,
         root: Option<SubgraphResponse>,
     ) -> Response {
         let sg = &*self.supergraph;
@@ -305,7 +328,7 @@ impl Pipeline {
             supergraph: sg,
             client: &self.client,
             variables: &prepared.variables,
-            authorization,
+            forwarded,
         };
         let output = execute::execute(&prepared.plan, &ctx, root).await;
         let mut errors = output.errors;

@@ -6,8 +6,8 @@
 //! subgraph, becomes an upstream `graphql-transport-ws` subscription (`upstream`); every event
 //! the subgraph pushes is fed into the ordinary executor as that fetch's answer, so the rest of
 //! the plan (entity fetches to other subgraphs) runs per event and the client receives fully
-//! shaped responses. The client's credentials go with the upstream subscription and with every
-//! entity fetch.
+//! shaped responses. The client's forwarded headers (credentials and the configured ones) go
+//! with the upstream subscription and with every entity fetch.
 
 pub mod sse;
 pub mod upstream;
@@ -21,6 +21,8 @@ use futures_util::stream::{self, BoxStream};
 use reqwest::header::HeaderValue;
 use serde_json::{Map, Value};
 
+use crate::forwarded_headers::ForwardedHeaders;
+use crate::metrics::ActiveSubscription;
 use crate::pipeline::execute::root_error;
 use crate::pipeline::{GraphQLRequest, Outcome, Pipeline, Prepared, Transport};
 use crate::response::{GraphQLError, Response};
@@ -37,7 +39,7 @@ pub async fn execute_stream(
     pipeline: Arc<Pipeline>,
     request: GraphQLRequest,
     transport: Transport,
-    authorization: Option<HeaderValue>,
+    forwarded: ForwardedHeaders,
 ) -> Result<ResponseStream, Vec<GraphQLError>> {
     let prepared = match pipeline.prepare(request, transport) {
         Ok(prepared) => prepared,
@@ -45,9 +47,7 @@ pub async fn execute_stream(
         | Err(Outcome::MethodNotAllowed(response)) => return Err(response.errors),
     };
     if prepared.operation_type() != OperationType::Subscription {
-        let response = pipeline
-            .execute(&prepared, authorization.as_ref(), None)
-            .await;
+        let response = pipeline.execute(&prepared, &forwarded, None).await;
         return Ok(stream::once(async move { response }).boxed());
     }
 
@@ -79,20 +79,17 @@ pub async fn execute_stream(
         }
     }
     let timeout = client.timeout(subgraph).unwrap_or_default();
-    let upstream = UpstreamSubscription::start(
-        url,
-        authorization.as_ref(),
-        &root.operation,
-        variables,
-        timeout,
-    )
-    .await
-    .map_err(|e| failed(e.to_string()))?;
+    let upstream =
+        UpstreamSubscription::start(url, &forwarded, &root.operation, variables, timeout)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
 
+    let active = pipeline.metrics().subscription_opened();
     let state = EventLoop {
+        _active: active,
         pipeline,
         prepared,
-        authorization,
+        forwarded,
         upstream,
         service,
         done: false,
@@ -102,9 +99,12 @@ pub async fn execute_stream(
 
 /// State of a running subscription between two events.
 struct EventLoop {
+    /// Counts the subscription as active for exactly as long as it runs: the state is dropped
+    /// when the stream ends or the client goes away.
+    _active: ActiveSubscription,
     pipeline: Arc<Pipeline>,
     prepared: Prepared,
-    authorization: Option<HeaderValue>,
+    forwarded: ForwardedHeaders,
     upstream: UpstreamSubscription,
     service: String,
     /// A final error was sent; the stream ends next.
@@ -119,7 +119,7 @@ impl EventLoop {
         let response = match self.upstream.next().await {
             UpstreamEvent::Next(event) => {
                 self.pipeline
-                    .execute(&self.prepared, self.authorization.as_ref(), Some(event))
+                    .execute(&self.prepared, &self.forwarded, Some(event))
                     .await
             }
             UpstreamEvent::Complete => return None,

@@ -13,6 +13,7 @@ use futures_util::stream;
 use reqwest::header::HeaderValue;
 
 use super::execute_stream;
+use crate::forwarded_headers::ForwardedHeaders;
 use crate::pipeline::{GraphQLRequest, Pipeline, Transport};
 use crate::response::Response;
 
@@ -35,11 +36,11 @@ pub async fn respond(
     pipeline: Arc<Pipeline>,
     request: GraphQLRequest,
     transport: Transport,
-    authorization: Option<HeaderValue>,
+    forwarded: ForwardedHeaders,
 ) -> HttpResponse {
     // Request errors travel in the stream too (`next` with errors, then `complete`), as
     // graphql-sse does: an EventSource-style client cannot read an error response body.
-    let responses = match execute_stream(pipeline, request, transport, authorization).await {
+    let responses = match execute_stream(pipeline, request, transport, forwarded).await {
         Ok(responses) => responses,
         Err(errors) => stream::once(async move { Response::request_error(errors) }).boxed(),
     };

@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::forwarded_headers::ForwardedHeaders;
 use crate::subgraph_client::SubgraphResponse;
 
 const PROTOCOL: &str = "graphql-transport-ws";
@@ -74,14 +75,14 @@ impl UpstreamSubscription {
     /// `subscribe` message must finish within `timeout`.
     pub async fn start(
         url: &str,
-        authorization: Option<&HeaderValue>,
+        forwarded: &ForwardedHeaders,
         operation: &str,
         variables: Map<String, Value>,
         timeout: Duration,
     ) -> Result<Self, UpstreamError> {
         tokio::time::timeout(
             timeout,
-            Self::handshake(url, authorization, operation, variables),
+            Self::handshake(url, forwarded, operation, variables),
         )
         .await
         .map_err(|_| UpstreamError::Timeout(timeout))?
@@ -89,7 +90,7 @@ impl UpstreamSubscription {
 
     async fn handshake(
         url: &str,
-        authorization: Option<&HeaderValue>,
+        forwarded: &ForwardedHeaders,
         operation: &str,
         variables: Map<String, Value>,
     ) -> Result<Self, UpstreamError> {
@@ -99,19 +100,32 @@ impl UpstreamSubscription {
         request
             .headers_mut()
             .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(PROTOCOL));
-        if let Some(value) = authorization {
-            request.headers_mut().insert(AUTHORIZATION, value.clone());
+        for (name, value) in forwarded.iter() {
+            request.headers_mut().append(name.clone(), value.clone());
         }
         let (mut socket, _) = tokio_tungstenite::connect_async(request)
             .await
             .map_err(|e| UpstreamError::Connect(e.to_string()))?;
 
         // Servers read credentials from either place; async-graphql's `on_connection_init`
-        // only sees the payload, so it is sent there as well as in the upgrade header.
-        let payload = match authorization.and_then(|v| v.to_str().ok()) {
-            Some(value) => json!({ "Authorization": value }),
-            None => json!({}),
-        };
+        // only sees the payload, so every forwarded header is sent there as well as in the
+        // upgrade request: `Authorization` under that key, as clients send it, the others
+        // under their (lower-case) header names.
+        let mut payload = Map::new();
+        for (name, value) in forwarded.iter() {
+            let Ok(value) = value.to_str() else {
+                continue;
+            };
+            let key = if *name == AUTHORIZATION {
+                "Authorization"
+            } else {
+                name.as_str()
+            };
+            // A repeated header keeps its first value: a payload key holds one.
+            payload
+                .entry(key)
+                .or_insert_with(|| Value::String(value.to_string()));
+        }
         send(
             &mut socket,
             json!({ "type": "connection_init", "payload": payload }),

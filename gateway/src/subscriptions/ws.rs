@@ -12,16 +12,15 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
 use axum::response::Response as HttpResponse;
 use futures_util::{SinkExt, StreamExt};
-use reqwest::header::HeaderValue;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use super::{authorization_from_init, execute_stream};
+use super::execute_stream;
+use crate::forwarded_headers::ForwardedHeaders;
 use crate::pipeline::{GraphQLRequest, Pipeline, Transport};
 use crate::response::{GraphQLError, Response};
 
@@ -42,7 +41,8 @@ enum Protocol {
 }
 
 pub fn upgrade(pipeline: Arc<Pipeline>, ws: WebSocketUpgrade, headers: &HeaderMap) -> HttpResponse {
-    let header_authorization = headers.get(AUTHORIZATION).cloned();
+    // Until `connection_init` says otherwise, the upgrade request's headers are forwarded.
+    let upgrade_headers = pipeline.forwarded_headers(headers);
     let ws = ws.protocols([TRANSPORT_WS, LEGACY_WS]);
     // A client naming no subprotocol gets the current one.
     let protocol = match ws.selected_protocol().and_then(|p| p.to_str().ok()) {
@@ -53,7 +53,7 @@ pub fn upgrade(pipeline: Arc<Pipeline>, ws: WebSocketUpgrade, headers: &HeaderMa
         Connection {
             pipeline,
             protocol,
-            authorization: header_authorization,
+            forwarded: upgrade_headers,
             initialised: false,
             operations: HashMap::new(),
             generation: 0,
@@ -124,7 +124,8 @@ enum Outgoing {
 struct Connection {
     pipeline: Arc<Pipeline>,
     protocol: Protocol,
-    authorization: Option<HeaderValue>,
+    /// Sent on with every operation's subgraph requests.
+    forwarded: ForwardedHeaders,
     initialised: bool,
     operations: HashMap<String, (u64, AbortHandle)>,
     generation: u64,
@@ -200,9 +201,10 @@ impl Connection {
                     return Next::Close(close(4429, "Too many initialisation requests"));
                 }
                 self.initialised = true;
-                if let Some(authorization) = authorization_from_init(message.payload.as_ref()) {
-                    self.authorization = Some(authorization);
-                }
+                self.forwarded = self
+                    .pipeline
+                    .header_propagation()
+                    .from_init(message.payload.as_ref(), &self.forwarded);
                 Next::Reply(encode::<()>("connection_ack", None, None))
             }
             (Protocol::TransportWs, "ping") => Next::Reply(encode("pong", None, message.payload)),
@@ -262,13 +264,13 @@ impl Connection {
         self.generation += 1;
         let generation = self.generation;
         let pipeline = self.pipeline.clone();
-        let authorization = self.authorization.clone();
+        let forwarded = self.forwarded.clone();
         let outgoing = outgoing.clone();
         let protocol = self.protocol;
         let task_id = id.clone();
         let task = tokio::spawn(async move {
             let id = task_id;
-            run_operation(&id, protocol, pipeline, request, authorization, &outgoing).await;
+            run_operation(&id, protocol, pipeline, request, forwarded, &outgoing).await;
             let _ = outgoing.send(Outgoing::Finished(id, generation)).await;
         });
         self.operations
@@ -281,7 +283,7 @@ async fn run_operation(
     protocol: Protocol,
     pipeline: Arc<Pipeline>,
     request: GraphQLRequest,
-    authorization: Option<HeaderValue>,
+    forwarded: ForwardedHeaders,
     outgoing: &mpsc::Sender<Outgoing>,
 ) {
     let (next, complete) = match protocol {
@@ -289,19 +291,19 @@ async fn run_operation(
         Protocol::Legacy => ("data", "complete"),
     };
     let send = |message: Message| outgoing.send(Outgoing::Message(message));
-    let mut responses =
-        match execute_stream(pipeline, request, Transport::Stream, authorization).await {
-            Ok(responses) => responses,
-            Err(errors) => {
-                // The operation failed before producing results: `error` ends it (graphql-
-                // transport-ws sends no `complete` after `error`).
-                let _ = send(encode::<&[GraphQLError]>("error", Some(id), Some(&errors))).await;
-                if protocol == Protocol::Legacy {
-                    let _ = send(encode::<()>(complete, Some(id), None)).await;
-                }
-                return;
+    let mut responses = match execute_stream(pipeline, request, Transport::Stream, forwarded).await
+    {
+        Ok(responses) => responses,
+        Err(errors) => {
+            // The operation failed before producing results: `error` ends it (graphql-
+            // transport-ws sends no `complete` after `error`).
+            let _ = send(encode::<&[GraphQLError]>("error", Some(id), Some(&errors))).await;
+            if protocol == Protocol::Legacy {
+                let _ = send(encode::<()>(complete, Some(id), None)).await;
             }
-        };
+            return;
+        }
+    };
     while let Some(response) = responses.next().await {
         if send(encode_response(next, id, &response)).await.is_err() {
             return;

@@ -25,6 +25,14 @@ pub struct Recorded {
     pub query: String,
     pub variables: Value,
     pub authorization: Option<String>,
+    /// Every header of the request, for tests of header forwarding.
+    pub headers: HeaderMap,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 #[derive(Clone)]
@@ -67,6 +75,7 @@ async fn handle<E: Executor>(
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
+            headers: headers.clone(),
         });
     }
     if let Some(delay) = state.delay {

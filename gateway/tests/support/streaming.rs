@@ -50,6 +50,9 @@ pub struct Tickets {
     /// Credentials seen in `connection_init` payloads and WebSocket upgrade headers.
     pub init_credentials: Arc<Mutex<Vec<Option<String>>>>,
     pub upgrade_credentials: Arc<Mutex<Vec<Option<String>>>>,
+    /// Every header of each WebSocket upgrade request, and each `connection_init` payload.
+    pub upgrade_headers: Arc<Mutex<Vec<HeaderMap>>>,
+    pub init_payloads: Arc<Mutex<Vec<serde_json::Value>>>,
 }
 
 impl Tickets {
@@ -172,6 +175,7 @@ async fn tickets_http(
             query: request.query.clone(),
             variables: serde_json::to_value(&request.variables).unwrap_or_default(),
             authorization: header(&headers),
+            headers: headers.clone(),
         });
     }
     server.schema.execute(request).await.into()
@@ -193,13 +197,20 @@ async fn tickets_ws(
     if let Ok(mut seen) = server.tickets.upgrade_credentials.lock() {
         seen.push(header(&headers));
     }
+    if let Ok(mut seen) = server.tickets.upgrade_headers.lock() {
+        seen.push(headers.clone());
+    }
     let mut kill = server.tickets.kill.subscribe();
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
             let seen = server.tickets.init_credentials.clone();
+            let payloads = server.tickets.init_payloads.clone();
             let serve = GraphQLWebSocket::new(socket, server.schema.clone(), protocol)
                 .on_connection_init(move |payload| async move {
+                    if let Ok(mut payloads) = payloads.lock() {
+                        payloads.push(payload.clone());
+                    }
                     let credential = payload
                         .get("Authorization")
                         .and_then(|v| v.as_str())
@@ -234,6 +245,8 @@ pub async fn start_subgraphs() -> Streaming {
         kill,
         init_credentials: Arc::default(),
         upgrade_credentials: Arc::default(),
+        upgrade_headers: Arc::default(),
+        init_payloads: Arc::default(),
     };
     let schema = Schema::build(TicketsQuery, EmptyMutation, TicketsSubscription)
         .data(tickets.clone())
