@@ -18,7 +18,9 @@ use crate::supergraph::{SubgraphId, Supergraph};
 #[derive(Debug, Clone)]
 struct Endpoint {
     name: String,
-    url: String,
+    /// Parsed once: reqwest would otherwise parse the URL text on every request. A URL that
+    /// does not parse stays text, and every request to it fails with reqwest's own error.
+    url: Result<reqwest::Url, String>,
     /// Where subscriptions go: configured, or the HTTP URL with a `ws`/`wss` scheme.
     websocket_url: Option<String>,
     timeout: Duration,
@@ -78,6 +80,10 @@ impl SubgraphClient {
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
+            // A subgraph answers where it is configured; following redirects would re-send
+            // operations (mutations included) to wherever a 3xx points, and costs a policy
+            // check on every request.
+            .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true)
             .build()?;
         let endpoints = supergraph
@@ -85,7 +91,7 @@ impl SubgraphClient {
             .iter()
             .map(|s| Endpoint {
                 name: s.name.clone(),
-                url: s.url.clone(),
+                url: reqwest::Url::parse(&s.url).map_err(|_| s.url.clone()),
                 websocket_url: websocket_urls
                     .iter()
                     .find(|(name, _)| name == &s.name)
@@ -201,13 +207,16 @@ impl SubgraphClient {
 /// One HTTP round trip; owns everything so that it can be shared between callers.
 async fn send(
     http: reqwest::Client,
-    url: String,
+    url: Result<reqwest::Url, String>,
     timeout: Duration,
     body: Bytes,
     forwarded: ForwardedHeaders,
 ) -> RawAnswer {
-    let mut request = http
-        .post(url)
+    let request = match url {
+        Ok(url) => http.post(url),
+        Err(text) => http.post(text),
+    };
+    let mut request = request
         .timeout(timeout)
         .header(CONTENT_TYPE, "application/json")
         .header(
