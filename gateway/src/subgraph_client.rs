@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
-use serde::Deserialize;
+use serde::Deserializer;
+use serde::de::{MapAccess, Visitor};
 
 use crate::forwarded_headers::ForwardedHeaders;
 use crate::in_flight::InFlight;
 use crate::metrics::{FetchOutcome, Metrics};
+use crate::pipeline::json::{self, Json, Seed};
 use crate::subscriptions::upstream::websocket_url;
 use crate::supergraph::{SubgraphId, Supergraph};
 
@@ -48,13 +50,74 @@ struct FetchKey {
 /// A subgraph's raw answer: status and body, cheap to clone for every sharer.
 type RawAnswer = Result<(u16, Bytes), FetchError>;
 
-/// The parts of a subgraph's GraphQL response the gateway uses.
-#[derive(Debug, Default, Deserialize)]
+/// The parts of a subgraph's GraphQL response the gateway uses. `data` keeps its strings as
+/// slices of the answer's bytes (see [`Json`]); errors are few and stay plain JSON values.
+#[derive(Debug, Default)]
 pub struct SubgraphResponse {
-    #[serde(default)]
-    pub data: Option<serde_json::Value>,
-    #[serde(default)]
+    pub data: Option<Json>,
     pub errors: Vec<serde_json::Value>,
+}
+
+impl SubgraphResponse {
+    /// Parses a response body.
+    pub fn parse(body: &Bytes) -> Result<Self, serde_json::Error> {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let response = deserializer.deserialize_map(ResponseVisitor { origin: body })?;
+        deserializer.end()?;
+        Ok(response)
+    }
+
+    /// Takes a response already parsed as JSON (a subscription event's payload).
+    pub fn from_value(value: serde_json::Value) -> Result<Self, String> {
+        let serde_json::Value::Object(mut map) = value else {
+            return Err("a response must be an object".into());
+        };
+        let data = match map.remove("data") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(data) => Some(Json::from(data)),
+        };
+        let errors = match map.remove("errors") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::Array(errors)) => errors,
+            Some(_) => return Err("`errors` must be a list".into()),
+        };
+        Ok(SubgraphResponse { data, errors })
+    }
+}
+
+struct ResponseVisitor<'b> {
+    origin: &'b Bytes,
+}
+
+impl<'de> Visitor<'de> for ResponseVisitor<'_> {
+    type Value = SubgraphResponse;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a GraphQL response object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SubgraphResponse, A::Error> {
+        let mut response = SubgraphResponse::default();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "data" => {
+                    response.data = match map.next_value_seed(Seed {
+                        origin: self.origin,
+                    })? {
+                        Json::Null => None,
+                        data => Some(data),
+                    }
+                }
+                "errors" => {
+                    response.errors = map
+                        .next_value::<Option<Vec<serde_json::Value>>>()?
+                        .unwrap_or_default()
+                }
+                _ => json::skip(&mut map)?,
+            }
+        }
+        Ok(response)
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -191,7 +254,7 @@ impl SubgraphClient {
             }
         };
         // A graphql-response+json server may answer 4xx/5xx with a GraphQL body: keep its errors.
-        match serde_json::from_slice::<SubgraphResponse>(&bytes) {
+        match SubgraphResponse::parse(&bytes) {
             Ok(parsed) if parsed.data.is_some() || !parsed.errors.is_empty() => Ok(parsed),
             Ok(_) if (200..300).contains(&status) => Err(FetchError::InvalidResponse(
                 "neither data nor errors".into(),

@@ -295,10 +295,10 @@ enum Kind @join__type(graph: A) { REGULAR ANONYMOUS @inaccessible }
             .expect("variables");
     let normalized =
         normalize::normalize(&sg.api, &document, operation, &variables).expect("normalized");
-    let data = serde_json::json!({ "users": [
+    let data = gateway::pipeline::json::Json::from(serde_json::json!({ "users": [
         { "id": "1", "kind": "REGULAR" },
         { "id": "2", "kind": "ANONYMOUS" }
-    ]});
+    ]}));
     let mut errors = Vec::new();
     let shaped = gateway::pipeline::shape::shape(&sg, &normalized, &data, None, &mut errors);
     assert_eq!(
@@ -628,10 +628,10 @@ type Secret implements Item @join__implements(graph: A, interface: "Item") @join
             .expect("variables");
     let normalized =
         normalize::normalize(&sg.api, &document, operation, &variables).expect("normalized");
-    let data = serde_json::json!({ "items": [
+    let data = gateway::pipeline::json::Json::from(serde_json::json!({ "items": [
         { "__typename": "Public", "id": "1" },
         { "__typename": "Secret", "id": "2" }
-    ]});
+    ]}));
     let mut errors = Vec::new();
     let shaped = gateway::pipeline::shape::shape(&sg, &normalized, &data, None, &mut errors);
     assert_eq!(

@@ -9,6 +9,8 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value};
 
+use super::json::{Json, Object, Text};
+
 use super::json_text;
 use super::plan::{Fetch, FetchKind, QueryPlan, RENAMED_PREFIX};
 use super::selection::{Selection, SelectionSet};
@@ -18,7 +20,7 @@ use crate::subgraph_client::{FetchError, SubgraphClient, SubgraphResponse};
 use crate::supergraph::Supergraph;
 
 pub struct ExecutionOutput {
-    pub data: Value,
+    pub data: Json,
     pub errors: Vec<GraphQLError>,
 }
 
@@ -58,7 +60,7 @@ pub async fn execute(
     ctx: &ExecutionContext<'_>,
     root: Option<SubgraphResponse>,
 ) -> ExecutionOutput {
-    let mut data = Value::Object(Map::new());
+    let mut data = Json::Object(Object::new());
     let mut errors = Vec::new();
     let count = plan.fetches.len();
     let mut started = vec![false; count];
@@ -126,7 +128,7 @@ fn fetch_failed(service: &str, error: &FetchError) -> GraphQLError {
 
 /// Builds the request body; for entity fetches also collects the representations and where
 /// their answers go. Returns `None` when there is nothing to fetch.
-fn prepare(fetch: &Fetch, data: &Value, ctx: &ExecutionContext<'_>) -> Option<(Vec<u8>, Targets)> {
+fn prepare(fetch: &Fetch, data: &Json, ctx: &ExecutionContext<'_>) -> Option<(Vec<u8>, Targets)> {
     let mut targets: Targets = Vec::new();
     // The body is written directly: the operation's JSON text comes from the plan, and each
     // representation is written once as JSON text, which serves both for spotting repeats and
@@ -144,10 +146,10 @@ fn prepare(fetch: &Fetch, data: &Value, ctx: &ExecutionContext<'_>) -> Option<(V
         let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
         let mut rep = Vec::new();
         for (target_path, object) in found {
-            let Some(Value::String(typename)) = object.get("__typename") else {
+            let Some(Json::String(typename)) = object.get("__typename") else {
                 continue;
             };
-            if !ctx.supergraph.is_subtype(type_name, typename) {
+            if !ctx.supergraph.is_subtype(type_name, typename.as_str()) {
                 continue;
             }
             rep.clear();
@@ -211,20 +213,20 @@ fn prepare(fetch: &Fetch, data: &Value, ctx: &ExecutionContext<'_>) -> Option<(V
 }
 
 fn collect_targets<'v>(
-    value: &'v Value,
+    value: &'v Json,
     path: &[apollo_compiler::Name],
     current: &mut Vec<Step>,
-    out: &mut Vec<(Vec<Step>, &'v Map<String, Value>)>,
+    out: &mut Vec<(Vec<Step>, &'v Object)>,
 ) {
     match value {
-        Value::Array(items) => {
+        Json::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 current.push(Step::Index(i));
                 collect_targets(item, path, current, out);
                 current.pop();
             }
         }
-        Value::Object(map) => match path.split_first() {
+        Json::Object(map) => match path.split_first() {
             None => out.push((current.clone(), map)),
             Some((key, rest)) => {
                 if let Some(child) = map.get(key.as_str()) {
@@ -242,7 +244,7 @@ fn collect_targets<'v>(
 /// (the entity cannot be identified, e.g. its parent fetch failed). `typename`, when given,
 /// replaces the object's `__typename` (an interface object is asked for by the interface).
 fn write_representation(
-    object: &Map<String, Value>,
+    object: &Object,
     selection: &SelectionSet,
     typename: Option<&str>,
     sg: &Supergraph,
@@ -265,7 +267,7 @@ fn write_representation(
 }
 
 fn write_fields<'s>(
-    object: &Map<String, Value>,
+    object: &Object,
     selection: &'s SelectionSet,
     typename: Option<&str>,
     sg: &Supergraph,
@@ -288,13 +290,13 @@ fn write_fields<'s>(
                 out.push(b':');
                 match (typename, field.name.as_str()) {
                     (Some(typename), "__typename") => json_text::write_str(out, typename),
-                    _ if field.selection_set.is_empty() => json_text::write_value(out, value),
+                    _ if field.selection_set.is_empty() => json_text::write_json(out, value),
                     _ => write_projected(value, &field.selection_set, sg, out)?,
                 }
             }
             Selection::Fragment(fragment) => {
                 let applies = match object.get("__typename") {
-                    Some(Value::String(t)) => sg.is_subtype(&fragment.type_condition, t),
+                    Some(Json::String(t)) => sg.is_subtype(&fragment.type_condition, t.as_str()),
                     _ => false,
                 };
                 if applies {
@@ -307,18 +309,18 @@ fn write_fields<'s>(
 }
 
 fn write_projected(
-    value: &Value,
+    value: &Json,
     selection: &SelectionSet,
     sg: &Supergraph,
     out: &mut Vec<u8>,
 ) -> Option<()> {
     match value {
-        Value::Object(map) => {
+        Json::Object(map) => {
             out.push(b'{');
             write_fields(map, selection, None, sg, out, &mut Vec::new())?;
             out.push(b'}');
         }
-        Value::Array(items) => {
+        Json::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -328,7 +330,7 @@ fn write_projected(
             }
             out.push(b']');
         }
-        other => json_text::write_value(out, other),
+        other => json_text::write_json(out, other),
     }
     Some(())
 }
@@ -337,7 +339,7 @@ fn merge(
     fetch: &Fetch,
     response: SubgraphResponse,
     targets: Targets,
-    data: &mut Value,
+    data: &mut Json,
     errors: &mut Vec<GraphQLError>,
     ctx: &ExecutionContext<'_>,
 ) {
@@ -350,7 +352,7 @@ fn merge(
                 if fetch.renames {
                     unalias(&mut result);
                 }
-                deep_merge(data, result);
+                data.merge(result);
             }
             for error in response.errors {
                 errors.push(subgraph_error(error, service, |path| Some(path.to_vec())));
@@ -361,8 +363,8 @@ fn merge(
             ..
         } => {
             let mut entities = match response.data {
-                Some(Value::Object(mut map)) => match map.remove("_entities") {
-                    Some(Value::Array(entities)) => entities,
+                Some(Json::Object(mut map)) => match map.remove("_entities") {
+                    Some(Json::Array(entities)) => entities,
                     _ => Vec::new(),
                 },
                 _ => Vec::new(),
@@ -371,7 +373,7 @@ fn merge(
                 // An interface object answers with the interface's name; the object's
                 // concrete `__typename` (or the one still to be resolved) must stay.
                 for entity in &mut entities {
-                    if let Value::Object(map) = entity {
+                    if let Json::Object(map) = entity {
                         map.remove("__typename");
                     }
                 }
@@ -393,11 +395,11 @@ fn merge(
                 if let Some((last, others)) = paths.split_last() {
                     for path in others {
                         if let Some(target) = value_at_mut(data, path) {
-                            deep_merge(target, entity.clone());
+                            target.merge(entity.clone());
                         }
                     }
                     if let Some(target) = value_at_mut(data, last) {
-                        deep_merge(target, entity);
+                        target.merge(entity);
                     }
                 }
             }
@@ -412,7 +414,7 @@ fn merge(
 fn rebase_entity_error(
     error: Value,
     service: &str,
-    entities: &[Value],
+    entities: &[Json],
     targets: &Targets,
 ) -> Vec<GraphQLError> {
     let path = match &error {
@@ -441,8 +443,8 @@ fn rebase_entity_error(
         [Value::String(root), rest @ ..] if root == "_entities" => {
             let failed: Vec<usize> = (0..targets.len())
                 .filter(|&i| match entities.get(i) {
-                    None | Some(Value::Null) => true,
-                    Some(entity) => value_at(entity, rest).is_none_or(Value::is_null),
+                    None | Some(Json::Null) => true,
+                    Some(entity) => value_at(entity, rest).is_none_or(Json::is_null),
                 })
                 .collect();
             if failed.is_empty() {
@@ -457,11 +459,11 @@ fn rebase_entity_error(
     }
 }
 
-fn value_at<'v>(mut value: &'v Value, path: &[Value]) -> Option<&'v Value> {
+fn value_at<'v>(mut value: &'v Json, path: &[Value]) -> Option<&'v Json> {
     for segment in path {
         value = match (value, segment) {
-            (Value::Object(map), Value::String(key)) => map.get(key)?,
-            (Value::Array(items), Value::Number(i)) => {
+            (Json::Object(map), Value::String(key)) => map.get(key)?,
+            (Json::Array(items), Value::Number(i)) => {
                 items.get(usize::try_from(i.as_u64()?).ok()?)?
             }
             _ => return None,
@@ -507,11 +509,11 @@ fn subgraph_error(
     }
 }
 
-fn value_at_mut<'v>(mut value: &'v mut Value, path: &[Step]) -> Option<&'v mut Value> {
+fn value_at_mut<'v>(mut value: &'v mut Json, path: &[Step]) -> Option<&'v mut Json> {
     for step in path {
         value = match (value, step) {
-            (Value::Object(map), Step::Key(key)) => map.get_mut(key.as_str())?,
-            (Value::Array(items), Step::Index(i)) => items.get_mut(*i)?,
+            (Json::Object(map), Step::Key(key)) => map.get_mut(key.as_str())?,
+            (Json::Array(items), Step::Index(i)) => items.get_mut(*i)?,
             _ => return None,
         };
     }
@@ -519,53 +521,28 @@ fn value_at_mut<'v>(mut value: &'v mut Value, path: &[Step]) -> Option<&'v mut V
 }
 
 /// Renames the planner's type-disambiguating aliases back to the client's response keys.
-fn unalias(value: &mut Value) {
+fn unalias(value: &mut Json) {
     match value {
-        Value::Object(map) => {
-            let renamed: Vec<String> = map
+        Json::Object(map) => {
+            let renamed: Vec<Text> = map
                 .keys()
-                .filter(|k| k.starts_with(RENAMED_PREFIX))
+                .filter(|k| k.as_bytes().starts_with(RENAMED_PREFIX.as_bytes()))
                 .cloned()
                 .collect();
             for key in renamed {
-                if let Some(v) = map.remove(&key) {
-                    let client_key = &key[RENAMED_PREFIX.len()..];
+                if let Some(v) = map.remove(key.as_str()) {
+                    let client_key = &key.as_str()[RENAMED_PREFIX.len()..];
                     // The same field may also have been selected unaliased (as a key).
                     match map.get_mut(client_key) {
-                        Some(existing) => deep_merge(existing, v),
-                        None => {
-                            map.insert(client_key.to_string(), v);
-                        }
+                        Some(existing) => existing.merge(v),
+                        None => map.insert(Text::new(client_key), v),
                     }
                 }
             }
-            map.values_mut().for_each(unalias);
+            map.iter_mut().for_each(|(_, v)| unalias(v));
         }
-        Value::Array(items) => items.iter_mut().for_each(unalias),
+        Json::Array(items) => items.iter_mut().for_each(unalias),
         _ => {}
-    }
-}
-
-fn deep_merge(target: &mut Value, source: Value) {
-    match (target, source) {
-        (Value::Object(target), Value::Object(source)) => {
-            for (key, value) in source {
-                match target.entry(key) {
-                    serde_json::map::Entry::Occupied(mut existing) => {
-                        deep_merge(existing.get_mut(), value)
-                    }
-                    serde_json::map::Entry::Vacant(slot) => {
-                        slot.insert(value);
-                    }
-                }
-            }
-        }
-        (Value::Array(target), Value::Array(source)) if target.len() == source.len() => {
-            for (t, s) in target.iter_mut().zip(source) {
-                deep_merge(t, s);
-            }
-        }
-        (target, source) => *target = source,
     }
 }
 
@@ -603,7 +580,7 @@ mod tests {
     #[test]
     fn entity_error_without_index_goes_to_the_null_entities() {
         let error = json!({ "message": "boom", "path": ["_entities", "summary"] });
-        let entities = [json!({ "summary": "ok" }), Value::Null];
+        let entities = [Json::from(json!({ "summary": "ok" })), Json::Null];
         let rebased = rebase_entity_error(error, "reviews", &entities, &targets());
         assert_eq!(rebased.len(), 1);
         assert_eq!(
@@ -614,26 +591,13 @@ mod tests {
 
     #[test]
     fn renamed_fields_get_their_client_keys_back() {
-        let mut value = json!({ "accounts": [
+        let mut value = Json::from(json!({ "accounts": [
             { "_gw_typed_id": "u1", "id": "u1", "similar": [{ "_gw_typed_id": "a1" }] }
-        ]});
+        ]}));
         unalias(&mut value);
         assert_eq!(
             value,
-            json!({ "accounts": [{ "id": "u1", "similar": [{ "id": "a1" }] }] })
-        );
-    }
-
-    #[test]
-    fn deep_merge_keeps_both_sides() {
-        let mut target = json!({ "a": { "x": 1 }, "list": [{ "k": 1 }] });
-        deep_merge(
-            &mut target,
-            json!({ "a": { "y": 2 }, "list": [{ "v": 2 }] }),
-        );
-        assert_eq!(
-            target,
-            json!({ "a": { "x": 1, "y": 2 }, "list": [{ "k": 1, "v": 2 }] })
+            Json::from(json!({ "accounts": [{ "id": "u1", "similar": [{ "id": "a1" }] }] }))
         );
     }
 }

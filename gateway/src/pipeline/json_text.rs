@@ -8,6 +8,8 @@
 
 use serde_json::Value;
 
+use super::json::Json;
+
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
@@ -41,7 +43,11 @@ fn escape(byte: u8, out: &mut Vec<u8>) {
 
 /// Writes `text` as a JSON string, quotes included.
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
-    let bytes = text.as_bytes();
+    write_utf8(out, text.as_bytes())
+}
+
+/// Writes UTF-8 text (given as its bytes) as a JSON string, quotes included.
+pub fn write_utf8(out: &mut Vec<u8>, bytes: &[u8]) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut clean_from = 0;
@@ -102,6 +108,44 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
             out.push(b'}');
         }
         Value::Number(number) => {
+            // A number prints without fail; keep the output valid if that ever changes.
+            if serde_json::to_writer(&mut *out, number).is_err() {
+                out.extend_from_slice(b"null");
+            }
+        }
+    }
+}
+
+/// Writes a merged-data value (see [`Json`]).
+pub fn write_json(out: &mut Vec<u8>, value: &Json) {
+    match value {
+        Json::String(text) => write_utf8(out, text.as_bytes()),
+        Json::Null => out.extend_from_slice(b"null"),
+        Json::Bool(true) => out.extend_from_slice(b"true"),
+        Json::Bool(false) => out.extend_from_slice(b"false"),
+        Json::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json(out, item);
+            }
+            out.push(b']');
+        }
+        Json::Object(object) => {
+            out.push(b'{');
+            for (i, (key, item)) in object.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_utf8(out, key.as_bytes());
+                out.push(b':');
+                write_json(out, item);
+            }
+            out.push(b'}');
+        }
+        Json::Number(number) => {
             // A number prints without fail; keep the output valid if that ever changes.
             if serde_json::to_writer(&mut *out, number).is_err() {
                 out.extend_from_slice(b"null");

@@ -4,6 +4,7 @@
 
 pub mod document_cache;
 pub mod execute;
+pub mod json;
 pub mod json_text;
 pub mod normalize;
 pub mod plan;

@@ -17,6 +17,7 @@ use apollo_compiler::response::JsonMap;
 use apollo_compiler::schema::ExtendedType;
 use serde_json::Value;
 
+use super::json::{Json, Object};
 use super::json_text;
 use super::normalize::NormalizedOperation;
 use super::selection::{Field, Selection, SelectionSet};
@@ -82,7 +83,7 @@ struct Shaper<'a> {
 pub fn shape<'a>(
     supergraph: &'a Supergraph,
     operation: &'a NormalizedOperation,
-    data: &Value,
+    data: &Json,
     introspection: Option<&'a JsonMap>,
     errors: &mut Vec<GraphQLError>,
 ) -> ResponseData {
@@ -94,9 +95,9 @@ pub fn shape<'a>(
         groups: Vec::new(),
         out: Vec::with_capacity(4096),
     };
-    let empty = serde_json::Map::new();
+    let empty = Object::new();
     let root = match data {
-        Value::Object(root) => root,
+        Json::Object(root) => root,
         _ => &empty,
     };
     let mut path = Vec::new();
@@ -192,7 +193,7 @@ impl<'a> Shaper<'a> {
         &mut self,
         runtime_type: &'a str,
         selections: &[&'a SelectionSet],
-        object: &serde_json::Map<String, Value>,
+        object: &Object,
         path: &mut Vec<Step<'a>>,
         is_root: bool,
     ) -> Result<(), NullBubble> {
@@ -267,7 +268,7 @@ impl<'a> Shaper<'a> {
         &mut self,
         ty: &Type,
         group: &FieldGroup<'a>,
-        value: Option<&Value>,
+        value: Option<&Json>,
         path: &mut Vec<Step<'a>>,
         parent_type: &str,
     ) -> Result<bool, NullBubble> {
@@ -311,11 +312,11 @@ impl<'a> Shaper<'a> {
         &mut self,
         item_type: &Type,
         group: &FieldGroup<'a>,
-        value: Option<&Value>,
+        value: Option<&Json>,
         path: &mut Vec<Step<'a>>,
         parent_type: &str,
     ) -> Result<bool, NullBubble> {
-        let Some(Value::Array(items)) = value else {
+        let Some(Json::Array(items)) = value else {
             self.out.extend_from_slice(b"null");
             return Ok(true);
         };
@@ -343,18 +344,18 @@ impl<'a> Shaper<'a> {
         &mut self,
         name: &Name,
         group: &FieldGroup<'a>,
-        value: Option<&Value>,
+        value: Option<&Json>,
         path: &mut Vec<Step<'a>>,
     ) -> Result<bool, NullBubble> {
         let leaf = matches!(group.kind, FieldKind::Leaf(_));
         match value {
-            None | Some(Value::Null) => {
+            None | Some(Json::Null) => {
                 self.out.extend_from_slice(b"null");
                 Ok(true)
             }
-            Some(Value::Object(object)) if !leaf => {
+            Some(Json::Object(object)) if !leaf => {
                 let declared = match object.get("__typename") {
-                    Some(Value::String(t)) => t.as_str(),
+                    Some(Json::String(t)) => t.as_str(),
                     _ => name.as_str(),
                 };
                 // The schema's own name: its address is stable, which the grouping cache uses.
@@ -391,7 +392,7 @@ impl<'a> Shaper<'a> {
             }
             Some(value) if leaf => {
                 if let FieldKind::Leaf(Some(enum_type)) = group.kind
-                    && let Value::String(v) = value
+                    && let Json::String(v) = value
                     && !enum_type.values.contains_key(v.as_str())
                 {
                     // An `@inaccessible` enum value must not reach clients: the field
@@ -404,7 +405,7 @@ impl<'a> Shaper<'a> {
                     self.out.extend_from_slice(b"null");
                     return Ok(true);
                 }
-                json_text::write_value(&mut self.out, value);
+                json_text::write_json(&mut self.out, value);
                 Ok(false)
             }
             // A composite field answered with a scalar: the subgraph broke its contract.

@@ -209,7 +209,7 @@ impl UpstreamSubscription {
             match incoming.kind.as_str() {
                 "next" => {
                     let payload = incoming.payload.unwrap_or(Value::Null);
-                    match serde_json::from_value::<SubgraphResponse>(payload) {
+                    match SubgraphResponse::from_value(payload) {
                         Ok(response) => return UpstreamEvent::Next(response),
                         Err(e) => {
                             return UpstreamEvent::Dropped(format!("invalid next payload: {e}"));
