@@ -12,6 +12,12 @@
 //! none of its implementations: fields they own are fetched with the interface's name as the
 //! representation's `__typename`, and where the concrete type matters (`__typename`, fragments
 //! on implementations) the objects hop to a subgraph that has the real interface.
+//!
+//! A shareable field may be resolved by any of its owners, and owners can disagree on the
+//! members of the abstract type it returns (`union Action = Common | OnlyA` here, `Common |
+//! OnlyB` there). Since any of the subgraphs that could serve a path may be the one answering,
+//! only the object types every one of them can return there are selected below an abstract
+//! type; an object of another type keeps just what its other selections and `__typename` say.
 
 use std::collections::HashMap;
 
@@ -92,6 +98,8 @@ pub fn plan(
         requiring: 0,
         retries: 0,
         client_aliases: HashMap::new(),
+        // Root fields are reachable in every subgraph.
+        candidates: (0..supergraph.subgraphs.len()).collect(),
     };
     collect_client_aliases(
         &operation.selection_set,
@@ -143,6 +151,10 @@ struct Planner<'a> {
     /// (`upc: name`). A key or required field of that name selected at the same path would
     /// collide with the client's field in the subgraph operation, so it gets an alias.
     client_aliases: HashMap<Vec<Name>, Vec<Name>>,
+    /// The subgraphs that could serve the path being planned: the ones resolving every field
+    /// on the way from the root, where an entity field may be reached in any owner by a hop.
+    /// Below an abstract type, only object types all of them can return there are selected.
+    candidates: Vec<SubgraphId>,
 }
 
 /// Prefix of the aliases given to key and required fields whose name a client alias uses.
@@ -394,6 +406,7 @@ impl<'a> Planner<'a> {
                         for object in sg.possible_types(condition) {
                             if !sg.is_subtype(parent, &object)
                                 || !sg.possible_in_graph(parent, &object, subgraph)
+                                || !self.possible_in_candidates(parent, &object)
                             {
                                 continue;
                             }
@@ -534,8 +547,10 @@ impl<'a> Planner<'a> {
                         .and_then(|e| e.provides.as_ref()),
                 };
                 let child_path = extend(path, field.response_key());
-                let mut sub = self.plan_set(
+                let mut sub = self.plan_below(
                     fetch,
+                    parent,
+                    field,
                     child_type,
                     &field.selection_set,
                     &child_path,
@@ -643,8 +658,10 @@ impl<'a> Planner<'a> {
             part.selection_set = here;
             let mut planned = part.without_selections();
             let child_path = extend(path, field.response_key());
-            let mut sub = self.plan_set(
+            let mut sub = self.plan_below(
                 fetch,
+                parent,
+                field,
                 here_type,
                 &part.selection_set,
                 &child_path,
@@ -797,8 +814,10 @@ impl<'a> Planner<'a> {
                 .field_in_graph(parent, &field.name, target)
                 .and_then(|e| e.provides.as_ref());
             let child_path = extend(path, field.response_key());
-            let mut sub = self.plan_set(
+            let mut sub = self.plan_below(
                 child,
+                parent,
+                field,
                 child_type,
                 &field.selection_set,
                 &child_path,
@@ -1000,6 +1019,49 @@ impl<'a> Planner<'a> {
             planned.alias = Name::new(&format!("{RENAMED_PREFIX}{}", field.response_key())).ok();
         }
         planned
+    }
+
+    /// Plans the sub-selection of `parent.field` (of type `child_type` in the fetch's
+    /// subgraph) with the subgraphs that could serve the field as candidates: the fetch's own,
+    /// owners that could serve the parent object already, and owners an entity hop reaches.
+    #[allow(clippy::too_many_arguments)]
+    fn plan_below(
+        &mut self,
+        fetch: usize,
+        parent: &Name,
+        field: &Field,
+        child_type: &Name,
+        selection: &SelectionSet,
+        child_path: &[Name],
+        provided: Option<&SelectionSet>,
+    ) -> Result<SelectionSet, PlanError> {
+        let sg = self.supergraph;
+        let subgraph = self.drafts[fetch].subgraph;
+        let mut candidates = vec![subgraph];
+        for g in sg.field_owners(parent, &field.name) {
+            if !candidates.contains(&g)
+                && (self.candidates.contains(&g) || !sg.entity_keys(parent, g).is_empty())
+            {
+                candidates.push(g);
+            }
+        }
+        let outer = std::mem::replace(&mut self.candidates, candidates);
+        let result = self.plan_set(fetch, child_type, selection, child_path, provided);
+        // Restored on failure too: a failed hop may be retried in another way.
+        self.candidates = outer;
+        result
+    }
+
+    /// Whether every candidate subgraph that knows `abstract_type` can return `object` there.
+    /// A subgraph holding the interface as an interface object knows no implementation at
+    /// all, and leaves the concrete type to the subgraphs that do: it restricts nothing.
+    fn possible_in_candidates(&self, abstract_type: &Name, object: &Name) -> bool {
+        let sg = self.supergraph;
+        self.candidates.iter().all(|&g| {
+            !sg.type_in_graph(abstract_type, g)
+                || sg.is_interface_object(abstract_type, g)
+                || sg.possible_in_graph(abstract_type, object, g)
+        })
     }
 
     /// Whether draft `fetch` waits, directly or not, for draft `on`.

@@ -5,8 +5,14 @@
 //! `@requires`, `@provides`, `@override`, `@inaccessible`, `@extends`/`extend type`) and merges
 //! types by name. It does not run composition's satisfiability checks: a supergraph file from a
 //! real composition tool remains the way to catch composition errors before deploying.
+//!
+//! Descriptions (of types, fields, arguments, enum values and input fields) are carried over
+//! so that clients introspecting the gateway see the subgraphs' documentation. Where subgraphs
+//! describe the same element differently, the first non-blank description in subgraph order
+//! wins: composition must not depend on anything but its inputs and their order.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt::Write;
 
 use apollo_compiler::ast::{
@@ -43,6 +49,10 @@ struct FieldInGraph {
 struct FieldAcc {
     definition: Node<FieldDefinition>,
     definition_is_external: bool,
+    /// Chosen across subgraphs, independently of which one supplies `definition`.
+    description: Option<Node<str>>,
+    /// Per argument name, the first non-blank description any subgraph gives it.
+    argument_descriptions: Vec<(Name, Node<str>)>,
     graphs: Vec<FieldInGraph>,
     inaccessible: bool,
 }
@@ -53,14 +63,18 @@ type Key = (String, bool);
 /// The type in one subgraph: (graph, keys, defined as an extension).
 type TypeInGraph = (usize, Vec<Key>, bool);
 
+/// An enum value: its name, whether it is `@inaccessible`, its description.
+type EnumValue = (Name, bool, Option<Node<str>>);
+
 struct TypeAcc {
     kind: Kind,
+    description: Option<Node<str>>,
     graphs: Vec<TypeInGraph>,
     field_order: Vec<Name>,
     fields: HashMap<Name, FieldAcc>,
     implements: Vec<(usize, Name)>,
     members: Vec<(usize, Name)>,
-    values: Vec<(Name, bool)>,
+    values: Vec<EnumValue>,
     inputs: Vec<Node<InputValueDefinition>>,
     inaccessible: bool,
 }
@@ -98,6 +112,40 @@ fn string_arg(directives: &DirectiveList, directive: &str, arg: &str) -> Option<
         .specified_argument_by_name(arg)?
         .as_str()
         .map(str::to_string)
+}
+
+/// Whether a description says something: a blank one would hide a later subgraph's text.
+fn is_blank(description: Option<&Node<str>>) -> bool {
+    description.is_none_or(|d| d.trim().is_empty())
+}
+
+/// Keeps the first non-blank description seen (subgraphs are visited in order), so the
+/// supergraph does not depend on which subgraph happens to be merged last.
+fn adopt_description(current: &mut Option<Node<str>>, candidate: Option<&Node<str>>) {
+    if is_blank(current.as_ref()) && !is_blank(candidate) {
+        *current = candidate.cloned();
+    }
+}
+
+/// The description of a type definition; extensions cannot carry one.
+fn type_description(definition: &Definition) -> Option<&Node<str>> {
+    match definition {
+        Definition::ObjectTypeDefinition(d) => d.description.as_ref(),
+        Definition::InterfaceTypeDefinition(d) => d.description.as_ref(),
+        Definition::UnionTypeDefinition(d) => d.description.as_ref(),
+        Definition::EnumTypeDefinition(d) => d.description.as_ref(),
+        Definition::InputObjectTypeDefinition(d) => d.description.as_ref(),
+        Definition::ScalarTypeDefinition(d) => d.description.as_ref(),
+        _ => None,
+    }
+}
+
+/// Writes a description as a GraphQL string followed by `separator`.
+fn write_description(out: &mut String, description: Option<&Node<str>>, separator: &str) {
+    if let Some(description) = description.filter(|d| !d.trim().is_empty()) {
+        out.push_str(&quote(description));
+        out.push_str(separator);
+    }
 }
 
 fn quote(s: &str) -> String {
@@ -178,6 +226,7 @@ pub fn compose(subgraphs: &[SubgraphSdl]) -> Result<String, GatewayError> {
                 order.push(name.clone());
                 TypeAcc {
                     kind,
+                    description: None,
                     graphs: Vec::new(),
                     field_order: Vec::new(),
                     fields: HashMap::new(),
@@ -194,6 +243,7 @@ pub fn compose(subgraphs: &[SubgraphSdl]) -> Result<String, GatewayError> {
                 )));
             }
             acc.inaccessible |= directives.has("inaccessible");
+            adopt_description(&mut acc.description, type_description(definition));
             let extension = extension || directives.has("extends");
             let keys: Vec<Key> = directives
                 .get_all("key")
@@ -250,26 +300,43 @@ pub fn compose(subgraphs: &[SubgraphSdl]) -> Result<String, GatewayError> {
                     override_from: string_arg(&field.directives, "override", "from"),
                 };
                 let inaccessible = field.directives.has("inaccessible");
-                match acc.fields.get_mut(&field.name) {
-                    Some(existing) => {
+                let existing = match acc.fields.entry(field.name.clone()) {
+                    Entry::Occupied(occupied) => {
+                        let existing = occupied.into_mut();
                         if existing.definition_is_external && !external {
                             existing.definition = field.clone();
                             existing.definition_is_external = false;
                         }
                         existing.inaccessible |= inaccessible;
                         existing.graphs.push(entry);
+                        existing
                     }
-                    None => {
+                    Entry::Vacant(vacant) => {
                         acc.field_order.push(field.name.clone());
-                        acc.fields.insert(
-                            field.name.clone(),
-                            FieldAcc {
-                                definition: field.clone(),
-                                definition_is_external: external,
-                                graphs: vec![entry],
-                                inaccessible,
-                            },
-                        );
+                        vacant.insert(FieldAcc {
+                            definition: field.clone(),
+                            definition_is_external: external,
+                            description: None,
+                            argument_descriptions: Vec::new(),
+                            graphs: vec![entry],
+                            inaccessible,
+                        })
+                    }
+                };
+                adopt_description(&mut existing.description, field.description.as_ref());
+                for argument in &field.arguments {
+                    let Some(description) = argument.description.as_ref() else {
+                        continue;
+                    };
+                    if !is_blank(Some(description))
+                        && !existing
+                            .argument_descriptions
+                            .iter()
+                            .any(|(name, _)| *name == argument.name)
+                    {
+                        existing
+                            .argument_descriptions
+                            .push((argument.name.clone(), description.clone()));
                     }
                 }
             }
@@ -282,16 +349,29 @@ pub fn compose(subgraphs: &[SubgraphSdl]) -> Result<String, GatewayError> {
                     .extend(d.members.iter().map(|m| (graph, m.clone()))),
                 Definition::EnumTypeDefinition(d) => {
                     for value in &d.values {
-                        if !acc.values.iter().any(|(v, _)| *v == value.value) {
-                            acc.values
-                                .push((value.value.clone(), value.directives.has("inaccessible")));
+                        match acc.values.iter_mut().find(|(v, _, _)| *v == value.value) {
+                            Some((_, _, description)) => {
+                                adopt_description(description, value.description.as_ref())
+                            }
+                            None => acc.values.push((
+                                value.value.clone(),
+                                value.directives.has("inaccessible"),
+                                value.description.clone(),
+                            )),
                         }
                     }
                 }
                 Definition::InputObjectTypeDefinition(d) => {
                     for field in &d.fields {
-                        if !acc.inputs.iter().any(|f| f.name == field.name) {
-                            acc.inputs.push(field.clone());
+                        match acc.inputs.iter_mut().find(|f| f.name == field.name) {
+                            Some(existing) => {
+                                if is_blank(existing.description.as_ref())
+                                    && !is_blank(field.description.as_ref())
+                                {
+                                    existing.make_mut().description = field.description.clone();
+                                }
+                            }
+                            None => acc.inputs.push(field.clone()),
                         }
                     }
                 }
@@ -337,6 +417,7 @@ pub fn compose(subgraphs: &[SubgraphSdl]) -> Result<String, GatewayError> {
             Kind::Input => "input",
             Kind::Scalar => "scalar",
         };
+        write_description(&mut out, acc.description.as_ref(), "\n");
         let _ = write!(out, "{keyword} {name}");
         if matches!(acc.kind, Kind::Object | Kind::Interface) {
             let mut interfaces: Vec<&Name> = Vec::new();
@@ -411,8 +492,10 @@ pub fn compose(subgraphs: &[SubgraphSdl]) -> Result<String, GatewayError> {
             }
             Kind::Enum => {
                 out.push_str("\n{\n");
-                for (value, hidden) in &acc.values {
-                    let _ = writeln!(out, "  {value}{}", inaccessible(*hidden));
+                for (value, hidden, description) in &acc.values {
+                    out.push_str("  ");
+                    write_description(&mut out, description.as_ref(), "\n  ");
+                    let _ = writeln!(out, "{value}{}", inaccessible(*hidden));
                 }
                 out.push_str("}\n\n");
             }
@@ -420,7 +503,7 @@ pub fn compose(subgraphs: &[SubgraphSdl]) -> Result<String, GatewayError> {
                 out.push_str("\n{\n");
                 for field in &acc.inputs {
                     out.push_str("  ");
-                    write_input_value(&mut out, field);
+                    write_input_value(&mut out, field, field.description.as_ref());
                     out.push('\n');
                 }
                 out.push_str("}\n\n");
@@ -431,7 +514,12 @@ pub fn compose(subgraphs: &[SubgraphSdl]) -> Result<String, GatewayError> {
     Ok(out)
 }
 
-fn write_input_value(out: &mut String, value: &InputValueDefinition) {
+fn write_input_value(
+    out: &mut String,
+    value: &InputValueDefinition,
+    description: Option<&Node<str>>,
+) {
+    write_description(out, description, " ");
     let _ = write!(out, "{}: {}", value.name, value.ty);
     if let Some(default) = &value.default_value {
         let _ = write!(out, " = {default}");
@@ -446,14 +534,21 @@ fn write_field(
     subgraphs: &[SubgraphSdl],
 ) {
     let definition = &field.definition;
-    let _ = write!(out, "  {}", definition.name);
+    out.push_str("  ");
+    write_description(out, field.description.as_ref(), "\n  ");
+    let _ = write!(out, "{}", definition.name);
     if !definition.arguments.is_empty() {
         out.push('(');
         for (i, argument) in definition.arguments.iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");
             }
-            write_input_value(out, argument);
+            let description = field
+                .argument_descriptions
+                .iter()
+                .find(|(name, _)| *name == argument.name)
+                .map(|(_, description)| description);
+            write_input_value(out, argument, description);
         }
         out.push(')');
     }
@@ -534,4 +629,168 @@ pub async fn fetch_subgraph_sdls(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supergraph::Supergraph;
+    use apollo_compiler::schema::ExtendedType;
+
+    fn subgraph(name: &str, sdl: &str) -> SubgraphSdl {
+        SubgraphSdl {
+            name: name.to_string(),
+            url: format!("http://{name}.invalid/graphql"),
+            sdl: sdl.to_string(),
+        }
+    }
+
+    fn description(ty: &ExtendedType) -> Option<&str> {
+        match ty {
+            ExtendedType::Object(o) => o.description.as_deref(),
+            ExtendedType::Enum(e) => e.description.as_deref(),
+            ExtendedType::InputObject(i) => i.description.as_deref(),
+            ExtendedType::Union(u) => u.description.as_deref(),
+            ExtendedType::Interface(i) => i.description.as_deref(),
+            ExtendedType::Scalar(s) => s.description.as_deref(),
+        }
+    }
+
+    #[test]
+    fn descriptions_reach_the_api_schema() {
+        let talks = subgraph(
+            "talks",
+            r#"
+            type Query {
+              "Talks of the programme, \"accepted\" ones only."
+              talks(
+                "Only talks in this track."
+                track: Track
+                filter: TalkFilter
+              ): [Talk!]!
+            }
+
+            """
+            A talk: one speaker,
+            one slot.
+            """
+            type Talk @key(fields: "id") {
+              id: ID!
+              "The title as printed in the programme."
+              title: String!
+            }
+
+            "Where a talk happens."
+            enum Track {
+              "The big room."
+              MAIN
+              SIDE
+            }
+
+            input TalkFilter {
+              "Case-insensitive substring of the title."
+              titleContains: String
+              speaker: String
+            }
+            "#,
+        );
+        // A second subgraph describing the same elements differently, or leaving out what the
+        // first one describes: the first non-blank description in subgraph order wins, and
+        // descriptions only it has fill the gaps.
+        let rooms = subgraph(
+            "rooms",
+            r#"
+            "Ignored: talks describes Talk first."
+            type Talk @key(fields: "id") {
+              id: ID!
+              "Ignored too."
+              title: String! @shareable
+              "Room the talk is held in."
+              room: String
+            }
+
+            "   "
+            enum Track {
+              MAIN
+              "The small room."
+              SIDE
+            }
+
+            input TalkFilter {
+              titleContains: String
+              "Exact speaker name."
+              speaker: String
+            }
+
+            type Query {
+              talks("Ignored." track: Track, "Described by rooms only." filter: TalkFilter): [Talk!]! @shareable
+            }
+            "#,
+        );
+        let sdl = compose(&[talks, rooms]).expect("composes");
+        let supergraph = Supergraph::parse(&sdl).expect("valid supergraph");
+        let api = &supergraph.api;
+
+        let talk = api.get_object("Talk").expect("Talk");
+        assert_eq!(
+            talk.description.as_deref(),
+            Some("A talk: one speaker,\none slot.")
+        );
+        assert_eq!(
+            talk.fields["title"].description.as_deref(),
+            Some("The title as printed in the programme.")
+        );
+        assert_eq!(
+            talk.fields["room"].description.as_deref(),
+            Some("Room the talk is held in.")
+        );
+
+        let talks = &api.get_object("Query").expect("Query").fields["talks"];
+        assert_eq!(
+            talks.description.as_deref(),
+            Some("Talks of the programme, \"accepted\" ones only.")
+        );
+        let argument = |name: &str| {
+            talks
+                .arguments
+                .iter()
+                .find(|a| a.name == name)
+                .and_then(|a| a.description.as_deref())
+        };
+        assert_eq!(argument("track"), Some("Only talks in this track."));
+        assert_eq!(argument("filter"), Some("Described by rooms only."));
+
+        let track = &api.types["Track"];
+        assert_eq!(description(track), Some("Where a talk happens."));
+        let ExtendedType::Enum(track) = track else {
+            panic!("Track is an enum");
+        };
+        assert_eq!(
+            track.values["MAIN"].description.as_deref(),
+            Some("The big room.")
+        );
+        assert_eq!(
+            track.values["SIDE"].description.as_deref(),
+            Some("The small room.")
+        );
+
+        let ExtendedType::InputObject(filter) = &api.types["TalkFilter"] else {
+            panic!("TalkFilter is an input object");
+        };
+        assert_eq!(
+            filter.fields["titleContains"].description.as_deref(),
+            Some("Case-insensitive substring of the title.")
+        );
+        assert_eq!(
+            filter.fields["speaker"].description.as_deref(),
+            Some("Exact speaker name.")
+        );
+
+        // The printed API schema (what `schema.graphql` is made of) carries them too.
+        let printed = api.to_string();
+        assert!(
+            printed.contains("The title as printed in the programme."),
+            "{printed}"
+        );
+    }
 }
