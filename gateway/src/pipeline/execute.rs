@@ -143,7 +143,9 @@ fn prepare(fetch: &Fetch, data: &Json, ctx: &ExecutionContext<'_>) -> Option<(Ve
     {
         let mut found = Vec::new();
         collect_targets(data, path, &mut Vec::new(), &mut found);
-        let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+        // Keyed by text that subgraph data decides, so the hash must be keyed (no crafted
+        // collisions), but SipHash's cost showed on this path: ahash is both.
+        let mut seen: HashMap<Vec<u8>, usize, ahash::RandomState> = HashMap::default();
         let mut rep = Vec::new();
         for (target_path, object) in found {
             let Some(Json::String(typename)) = object.get("__typename") else {

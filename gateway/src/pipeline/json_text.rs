@@ -51,26 +51,34 @@ pub fn write_utf8(out: &mut Vec<u8>, bytes: &[u8]) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut clean_from = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if let Some(chunk) = bytes.get(i..i + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            if !needs_escape(u64::from_le_bytes(word)) {
-                i += 8;
-                continue;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if needs_escape(u64::from_le_bytes(word)) {
+            for (offset, &byte) in chunk.iter().enumerate() {
+                if byte < 0x20 || byte == b'"' || byte == b'\\' {
+                    out.extend_from_slice(&bytes[clean_from..at + offset]);
+                    escape(byte, out);
+                    clean_from = at + offset + 1;
+                }
             }
         }
-        // A chunk that may need escaping, or the tail: byte by byte up to the next chunk.
-        let end = (i + 8).min(bytes.len());
-        while i < end {
-            let byte = bytes[i];
+        at += 8;
+    }
+    // The tail is checked as one padded word too: short strings (ids, names) are the common
+    // case and would otherwise be checked byte by byte.
+    let tail = chunks.remainder();
+    let mut word = [b'a'; 8];
+    word[..tail.len()].copy_from_slice(tail);
+    if needs_escape(u64::from_le_bytes(word)) {
+        for (offset, &byte) in tail.iter().enumerate() {
             if byte < 0x20 || byte == b'"' || byte == b'\\' {
-                out.extend_from_slice(&bytes[clean_from..i]);
+                out.extend_from_slice(&bytes[clean_from..at + offset]);
                 escape(byte, out);
-                clean_from = i + 1;
+                clean_from = at + offset + 1;
             }
-            i += 1;
         }
     }
     out.extend_from_slice(&bytes[clean_from..]);
