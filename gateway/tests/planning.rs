@@ -106,15 +106,18 @@ fn abstract_types_split_per_runtime_type() {
         "query {media {title ... on Book {__typename id} __typename}}"
     );
     let FetchKind::Entity {
-        type_name, path, ..
+        type_name, paths, ..
     } = &plan.fetches[1].kind
     else {
         panic!("expected an entity fetch");
     };
     assert_eq!(type_name.as_str(), "Book");
     assert_eq!(
-        path.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
-        ["media"]
+        paths
+            .iter()
+            .map(|p| p.iter().map(|n| n.as_str()).collect::<Vec<_>>())
+            .collect::<Vec<_>>(),
+        [["media"]]
     );
 }
 
@@ -184,4 +187,37 @@ async fn documents_are_parsed_once_per_text() {
             .await;
     }
     assert_eq!(pipeline.cached_documents(), 2);
+}
+
+#[test]
+fn the_same_entity_fetch_needed_in_two_places_is_sent_once() {
+    let sg = supergraph();
+    // Both `product`s come from the one reviews fetch, and both need the same product fields
+    // from the products subgraph: one products fetch serves both paths.
+    let plan = plan_for(
+        &sg,
+        "{ reviews { product { name } author { reviews { product { name } } } } }",
+    );
+    let products: Vec<_> = plan
+        .fetches
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| subgraph_of(&sg, &plan, *i) == "products")
+        .map(|(_, f)| f)
+        .collect();
+    assert_eq!(products.len(), 1, "{:#?}", plan.fetches);
+    let FetchKind::Entity { paths, .. } = &products[0].kind else {
+        panic!("expected an entity fetch");
+    };
+    let paths: Vec<Vec<&str>> = paths
+        .iter()
+        .map(|p| p.iter().map(|n| n.as_str()).collect())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            vec!["reviews", "product"],
+            vec!["reviews", "author", "reviews", "product"]
+        ]
+    );
 }

@@ -135,14 +135,16 @@ fn prepare(fetch: &Fetch, data: &Json, ctx: &ExecutionContext<'_>) -> Option<(Ve
     // as the body's bytes.
     let mut representations: Vec<Vec<u8>> = Vec::new();
     if let FetchKind::Entity {
-        path,
+        paths,
         type_name,
         representation,
         representation_type,
     } = &fetch.kind
     {
         let mut found = Vec::new();
-        collect_targets(data, path, &mut Vec::new(), &mut found);
+        for path in paths {
+            collect_targets(data, path, &mut Vec::new(), &mut found);
+        }
         // Keyed by text that subgraph data decides, so the hash must be keyed (no crafted
         // collisions), but SipHash's cost showed on this path: ahash is both.
         let mut seen: HashMap<Vec<u8>, usize, ahash::RandomState> = HashMap::default();

@@ -60,7 +60,9 @@ pub enum FetchKind {
     Root,
     Entity {
         /// Response keys from the root of `data` to the entities; lists are walked through.
-        path: Vec<Name>,
+        /// Several paths when the same fetch is needed in several places (see
+        /// `merge_identical_fetches`): their entities go in one request.
+        paths: Vec<Vec<Name>>,
         /// Only objects whose `__typename` is (a subtype of) this type are sent.
         type_name: Name,
         /// The fields projected from each object into its representation.
@@ -109,8 +111,72 @@ pub fn plan(
     planner.plan_root(operation)?;
     Ok(QueryPlan {
         operation_type: operation.operation_type,
-        fetches: planner.finish(operation),
+        fetches: merge_identical_fetches(planner.finish(operation)),
     })
+}
+
+/// Entity fetches that ask the same subgraph the same thing once the same fetches have
+/// finished, differing only in where their entities sit (the same product type reached
+/// through two different fields, say), become one fetch with several paths: one request
+/// instead of several, and an entity found in both places is sent once. Merging can make
+/// their dependents identical in turn, hence the loop.
+fn merge_identical_fetches(mut fetches: Vec<Fetch>) -> Vec<Fetch> {
+    let same = |a: &Fetch, b: &Fetch| -> bool {
+        let (
+            FetchKind::Entity {
+                type_name: a_type,
+                representation: a_rep,
+                representation_type: a_as,
+                ..
+            },
+            FetchKind::Entity {
+                type_name: b_type,
+                representation: b_rep,
+                representation_type: b_as,
+                ..
+            },
+        ) = (&a.kind, &b.kind)
+        else {
+            return false;
+        };
+        let mut a_deps = a.depends_on.clone();
+        let mut b_deps = b.depends_on.clone();
+        a_deps.sort_unstable();
+        b_deps.sort_unstable();
+        a.subgraph == b.subgraph
+            && a_deps == b_deps
+            && a.operation == b.operation
+            && a.variables == b.variables
+            && a.renames == b.renames
+            && a_type == b_type
+            && a_rep == b_rep
+            && a_as == b_as
+    };
+    loop {
+        let pair = (0..fetches.len())
+            .flat_map(|j| (0..j).map(move |i| (i, j)))
+            .find(|&(i, j)| same(&fetches[i], &fetches[j]));
+        let Some((keep, gone)) = pair else {
+            return fetches;
+        };
+        let removed = fetches.remove(gone);
+        if let (FetchKind::Entity { paths, .. }, FetchKind::Entity { paths: more, .. }) =
+            (&mut fetches[keep].kind, removed.kind)
+        {
+            paths.extend(more);
+        }
+        for fetch in &mut fetches {
+            for dep in &mut fetch.depends_on {
+                if *dep == gone {
+                    *dep = keep;
+                } else if *dep > gone {
+                    *dep -= 1;
+                }
+            }
+            fetch.depends_on.sort_unstable();
+            fetch.depends_on.dedup();
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -957,7 +1023,7 @@ impl<'a> Planner<'a> {
             }
             None => {
                 let kind = FetchKind::Entity {
-                    path: path.to_vec(),
+                    paths: vec![path.to_vec()],
                     type_name: parent.clone(),
                     representation,
                     representation_type: sg.representation_type(parent, target),
