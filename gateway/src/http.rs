@@ -172,14 +172,14 @@ fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
     json.then_some(MediaType::Json)
 }
 
-fn body(media: MediaType, status: StatusCode, response: &Response) -> HttpResponse {
+fn body(media: MediaType, status: StatusCode, response: Response) -> HttpResponse {
     (
         status,
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static(media.as_str()),
         )],
-        response.to_json(),
+        response.into_json(),
     )
         .into_response()
 }
@@ -187,24 +187,27 @@ fn body(media: MediaType, status: StatusCode, response: &Response) -> HttpRespon
 fn bad_request(media: MediaType, message: String) -> Answer {
     let response =
         Response::request_error(vec![GraphQLError::new(message).with_code("BAD_REQUEST")]);
-    Answer::rejected(body(media, StatusCode::BAD_REQUEST, &response))
+    Answer::rejected(body(media, StatusCode::BAD_REQUEST, response))
 }
 
 fn respond(media: MediaType, outcome: Outcome) -> Answer {
     match outcome {
-        Outcome::Executed(response) => Answer {
-            http: body(media, StatusCode::OK, &response),
-            outcome: Some(executed(&response)),
-        },
+        Outcome::Executed(response) => {
+            let outcome = Some(executed(&response));
+            Answer {
+                http: body(media, StatusCode::OK, response),
+                outcome,
+            }
+        }
         Outcome::Rejected(response) => {
             let status = match media {
                 MediaType::GraphQLResponseJson => StatusCode::BAD_REQUEST,
                 MediaType::Json => StatusCode::OK,
             };
-            Answer::rejected(body(media, status, &response))
+            Answer::rejected(body(media, status, response))
         }
         Outcome::MethodNotAllowed(response) => {
-            let mut http = body(media, StatusCode::METHOD_NOT_ALLOWED, &response);
+            let mut http = body(media, StatusCode::METHOD_NOT_ALLOWED, response);
             http.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             Answer::rejected(http)
@@ -332,11 +335,12 @@ async fn shared_post(
         .run(key, move || {
             async move {
                 let response = pipeline.execute(&prepared, &forwarded, None).await;
+                let outcome = executed(&response);
                 SharedResponse {
                     status: StatusCode::OK,
                     media,
-                    body: Bytes::from(response.to_json()),
-                    outcome: executed(&response),
+                    body: Bytes::from(response.into_json()),
+                    outcome,
                 }
             }
             .boxed()

@@ -81,15 +81,34 @@ impl GraphQLError {
 /// (serde_json's map would sort the keys, and a tree would cost an allocation per object).
 /// Only the shaper makes one, so the text is valid JSON by construction and is never re-parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The buffer starts with the response's own opening, `{"data":`, so that a response without
+/// errors is sent as this very buffer, closed with `}`: no second copy of a large response.
 pub struct ResponseData(Vec<u8>);
 
+const DATA_OPENING: &[u8] = b"{\"data\":";
+
 impl ResponseData {
+    /// A buffer for the shaper, the opening already written.
+    pub(crate) fn buffer(capacity: usize) -> Vec<u8> {
+        let mut json = Vec::with_capacity(capacity.max(64));
+        json.extend_from_slice(DATA_OPENING);
+        json
+    }
+
+    /// Keeps just the opening; the shaper starts over (a null that reached the root).
+    pub(crate) fn restart(json: &mut Vec<u8>) {
+        json.truncate(DATA_OPENING.len());
+    }
+
+    /// Takes a buffer from [`ResponseData::buffer`] holding the data after the opening.
     pub(crate) fn from_shaper(json: Vec<u8>) -> Self {
         ResponseData(json)
     }
 
+    /// The data as JSON text.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        self.0.get(DATA_OPENING.len()..).unwrap_or_default()
     }
 }
 
@@ -120,7 +139,7 @@ impl Response {
         }
         if let Some(data) = &self.data {
             out.extend_from_slice(b"\"data\":");
-            out.extend_from_slice(&data.0);
+            out.extend_from_slice(data.as_bytes());
         }
         out.push(b'}');
     }
@@ -130,6 +149,17 @@ impl Response {
         let mut out = Vec::with_capacity(size + 64);
         self.write_json(&mut out);
         out
+    }
+
+    /// The response as JSON; without errors, the shaper's own buffer.
+    pub fn into_json(self) -> Vec<u8> {
+        match self.data {
+            Some(ResponseData(mut json)) if self.errors.is_empty() => {
+                json.push(b'}');
+                json
+            }
+            _ => self.to_json(),
+        }
     }
 
     pub fn to_json_string(&self) -> String {

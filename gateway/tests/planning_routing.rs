@@ -300,7 +300,7 @@ enum Kind @join__type(graph: A) { REGULAR ANONYMOUS @inaccessible }
         { "id": "2", "kind": "ANONYMOUS" }
     ]}));
     let mut errors = Vec::new();
-    let shaped = gateway::pipeline::shape::shape(&sg, &normalized, &data, None, &mut errors);
+    let shaped = gateway::pipeline::shape::shape(&sg, &normalized, &data, None, &mut errors, 0);
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(shaped.as_bytes()).expect("JSON"),
         serde_json::json!({ "users": [
@@ -633,7 +633,7 @@ type Secret implements Item @join__implements(graph: A, interface: "Item") @join
         { "__typename": "Secret", "id": "2" }
     ]}));
     let mut errors = Vec::new();
-    let shaped = gateway::pipeline::shape::shape(&sg, &normalized, &data, None, &mut errors);
+    let shaped = gateway::pipeline::shape::shape(&sg, &normalized, &data, None, &mut errors, 0);
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(shaped.as_bytes()).expect("JSON"),
         serde_json::json!({ "items": [{ "__typename": "Public", "id": "1" }, null] })

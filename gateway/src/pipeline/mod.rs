@@ -14,6 +14,7 @@ pub mod shape;
 pub mod validate;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use apollo_compiler::ast::OperationType;
 use apollo_compiler::response::JsonMap;
@@ -346,13 +347,17 @@ impl Pipeline {
                     .map(GraphQLError::from_compiler),
             );
         }
+        let last_size = &prepared.plan.last_response_bytes;
         let data = shape::shape(
             sg,
             &prepared.normalized,
             &output.data,
             introspection_data,
             &mut errors,
+            // A little over the last size: an answer that grew a bit still fits.
+            last_size.load(Ordering::Relaxed) / 8 * 9,
         );
+        last_size.store(data.as_bytes().len() + 16, Ordering::Relaxed);
         Response {
             errors,
             data: Some(data),

@@ -28,10 +28,13 @@ use super::normalize::NormalizedOperation;
 use super::selection::{Field, Fragment, Selection, SelectionSet};
 use crate::supergraph::{SubgraphId, Supergraph};
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct QueryPlan {
     pub operation_type: OperationType,
     pub fetches: Vec<Fetch>,
+    /// Size of the last response shaped from this plan: the next one's buffer starts at that
+    /// capacity instead of doubling its way up (a copy of everything written at each step).
+    pub last_response_bytes: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +115,7 @@ pub fn plan(
     Ok(QueryPlan {
         operation_type: operation.operation_type,
         fetches: merge_identical_fetches(planner.finish(operation)),
+        last_response_bytes: std::sync::atomic::AtomicUsize::new(0),
     })
 }
 

@@ -86,6 +86,7 @@ pub fn shape<'a>(
     data: &Json,
     introspection: Option<&'a JsonMap>,
     errors: &mut Vec<GraphQLError>,
+    size_hint: usize,
 ) -> ResponseData {
     let mut shaper = Shaper {
         supergraph,
@@ -93,7 +94,7 @@ pub fn shape<'a>(
         report_nulls: errors.is_empty(),
         errors: Vec::new(),
         groups: Vec::new(),
-        out: Vec::with_capacity(4096),
+        out: ResponseData::buffer(size_hint),
     };
     let empty = Object::new();
     let root = match data {
@@ -109,7 +110,7 @@ pub fn shape<'a>(
         true,
     );
     if shaped.is_err() {
-        shaper.out.clear();
+        ResponseData::restart(&mut shaper.out);
         shaper.out.extend_from_slice(b"null");
     }
     errors.append(&mut shaper.errors);
