@@ -6,8 +6,6 @@
 //! this writer checks eight bytes at a time for the three things that do (`"`, `\` and
 //! control characters) and copies clean runs whole.
 
-use serde_json::Value;
-
 use super::json::Json;
 
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -83,45 +81,6 @@ pub fn write_utf8(out: &mut Vec<u8>, bytes: &[u8]) {
     }
     out.extend_from_slice(&bytes[clean_from..]);
     out.push(b'"');
-}
-
-/// Writes any JSON value; strings take the fast path, everything else is rare enough for
-/// serde_json.
-pub fn write_value(out: &mut Vec<u8>, value: &Value) {
-    match value {
-        Value::String(text) => write_str(out, text),
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(out, item);
-            }
-            out.push(b']');
-        }
-        Value::Object(map) => {
-            out.push(b'{');
-            for (i, (key, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, key);
-                out.push(b':');
-                write_value(out, item);
-            }
-            out.push(b'}');
-        }
-        Value::Number(number) => {
-            // A number prints without fail; keep the output valid if that ever changes.
-            if serde_json::to_writer(&mut *out, number).is_err() {
-                out.extend_from_slice(b"null");
-            }
-        }
-    }
 }
 
 /// Writes a merged-data value (see [`Json`]).
@@ -212,7 +171,7 @@ mod tests {
             "b": { "c": 18446744073709551615u64 }
         });
         let mut out = Vec::new();
-        write_value(&mut out, &value);
+        write_json(&mut out, &Json::from(value.clone()));
         assert_eq!(String::from_utf8(out).unwrap(), value.to_string());
     }
 }
