@@ -123,10 +123,6 @@ impl Object {
     pub fn keys(&self) -> impl Iterator<Item = &Text> {
         self.0.iter().map(|(k, _)| k)
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl Json {
@@ -136,13 +132,6 @@ impl Json {
 
     pub fn is_object(&self) -> bool {
         matches!(self, Json::Object(_))
-    }
-
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Json::String(text) => Some(text.as_str()),
-            _ => None,
-        }
     }
 
     /// Deep merge; see [`Object::merge`].
@@ -156,14 +145,6 @@ impl Json {
             }
             (target, source) => *target = source,
         }
-    }
-
-    /// Parses JSON text whose strings may stay slices of `origin`.
-    pub fn parse(origin: &Bytes) -> Result<Json, serde_json::Error> {
-        let mut deserializer = serde_json::Deserializer::from_slice(origin);
-        let value = Seed { origin }.deserialize(&mut deserializer)?;
-        deserializer.end()?;
-        Ok(value)
     }
 }
 
@@ -313,15 +294,31 @@ pub(crate) fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> 
 mod tests {
     use super::*;
 
+    /// Parses JSON text whose strings may stay slices of `origin`, as the subgraph client does
+    /// for a response's `data`.
+    fn parse(origin: &Bytes) -> Result<Json, serde_json::Error> {
+        let mut deserializer = serde_json::Deserializer::from_slice(origin);
+        let value = Seed { origin }.deserialize(&mut deserializer)?;
+        deserializer.end()?;
+        Ok(value)
+    }
+
+    fn as_str(value: &Json) -> Option<&str> {
+        match value {
+            Json::String(text) => Some(text.as_str()),
+            _ => None,
+        }
+    }
+
     #[test]
     fn strings_are_slices_of_the_answer_and_escapes_are_decoded() {
         let origin =
             Bytes::from_static(br#"{"a":"plain","b\"":"esc\"aped","c":[1,2.5,true,null]}"#);
-        let Json::Object(object) = Json::parse(&origin).unwrap() else {
+        let Json::Object(object) = parse(&origin).unwrap() else {
             panic!("object expected")
         };
-        assert_eq!(object.get("a").and_then(Json::as_str), Some("plain"));
-        assert_eq!(object.get("b\"").and_then(Json::as_str), Some("esc\"aped"));
+        assert_eq!(object.get("a").and_then(as_str), Some("plain"));
+        assert_eq!(object.get("b\"").and_then(as_str), Some("esc\"aped"));
         assert_eq!(
             object.get("c").map(ToString::to_string).as_deref(),
             Some("[1,2.5,true,null]")
@@ -347,6 +344,6 @@ mod tests {
 
     #[test]
     fn trailing_text_is_an_error() {
-        assert!(Json::parse(&Bytes::from_static(b"{} x")).is_err());
+        assert!(parse(&Bytes::from_static(b"{} x")).is_err());
     }
 }
