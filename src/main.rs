@@ -66,6 +66,10 @@ struct UpArgs {
     /// Serve the API only: no dashboard, and no npm build.
     #[arg(long)]
     no_web: bool,
+    /// How long stopping may take after SIGTERM or Ctrl-C: requests still running then are
+    /// abandoned (a write commits or rolls back whole) and the process exits.
+    #[arg(long, env = "CONFTOOLS_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    shutdown_grace_secs: u64,
 }
 
 #[derive(clap::Args)]
@@ -203,6 +207,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         ticketing::Settings {
             database_url: sqlite_url(&args.data_dir, "ticketing.db"),
             reservation_ttl: Duration::from_secs(args.reservation_ttl_secs.max(1)),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
             ..ticketing::Settings::default()
         },
         Arc::clone(&keys),
@@ -222,6 +227,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         crm::Settings {
             database_url: sqlite_url(&args.data_dir, "crm.db"),
             ticketing_url: Some(graphql_url(ticketing_addr)),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
             ..crm::Settings::default()
         },
         Arc::clone(&keys),
@@ -269,6 +275,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         ],
     )?;
     gateway_config.web_dir = web_dir.clone();
+    gateway_config.shutdown_grace_secs = args.shutdown_grace_secs;
     let mut gateway_task = tokio::spawn(gateway::run(
         gateway_listener,
         gateway_config,
@@ -328,9 +335,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     if let Some(walk_ins) = walk_ins {
         walk_ins.abort();
     }
-    // Open subscriptions would hold a graceful shutdown forever: give in-flight requests a
-    // moment, then stop regardless.
-    let drained = tokio::time::timeout(Duration::from_secs(5), async {
+    // Each service stops within the grace period on its own; this bounds the whole, so that
+    // SIGTERM ends the process whatever is stuck.
+    let drained = tokio::time::timeout(Duration::from_secs(args.shutdown_grace_secs), async {
         let (ticketing, crm, gateway) = tokio::join!(ticketing_task, crm_task, gateway_task);
         ticketing??;
         crm??;

@@ -360,3 +360,68 @@ async fn up_demo_seeds_a_live_conference_and_prints_the_dashboard_url() {
         json!([{ "status": "PAID" }, { "status": "ISSUED" }])
     );
 }
+
+/// SIGTERM ends `conftools up` within its grace period even with a purchase stuck on a
+/// wedged database and a live subscription open through the gateway, both of which would
+/// hold a graceful shutdown forever.
+#[tokio::test]
+async fn sigterm_stops_up_within_its_grace_period_whatever_is_stuck() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let launched = start_with(
+        dir.path(),
+        &[
+            "--no-web".as_ref(),
+            "--shutdown-grace-secs".as_ref(),
+            "2".as_ref(),
+        ],
+    );
+    let subscription = testkit::WsSubscription::open(
+        &launched.gateway.replace("http://", "ws://"),
+        "graphql-transport-ws",
+        json!({ "Authorization": format!("Bearer {}", launched.admin) }),
+        "subscription { ticketEvents { __typename } }",
+        json!({}),
+    )
+    .await
+    .expect("subscription through the gateway");
+    let database = format!("sqlite://{}", dir.path().join("ticketing.db").display());
+    let wedge = testkit::WedgedWriter::hold(&database, "ticket_event_head").await;
+    let (gateway, admin) = (launched.gateway.clone(), launched.admin.clone());
+    let stuck = tokio::spawn(async move {
+        post(
+            &gateway,
+            &admin,
+            "mutation { createConference(input: { name: \"Stuck\", currency: \"EUR\", startsOn: \"2027-01-01\", endsOn: \"2027-01-02\" }) { id } }",
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!stuck.is_finished(), "the write should be stuck");
+
+    let mut process = launched._process;
+    let signalled = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &process.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let exit = loop {
+        if let Some(status) = process.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(8),
+            "conftools up did not stop within its 2 s grace period (plus margin)"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = signalled.elapsed();
+    assert!(exit.success(), "exit status {exit}");
+    assert!(
+        took < Duration::from_secs(5),
+        "stopping took {took:?} with a 2 s grace period"
+    );
+    stuck.abort();
+    drop(subscription);
+    wedge.release().await;
+}

@@ -80,6 +80,11 @@ pub struct Config {
     )]
     pub ticketing_events_consumer: String,
 
+    /// How long the service may take to stop after SIGTERM or Ctrl-C: requests still running
+    /// then are abandoned (a write commits or rolls back whole) and the process exits.
+    #[arg(long, env = "CRM_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+
     /// Log lines as `text` or `json` (one object per line).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -119,6 +124,7 @@ impl Config {
             },
             nats_url: self.nats_url.clone().filter(|u| !u.trim().is_empty()),
             ticketing_events_consumer: self.ticketing_events_consumer.clone(),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             ..Settings::default()
         }
     }

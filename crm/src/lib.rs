@@ -53,6 +53,9 @@ pub struct Settings {
     pub ticketing_events_consumer: String,
     /// Let NATS forget that consumer after this long unused (short-lived CRMs, tests).
     pub ticketing_events_consumer_ttl: Option<Duration>,
+    /// The longest the service takes to stop once shutdown begins: in-flight requests that
+    /// have not finished by then are abandoned (their writes commit or roll back whole).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Settings {
@@ -69,6 +72,7 @@ impl Default for Settings {
             nats_url: None,
             ticketing_events_consumer: ticketing_events::DEFAULT_CONSUMER.to_owned(),
             ticketing_events_consumer_ttl: None,
+            shutdown_grace: platform::server::DEFAULT_SHUTDOWN_GRACE,
         }
     }
 }
@@ -157,7 +161,8 @@ impl Crm {
         );
         Ok(Self {
             store,
-            service: GraphQLService::new("crm", schema, keys, background),
+            service: GraphQLService::new("crm", schema, keys, background)
+                .with_shutdown_grace(settings.shutdown_grace),
         })
     }
 

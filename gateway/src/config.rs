@@ -133,6 +133,11 @@ pub struct Config {
     /// `/ready` and `/metrics` stay the gateway's.
     #[arg(long, env = "GATEWAY_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
+
+    /// How long the gateway may take to stop after SIGTERM or Ctrl-C: `/ready` turns 503 at
+    /// once, requests in flight get this long to finish, then the process exits regardless.
+    #[arg(long, env = "GATEWAY_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
 }
 
 impl Config {

@@ -109,13 +109,60 @@ pub async fn run(
         app = app.layer(cors);
     }
     tracing::info!(address = ?listener.local_addr().ok(), "gateway listening");
+    let (begun, shutdown_begun) = tokio::sync::oneshot::channel();
     let draining = async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
         readiness.start_draining();
+        let _ = begun.send(());
     };
-    axum::serve(listener, app)
+    let serving = axum::serve(listener, app)
         .with_graceful_shutdown(draining)
-        .await?;
-    Ok(())
+        .into_future();
+    tokio::pin!(serving);
+    tokio::select! {
+        served = &mut serving => return Ok(served?),
+        Ok(()) = shutdown_begun => {}
+    }
+    // Long-lived subscriptions and requests stuck on a subgraph would hold a graceful
+    // shutdown forever: they get the grace period, then are cut.
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    match tokio::time::timeout(grace, serving).await {
+        Ok(served) => Ok(served?),
+        Err(_) => {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "connections still open when the shutdown grace period ended; stopping anyway"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM (what orchestrators send): resolves on the first.
+pub async fn termination_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // Without a handler, run until killed.
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
 }

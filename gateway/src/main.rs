@@ -1,4 +1,4 @@
-//! The `gateway` binary: parse configuration, bind, serve until Ctrl-C.
+//! The `gateway` binary: parse configuration, bind, serve until Ctrl-C or SIGTERM.
 
 use anyhow::Context;
 use clap::Parser;
@@ -21,12 +21,6 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    gateway::run(listener, config, async {
-        // If the signal handler cannot be installed, run until killed.
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    })
-    .await?;
+    gateway::run(listener, config, gateway::termination_signal()).await?;
     Ok(())
 }

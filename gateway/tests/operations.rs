@@ -153,3 +153,95 @@ async fn metrics_show_active_subscriptions() {
     }
     assert_eq!(active(&metrics(&http, gateway).await), 0.0);
 }
+
+/// The `gateway` binary as an orchestrator runs it: SIGTERM stops new connections at once and
+/// ends the process within the grace period, even with a request stuck on a slow subgraph.
+#[tokio::test]
+async fn sigterm_stops_the_binary_within_its_grace_period() {
+    use std::time::Instant;
+    let inventory = support::serve_subgraph(
+        support::subgraphs::inventory(),
+        Some(Duration::from_secs(60)),
+    )
+    .await;
+    let accounts = support::serve_subgraph(support::subgraphs::accounts(), None).await;
+    let products = support::serve_subgraph(support::subgraphs::products_schema(), None).await;
+    let reviews = support::serve_subgraph(support::subgraphs::reviews_schema(), None).await;
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"));
+    command
+        .arg("--supergraph")
+        .arg(support::fixture("supergraph.graphql"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--shutdown-grace-secs", "2"])
+        .env("RUST_LOG", "warn");
+    for (name, server) in [
+        ("accounts", &accounts),
+        ("products", &products),
+        ("inventory", &inventory),
+        ("reviews", &reviews),
+    ] {
+        command
+            .arg("--override-subgraph-url")
+            .arg(format!("{name}={}", server.url));
+    }
+    let mut gateway = KillOnDrop(command.spawn().expect("the gateway binary starts"));
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    while !http
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "never healthy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let stuck = tokio::spawn(
+        http.post(format!("{base}/graphql"))
+            .json(&json!({ "query": "{ topProducts(first: 1) { name inStock } }" }))
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!stuck.is_finished(), "the query should wait on inventory");
+
+    let signalled = Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &gateway.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let exit = loop {
+        if let Some(status) = gateway.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(8),
+            "the gateway did not stop within its 2 s grace period (plus margin)"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(exit.success(), "exit status {exit}");
+    // The stuck request had its grace period to finish, and no more.
+    let took = signalled.elapsed();
+    assert!(
+        took >= Duration::from_millis(1_500) && took < Duration::from_secs(5),
+        "stopping took {took:?} with a 2 s grace period"
+    );
+    stuck.abort();
+}
+
+/// The child process is killed if the test fails before it exits on its own.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

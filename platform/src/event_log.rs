@@ -113,6 +113,9 @@ pub trait EventStorage: Send + Sync {
     async fn lead_relay(&self) -> Result<Option<RelayLease>, Self::Error> {
         Ok(Some(RelayLease::unconditional()))
     }
+    /// Proves the service can commit a write right now (`/ready`): begins a write transaction
+    /// and rolls it back. Runs to completion even when its caller stops waiting.
+    async fn probe_writer(&self) -> Result<(), Self::Error>;
 }
 
 /// The storage seen as an event log, for the live feed.
@@ -211,7 +214,13 @@ where
         },
     )
     .await?;
-    background.add_probe("database", log);
+    background.add_probe(
+        "database",
+        Arc::new(DatabaseProbe {
+            storage: Arc::clone(&storage),
+            running: Arc::default(),
+        }),
+    );
     background.add_probe("bus", Arc::new(BusProbe(Arc::clone(&bus))));
     let relay = OutboxRelay::new(
         Arc::new(StoreOutbox(storage)),
@@ -224,15 +233,30 @@ where
     Ok(feed)
 }
 
-/// The database answers when the log's head can be read.
+/// The database is ready when the log's head can be read and a write transaction can begin:
+/// a writer wedged inside a transaction, or a database that refuses writes, fails it.
+struct DatabaseProbe<S: ?Sized> {
+    storage: Arc<S>,
+    /// Held by the probe in flight. `/ready` stops waiting after a timeout but the probe runs
+    /// on; while it does, a load balancer polling every second starts no second one.
+    running: Arc<tokio::sync::Mutex<()>>,
+}
+
 #[async_trait]
-impl<S: EventStorage + ?Sized> Probe for StoreEventLog<S> {
+impl<S: EventStorage + ?Sized + 'static> Probe for DatabaseProbe<S> {
     async fn probe(&self) -> Result<(), String> {
-        self.0
-            .event_head()
+        let Ok(in_flight) = Arc::clone(&self.running).try_lock_owned() else {
+            return Err("the previous write probe has not finished".into());
+        };
+        let storage = Arc::clone(&self.storage);
+        let probe = tokio::spawn(async move {
+            let _in_flight = in_flight;
+            storage.event_head().await.map_err(|e| e.to_string())?;
+            storage.probe_writer().await.map_err(|e| e.to_string())
+        });
+        probe
             .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            .unwrap_or_else(|_| Err("the write probe did not finish".into()))
     }
 }
 
@@ -281,6 +305,9 @@ pub trait EventLogPool {
         tables: &EventTables,
         position: i64,
     ) -> Result<(), EventLogError>;
+    /// Begins a write transaction, takes the lock every write needs, and rolls back; see
+    /// [`EventStorage::probe_writer`]. Run it to completion (it holds a transaction).
+    async fn probe_writer(&self, tables: &EventTables) -> Result<(), EventLogError>;
 }
 
 macro_rules! event_log_pool_for {
@@ -334,6 +361,25 @@ macro_rules! event_log_pool_for {
                         .fetch_one(self)
                         .await?,
                 )
+            }
+
+            async fn probe_writer(&self, tables: &EventTables) -> Result<(), EventLogError> {
+                // The write path's own first step and its hot lock: SQLite's database write
+                // lock (BEGIN IMMEDIATE), PostgreSQL's lock on the head row, which every write
+                // transaction takes and a wedged one keeps. A row lock also needs a transaction
+                // id, which a read-only or recovering server refuses. Nothing is written.
+                let sqlite = <$db as sqlx::Database>::NAME == "SQLite";
+                let mut tx = if sqlite {
+                    self.begin_with("BEGIN IMMEDIATE").await?
+                } else {
+                    self.begin().await?
+                };
+                let lock = if sqlite { "" } else { " FOR UPDATE" };
+                sqlx::query(&format!("SELECT position FROM {}{lock}", tables.head))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.rollback().await?;
+                Ok(())
             }
 
             async fn advance_outbox_offset(

@@ -5,7 +5,11 @@
 //! Shutdown, in order: `/ready` turns 503 and the listener stops accepting; the background
 //! tasks are told to stop, which ends every event subscription (clients get `complete` and
 //! resume elsewhere with their cursor); in-flight requests finish; then the process waits,
-//! briefly, for subscriptions to close and background tasks to return.
+//! briefly, for subscriptions to close and background tasks to return. All of it within the
+//! shutdown grace period: whatever is still running then (a request stuck on a wedged
+//! database) is abandoned, so SIGTERM always ends the process. Abandoning is safe because no
+//! request owns a write transaction (`database::run_to_completion`): what was not committed
+//! by then rolls back when the process's connections close.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -38,6 +42,8 @@ pub trait Probe: Send + Sync {
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long shutdown waits for subscriptions to close and background tasks to return.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a service may take to stop after the signal, unless configured otherwise.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The background work of a running service (the event feed's tail, the outbox relay, the
 /// service's own loops), stopped together: when the service stops serving, or when it is
@@ -193,6 +199,7 @@ pub struct GraphQLService<E> {
     executor: E,
     keys: Arc<JwtKeys>,
     background: Background,
+    shutdown_grace: Duration,
 }
 
 impl<E: Executor + Clone> GraphQLService<E> {
@@ -208,7 +215,14 @@ impl<E: Executor + Clone> GraphQLService<E> {
             executor,
             keys,
             background,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
+    }
+
+    /// The longest the service takes to stop once shutdown begins.
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
     }
 
     pub fn executor(&self) -> &E {
@@ -229,7 +243,7 @@ impl<E: Executor + Clone> GraphQLService<E> {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests, ends the
-    /// subscriptions and stops the background tasks.
+    /// subscriptions and stops the background tasks, taking at most the shutdown grace.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -237,15 +251,25 @@ impl<E: Executor + Clone> GraphQLService<E> {
     ) -> std::io::Result<()> {
         let flag = Arc::clone(&self.background.shutdown);
         let service = self.service;
+        let (begun, shutdown_begun) = tokio::sync::oneshot::channel();
         let draining = async move {
             shutdown.await;
             tracing::info!(service, "shutting down: finishing in-flight requests");
             // Ends subscriptions (their sockets would otherwise keep the server waiting)
             // and turns `/ready` to 503 while the last requests finish.
             flag.send_replace(true);
+            let _ = begun.send(());
         };
-        let result = serve(listener, self.router(), draining).await;
-        self.background.drain().await;
+        let router = self.router();
+        let background = &self.background;
+        let stopping = async move {
+            let result = serve(listener, router, draining).await;
+            background.drain().await;
+            result
+        };
+        let result = within_grace(stopping, shutdown_begun, self.shutdown_grace, service)
+            .await
+            .unwrap_or(Ok(()));
         tracing::info!(service, "stopped");
         result
     }
@@ -272,6 +296,32 @@ pub async fn serve(
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Runs `work` to its end, or until `grace` has passed since `begun` fired, whichever comes
+/// first; `None` when the grace ran out (and the rest of `work` is abandoned).
+pub async fn within_grace<T>(
+    work: impl Future<Output = T>,
+    begun: tokio::sync::oneshot::Receiver<()>,
+    grace: Duration,
+    service: &'static str,
+) -> Option<T> {
+    tokio::pin!(work);
+    tokio::select! {
+        done = &mut work => return Some(done),
+        Ok(()) = begun => {}
+    }
+    match tokio::time::timeout(grace, work).await {
+        Ok(done) => Some(done),
+        Err(_) => {
+            tracing::warn!(
+                service,
+                grace_secs = grace.as_secs_f64(),
+                "still busy when the shutdown grace period ended; stopping anyway"
+            );
+            None
+        }
+    }
 }
 
 /// Resolves when the flag turns true or its sender is gone.

@@ -328,3 +328,88 @@ impl SseSubscription {
         }
     }
 }
+
+/// A stuck writer, held by the test: SQLite's database write lock (an open `BEGIN
+/// IMMEDIATE`), or on PostgreSQL the lock on `head_table`'s row that every write transaction
+/// of the service takes. Until [`WedgedWriter::release`], the service's writes wait.
+pub enum WedgedWriter {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl WedgedWriter {
+    pub async fn hold(database_url: &str, head_table: &str) -> Self {
+        use sqlx::Connection;
+        if database_url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(database_url)
+                .await
+                .expect("open the service's SQLite file");
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut conn)
+                .await
+                .expect("take SQLite's write lock");
+            Self::Sqlite(conn)
+        } else {
+            let mut conn = sqlx::PgConnection::connect(database_url)
+                .await
+                .expect("connect to the service's PostgreSQL database");
+            sqlx::query("BEGIN")
+                .execute(&mut conn)
+                .await
+                .expect("begin");
+            sqlx::query(&format!("SELECT position FROM {head_table} FOR UPDATE"))
+                .execute(&mut conn)
+                .await
+                .expect("lock the event head");
+            Self::Postgres(conn)
+        }
+    }
+
+    /// Ends the stuck transaction; the service's writes proceed.
+    pub async fn release(self) {
+        use sqlx::Connection;
+        match self {
+            Self::Sqlite(mut conn) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
+                let _ = conn.close().await;
+            }
+            Self::Postgres(mut conn) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
+                let _ = conn.close().await;
+            }
+        }
+    }
+}
+
+/// A test's own look at a service's database, in either dialect: counts that prove
+/// invariants (`SELECT COUNT(*) …`, expected 0).
+pub enum TestDatabase {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl TestDatabase {
+    pub async fn open(url: &str) -> Self {
+        if url.starts_with("sqlite:") {
+            Self::Sqlite(sqlx::SqlitePool::connect(url).await.expect("open SQLite"))
+        } else {
+            Self::Postgres(sqlx::PgPool::connect(url).await.expect("open PostgreSQL"))
+        }
+    }
+
+    /// The one integer `sql` selects.
+    pub async fn count(&self, sql: &str) -> i64 {
+        match self {
+            Self::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            Self::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    pub async fn close(self) {
+        match self {
+            Self::Sqlite(pool) => pool.close().await,
+            Self::Postgres(pool) => pool.close().await,
+        }
+    }
+}

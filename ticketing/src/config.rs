@@ -44,6 +44,11 @@ pub struct Config {
     #[arg(long, env = "TICKETING_INTROSPECTION", default_value_t = true, action = ArgAction::Set)]
     pub introspection: bool,
 
+    /// How long the service may take to stop after SIGTERM or Ctrl-C: requests still running
+    /// then are abandoned (a write commits or rolls back whole) and the process exits.
+    #[arg(long, env = "TICKETING_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+
     /// NATS server with JetStream, e.g. nats://127.0.0.1:4222: the outbox is relayed to the
     /// stream TICKETING_EVENTS (subjects `ticketing.events.<Type>`). Without it events stay on the
     /// in-process bus.
@@ -74,6 +79,7 @@ impl Config {
                 introspection: self.introspection,
                 ..SchemaLimits::default()
             },
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             ..Settings::default()
         }
     }

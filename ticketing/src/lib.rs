@@ -37,6 +37,9 @@ pub struct Settings {
     /// How often the live feed and the relay look for events committed by other processes.
     pub poll_interval: Duration,
     pub limits: SchemaLimits,
+    /// The longest the service takes to stop once shutdown begins: in-flight requests that
+    /// have not finished by then are abandoned (their writes commit or roll back whole).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Settings {
@@ -49,6 +52,7 @@ impl Default for Settings {
             idempotency_retention: Duration::from_secs(48 * 3600),
             poll_interval: Duration::from_millis(500),
             limits: SchemaLimits::default(),
+            shutdown_grace: platform::server::DEFAULT_SHUTDOWN_GRACE,
         }
     }
 }
@@ -111,7 +115,8 @@ impl Ticketing {
         );
         Ok(Self {
             store,
-            service: GraphQLService::new("ticketing", schema, keys, background),
+            service: GraphQLService::new("ticketing", schema, keys, background)
+                .with_shutdown_grace(settings.shutdown_grace),
         })
     }
 

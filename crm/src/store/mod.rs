@@ -35,6 +35,9 @@ pub enum StoreError {
     EventLog(#[from] platform::event_log::EventLogError),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
+    /// A write run to completion in a task of its own panicked or was stopped by shutdown.
+    #[error(transparent)]
+    Aborted(#[from] platform::database::WriteAborted),
 }
 
 impl From<serde_json::Error> for StoreError {

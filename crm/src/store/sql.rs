@@ -12,6 +12,9 @@
 //! - Event positions come from a one-row counter updated last in each transaction.
 //! - SQLite writes go through a one-connection pool and queue there instead of failing with
 //!   `SQLITE_BUSY`; reads use their own pool.
+//! - Every method that writes runs in a task of its own (`SqlStore::detached`): sqlx's
+//!   transactions are not safe to drop at every `.await`, and the futures that call the store
+//!   are dropped whenever a client hangs up or a worker is stopped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,10 +39,36 @@ use crate::domain::{
 };
 use crate::events::{SponsorEvent, SponsorEventKind};
 
+/// Cheap to clone (the pools and the commit signal are shared), so that each write can run
+/// on a clone in a task of its own.
 pub struct SqlStore<DB: sqlx::Database> {
     writer: Pool<DB>,
     reader: Pool<DB>,
     commits: CommitSignal,
+}
+
+impl<DB: sqlx::Database> Clone for SqlStore<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            writer: self.writer.clone(),
+            reader: self.reader.clone(),
+            commits: self.commits.clone(),
+        }
+    }
+}
+
+impl<DB: sqlx::Database> SqlStore<DB> {
+    /// Runs a write on a clone of the store to completion, whoever stops waiting for it
+    /// ([`platform::database::run_to_completion`]): a client that hangs up, or a worker that
+    /// is stopped, must not cut a transaction in half. Every method that writes through
+    /// `writer` goes through here, so no request future ever owns a write transaction.
+    async fn detached<T, W>(&self, write: impl FnOnce(Self) -> W) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        W: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        platform::database::run_to_completion(write(self.clone())).await
+    }
 }
 
 static MIGRATIONS: Migrations = Migrations {
@@ -439,86 +468,92 @@ macro_rules! crm_store_for {
             async fn contract_step(
                 &self,
                 sponsor_id: Uuid,
-                decide: impl FnOnce(&Contract) -> Result<Transition<ContractStatus>, DomainError>,
+                decide: impl FnOnce(&Contract) -> Result<Transition<ContractStatus>, DomainError> + Send + 'static,
                 signed_on: Option<NaiveDate>,
             ) -> Result<Sponsor, StoreError> {
-                let now = domain::now();
-                let mut tx = self.writer.begin_with($begin).await?;
-                let sponsor = lock_sponsor(&mut tx, sponsor_id, now).await?;
-                let Transition::To(status) = decide(&sponsor.contract)? else {
-                    tx.rollback().await?;
-                    return Ok(sponsor);
-                };
-                let column = match status {
-                    ContractStatus::Sent => "contract_sent_at",
-                    ContractStatus::Signed => "contract_signed_at",
-                    ContractStatus::Cancelled => "contract_cancelled_at",
-                    ContractStatus::Draft => {
-                        return Err(DomainError::InvalidState("a contract cannot go back to DRAFT".into()).into());
-                    }
-                };
-                sqlx::query(&format!(
-                    "UPDATE sponsors SET contract_status = $1, {column} = $2, contract_signed_on = COALESCE($3, contract_signed_on) WHERE id = $4"
-                ))
-                .bind(status.as_str())
-                .bind(now)
-                .bind(signed_on.filter(|_| status == ContractStatus::Signed))
-                .bind(sponsor_id)
-                .execute(&mut *tx)
-                .await?;
-                let updated = reload_sponsor(&mut tx, sponsor_id).await?;
-                let mut events = vec![match status {
-                    ContractStatus::Sent => SponsorEventKind::ContractSent { sponsor: updated },
-                    ContractStatus::Signed => SponsorEventKind::ContractSigned { sponsor: updated },
-                    _ => SponsorEventKind::ContractCancelled { sponsor: updated },
-                }];
-                events.extend(maybe_onboard(&mut tx, sponsor_id, now).await?);
-                let result = reload_sponsor(&mut tx, sponsor_id).await?;
-                self.commit(tx, events, now).await?;
-                Ok(result)
+                self.detached(move |store| async move {
+                    let now = domain::now();
+                    let mut tx = store.writer.begin_with($begin).await?;
+                    let sponsor = lock_sponsor(&mut tx, sponsor_id, now).await?;
+                    let Transition::To(status) = decide(&sponsor.contract)? else {
+                        tx.rollback().await?;
+                        return Ok(sponsor);
+                    };
+                    let column = match status {
+                        ContractStatus::Sent => "contract_sent_at",
+                        ContractStatus::Signed => "contract_signed_at",
+                        ContractStatus::Cancelled => "contract_cancelled_at",
+                        ContractStatus::Draft => {
+                            return Err(DomainError::InvalidState("a contract cannot go back to DRAFT".into()).into());
+                        }
+                    };
+                    sqlx::query(&format!(
+                        "UPDATE sponsors SET contract_status = $1, {column} = $2, contract_signed_on = COALESCE($3, contract_signed_on) WHERE id = $4"
+                    ))
+                    .bind(status.as_str())
+                    .bind(now)
+                    .bind(signed_on.filter(|_| status == ContractStatus::Signed))
+                    .bind(sponsor_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    let updated = reload_sponsor(&mut tx, sponsor_id).await?;
+                    let mut events = vec![match status {
+                        ContractStatus::Sent => SponsorEventKind::ContractSent { sponsor: updated },
+                        ContractStatus::Signed => SponsorEventKind::ContractSigned { sponsor: updated },
+                        _ => SponsorEventKind::ContractCancelled { sponsor: updated },
+                    }];
+                    events.extend(maybe_onboard(&mut tx, sponsor_id, now).await?);
+                    let result = reload_sponsor(&mut tx, sponsor_id).await?;
+                    store.commit(tx, events, now).await?;
+                    Ok(result)
+                })
+                .await
             }
 
             async fn invoice_step(
                 &self,
                 id: Uuid,
-                decide: impl FnOnce(&Invoice) -> Result<Transition<InvoiceStatus>, DomainError>,
+                decide: impl FnOnce(&Invoice) -> Result<Transition<InvoiceStatus>, DomainError> + Send + 'static,
             ) -> Result<Invoice, StoreError> {
-                let now = domain::now();
-                let sponsor_id: Option<Uuid> = sqlx::query_scalar("SELECT sponsor_id FROM invoices WHERE id = $1")
+                self.detached(move |store| async move {
+                    let now = domain::now();
+                    let sponsor_id: Option<Uuid> = sqlx::query_scalar("SELECT sponsor_id FROM invoices WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&store.reader)
+                        .await?;
+                    let sponsor_id = sponsor_id.ok_or_else(|| invoice_not_found(id))?;
+                    let mut tx = store.writer.begin_with($begin).await?;
+                    // The sponsor first, as everywhere, then the invoice as it is now.
+                    lock_sponsor(&mut tx, sponsor_id, now).await?;
+                    let row = sqlx::query(&format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1"))
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let invoice = row.as_ref().map(invoice_from).transpose()?.ok_or_else(|| invoice_not_found(id))?;
+                    let Transition::To(status) = decide(&invoice)? else {
+                        tx.rollback().await?;
+                        return Ok(invoice);
+                    };
+                    let column = if status == InvoiceStatus::Paid { "paid_at" } else { "voided_at" };
+                    let row = sqlx::query(&format!(
+                        "UPDATE invoices SET status = $1, {column} = $2 WHERE id = $3 RETURNING {INVOICE_COLUMNS}"
+                    ))
+                    .bind(status.as_str())
+                    .bind(now)
                     .bind(id)
-                    .fetch_optional(&self.reader)
+                    .fetch_one(&mut *tx)
                     .await?;
-                let sponsor_id = sponsor_id.ok_or_else(|| invoice_not_found(id))?;
-                let mut tx = self.writer.begin_with($begin).await?;
-                // The sponsor first, as everywhere, then the invoice as it is now.
-                lock_sponsor(&mut tx, sponsor_id, now).await?;
-                let row = sqlx::query(&format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1"))
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let invoice = row.as_ref().map(invoice_from).transpose()?.ok_or_else(|| invoice_not_found(id))?;
-                let Transition::To(status) = decide(&invoice)? else {
-                    tx.rollback().await?;
-                    return Ok(invoice);
-                };
-                let column = if status == InvoiceStatus::Paid { "paid_at" } else { "voided_at" };
-                let row = sqlx::query(&format!(
-                    "UPDATE invoices SET status = $1, {column} = $2 WHERE id = $3 RETURNING {INVOICE_COLUMNS}"
-                ))
-                .bind(status.as_str())
-                .bind(now)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let updated = invoice_from(&row)?;
-                let mut events = vec![if status == InvoiceStatus::Paid {
-                    SponsorEventKind::InvoicePaid { invoice: updated.clone() }
-                } else {
-                    SponsorEventKind::InvoiceVoided { invoice: updated.clone() }
-                }];
-                events.extend(maybe_onboard(&mut tx, sponsor_id, now).await?);
-                self.commit(tx, events, now).await?;
-                Ok(updated)
+                    let updated = invoice_from(&row)?;
+                    let mut events = vec![if status == InvoiceStatus::Paid {
+                        SponsorEventKind::InvoicePaid { invoice: updated.clone() }
+                    } else {
+                        SponsorEventKind::InvoiceVoided { invoice: updated.clone() }
+                    }];
+                    events.extend(maybe_onboard(&mut tx, sponsor_id, now).await?);
+                    store.commit(tx, events, now).await?;
+                    Ok(updated)
+                })
+                .await
             }
         }
 
@@ -532,36 +567,40 @@ macro_rules! crm_store_for {
             }
 
             async fn update_level(&self, name: &str, changes: LevelChanges) -> Result<SponsorshipLevel, StoreError> {
-                let now = domain::now();
-                let mut tx = self.writer.begin_with($begin).await?;
-                let Some(current) = find_level(&mut *tx, name).await? else {
-                    return Err(DomainError::NotFound(format!("there is no sponsorship level {:?}", name.trim())).into());
-                };
-                if changes.is_empty() {
-                    tx.rollback().await?;
-                    return Ok(current);
-                }
-                let price = changes.price.unwrap_or(current.price);
-                let allowance = changes.ticket_allowance.unwrap_or(current.ticket_allowance);
-                let row = sqlx::query(&format!(
-                    "UPDATE sponsorship_levels SET price_amount = $1, price_currency = $2, ticket_allowance = $3, updated_at = $4 WHERE name = $5 RETURNING {LEVEL_COLUMNS}"
-                ))
-                .bind(price.amount)
-                .bind(price.currency.as_str())
-                .bind(allowance.get())
-                .bind(now)
-                .bind(current.name.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
-                let level = level_from(&row)?;
-                let mut events = vec![SponsorEventKind::SponsorshipLevelUpdated { level: level.clone() }];
-                if allowance != current.ticket_allowance {
-                    events.extend(
-                        Self::reconcile_all(&mut tx, RuleScope::Level(current.name.as_str().to_owned()), now).await?,
-                    );
-                }
-                self.commit(tx, events, now).await?;
-                Ok(level)
+                let name = name.to_owned();
+                self.detached(move |store| async move {
+                    let now = domain::now();
+                    let mut tx = store.writer.begin_with($begin).await?;
+                    let Some(current) = find_level(&mut *tx, &name).await? else {
+                        return Err(DomainError::NotFound(format!("there is no sponsorship level {:?}", name.trim())).into());
+                    };
+                    if changes.is_empty() {
+                        tx.rollback().await?;
+                        return Ok(current);
+                    }
+                    let price = changes.price.unwrap_or(current.price);
+                    let allowance = changes.ticket_allowance.unwrap_or(current.ticket_allowance);
+                    let row = sqlx::query(&format!(
+                        "UPDATE sponsorship_levels SET price_amount = $1, price_currency = $2, ticket_allowance = $3, updated_at = $4 WHERE name = $5 RETURNING {LEVEL_COLUMNS}"
+                    ))
+                    .bind(price.amount)
+                    .bind(price.currency.as_str())
+                    .bind(allowance.get())
+                    .bind(now)
+                    .bind(current.name.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let level = level_from(&row)?;
+                    let mut events = vec![SponsorEventKind::SponsorshipLevelUpdated { level: level.clone() }];
+                    if allowance != current.ticket_allowance {
+                        events.extend(
+                            Self::reconcile_all(&mut tx, RuleScope::Level(current.name.as_str().to_owned()), now).await?,
+                        );
+                    }
+                    store.commit(tx, events, now).await?;
+                    Ok(level)
+                })
+                .await
             }
 
             async fn conferences(&self) -> Result<Vec<ConferenceSetup>, StoreError> {
@@ -576,83 +615,92 @@ macro_rules! crm_store_for {
             }
 
             async fn configure_sponsor_tickets(&self, conference_id: Uuid, ticket_type_id: Uuid) -> Result<ConferenceSetup, StoreError> {
-                let now = domain::now();
-                let mut tx = self.writer.begin_with($begin).await?;
-                Self::upsert_conference(&mut tx, conference_id, now).await?;
-                let row = sqlx::query(&format!(
-                    "UPDATE sponsor_conferences SET sponsor_ticket_type_id = $1, updated_at = $2 WHERE conference_id = $3 RETURNING {CONFERENCE_COLUMNS}"
-                ))
-                .bind(ticket_type_id)
-                .bind(now)
-                .bind(conference_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let setup = conference_from(&row)?;
-                self.commit(tx, vec![SponsorEventKind::SponsorConferenceConfigured { conference: setup.clone() }], now).await?;
-                Ok(setup)
+                self.detached(move |store| async move {
+                    let now = domain::now();
+                    let mut tx = store.writer.begin_with($begin).await?;
+                    Self::upsert_conference(&mut tx, conference_id, now).await?;
+                    let row = sqlx::query(&format!(
+                        "UPDATE sponsor_conferences SET sponsor_ticket_type_id = $1, updated_at = $2 WHERE conference_id = $3 RETURNING {CONFERENCE_COLUMNS}"
+                    ))
+                    .bind(ticket_type_id)
+                    .bind(now)
+                    .bind(conference_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let setup = conference_from(&row)?;
+                    store.commit(tx, vec![SponsorEventKind::SponsorConferenceConfigured { conference: setup.clone() }], now).await?;
+                    Ok(setup)
+                })
+                .await
             }
 
             async fn set_early_signing_rule(&self, conference_id: Uuid, rule: Option<EarlySigningRule>) -> Result<ConferenceSetup, StoreError> {
-                let now = domain::now();
-                let mut tx = self.writer.begin_with($begin).await?;
-                Self::upsert_conference(&mut tx, conference_id, now).await?;
-                let row = sqlx::query(&format!(
-                    "UPDATE sponsor_conferences SET early_signing_before = $1, early_signing_extra = $2, updated_at = $3 WHERE conference_id = $4 RETURNING {CONFERENCE_COLUMNS}"
-                ))
-                .bind(rule.map(|r| r.signed_before))
-                .bind(rule.map(|r| r.extra_tickets.get()))
-                .bind(now)
-                .bind(conference_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let setup = conference_from(&row)?;
-                let mut events = vec![SponsorEventKind::SponsorConferenceConfigured { conference: setup.clone() }];
-                events.extend(Self::reconcile_all(&mut tx, RuleScope::Conference(conference_id), now).await?);
-                self.commit(tx, events, now).await?;
-                Ok(setup)
+                self.detached(move |store| async move {
+                    let now = domain::now();
+                    let mut tx = store.writer.begin_with($begin).await?;
+                    Self::upsert_conference(&mut tx, conference_id, now).await?;
+                    let row = sqlx::query(&format!(
+                        "UPDATE sponsor_conferences SET early_signing_before = $1, early_signing_extra = $2, updated_at = $3 WHERE conference_id = $4 RETURNING {CONFERENCE_COLUMNS}"
+                    ))
+                    .bind(rule.map(|r| r.signed_before))
+                    .bind(rule.map(|r| r.extra_tickets.get()))
+                    .bind(now)
+                    .bind(conference_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let setup = conference_from(&row)?;
+                    let mut events = vec![SponsorEventKind::SponsorConferenceConfigured { conference: setup.clone() }];
+                    events.extend(Self::reconcile_all(&mut tx, RuleScope::Conference(conference_id), now).await?);
+                    store.commit(tx, events, now).await?;
+                    Ok(setup)
+                })
+                .await
             }
 
             async fn create_sponsor(&self, new: NewSponsor) -> Result<Sponsor, StoreError> {
-                let now = domain::now();
-                let mut tx = self.writer.begin_with($begin).await?;
-                let conference_id = match new.conference_id {
-                    Some(id) => {
-                        Self::upsert_conference(&mut tx, id, now).await?;
-                        id
-                    }
-                    None => {
-                        let known: Vec<Uuid> = sqlx::query_scalar("SELECT conference_id FROM sponsor_conferences ORDER BY conference_id LIMIT 2")
-                            .fetch_all(&mut *tx)
-                            .await?;
-                        match known.as_slice() {
-                            [only] => *only,
-                            [] => return Err(DomainError::invalid(
-                                "conferenceId is required: the CRM serves no conference yet (configureSponsorTickets registers one)",
-                            ).into()),
-                            _ => return Err(DomainError::invalid(
-                                "conferenceId is required: the CRM serves more than one conference",
-                            ).into()),
+                self.detached(move |store| async move {
+                    let now = domain::now();
+                    let mut tx = store.writer.begin_with($begin).await?;
+                    let conference_id = match new.conference_id {
+                        Some(id) => {
+                            Self::upsert_conference(&mut tx, id, now).await?;
+                            id
                         }
-                    }
-                };
-                let level = known_level(&mut tx, &new.level).await?;
-                let row = sqlx::query(&format!(
-                    "INSERT INTO sponsors (id, conference_id, company, contact_name, contact_email, level_name, contract_status, allocation_status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING {SPONSOR_COLUMNS}"
-                ))
-                .bind(domain::new_id())
-                .bind(conference_id)
-                .bind(new.company.as_str())
-                .bind(new.contact_name.as_str())
-                .bind(new.contact_email.as_str())
-                .bind(level.name.as_str())
-                .bind(ContractStatus::Draft.as_str())
-                .bind(AllocationStatus::NotDue.as_str())
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-                let sponsor = sponsor_from(&row)?;
-                self.commit(tx, vec![SponsorEventKind::SponsorCreated { sponsor: sponsor.clone() }], now).await?;
-                Ok(sponsor)
+                        None => {
+                            let known: Vec<Uuid> = sqlx::query_scalar("SELECT conference_id FROM sponsor_conferences ORDER BY conference_id LIMIT 2")
+                                .fetch_all(&mut *tx)
+                                .await?;
+                            match known.as_slice() {
+                                [only] => *only,
+                                [] => return Err(DomainError::invalid(
+                                    "conferenceId is required: the CRM serves no conference yet (configureSponsorTickets registers one)",
+                                ).into()),
+                                _ => return Err(DomainError::invalid(
+                                    "conferenceId is required: the CRM serves more than one conference",
+                                ).into()),
+                            }
+                        }
+                    };
+                    let level = known_level(&mut tx, &new.level).await?;
+                    let row = sqlx::query(&format!(
+                        "INSERT INTO sponsors (id, conference_id, company, contact_name, contact_email, level_name, contract_status, allocation_status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING {SPONSOR_COLUMNS}"
+                    ))
+                    .bind(domain::new_id())
+                    .bind(conference_id)
+                    .bind(new.company.as_str())
+                    .bind(new.contact_name.as_str())
+                    .bind(new.contact_email.as_str())
+                    .bind(level.name.as_str())
+                    .bind(ContractStatus::Draft.as_str())
+                    .bind(AllocationStatus::NotDue.as_str())
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let sponsor = sponsor_from(&row)?;
+                    store.commit(tx, vec![SponsorEventKind::SponsorCreated { sponsor: sponsor.clone() }], now).await?;
+                    Ok(sponsor)
+                })
+                .await
             }
 
             async fn sponsor(&self, id: Uuid) -> Result<Option<Sponsor>, StoreError> {
@@ -702,74 +750,84 @@ macro_rules! crm_store_for {
             }
 
             async fn change_level(&self, sponsor_id: Uuid, level: &str) -> Result<Sponsor, StoreError> {
-                let now = domain::now();
-                let mut tx = self.writer.begin_with($begin).await?;
-                let sponsor = lock_sponsor(&mut tx, sponsor_id, now).await?;
-                let level = known_level(&mut tx, level).await?;
-                if level.name == sponsor.level {
-                    tx.rollback().await?;
-                    return Ok(sponsor);
-                }
-                sqlx::query("UPDATE sponsors SET level_name = $1 WHERE id = $2")
-                    .bind(level.name.as_str())
-                    .bind(sponsor_id)
-                    .execute(&mut *tx)
-                    .await?;
-                let updated = reload_sponsor(&mut tx, sponsor_id).await?;
-                let mut events = vec![SponsorEventKind::SponsorLevelChanged { sponsor: updated.clone() }];
-                events.extend(reconcile(&mut tx, &updated, now).await?);
-                let result = reload_sponsor(&mut tx, sponsor_id).await?;
-                self.commit(tx, events, now).await?;
-                Ok(result)
+                let level = level.to_owned();
+                self.detached(move |store| async move {
+                    let now = domain::now();
+                    let mut tx = store.writer.begin_with($begin).await?;
+                    let sponsor = lock_sponsor(&mut tx, sponsor_id, now).await?;
+                    let level = known_level(&mut tx, &level).await?;
+                    if level.name == sponsor.level {
+                        tx.rollback().await?;
+                        return Ok(sponsor);
+                    }
+                    sqlx::query("UPDATE sponsors SET level_name = $1 WHERE id = $2")
+                        .bind(level.name.as_str())
+                        .bind(sponsor_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let updated = reload_sponsor(&mut tx, sponsor_id).await?;
+                    let mut events = vec![SponsorEventKind::SponsorLevelChanged { sponsor: updated.clone() }];
+                    events.extend(reconcile(&mut tx, &updated, now).await?);
+                    let result = reload_sponsor(&mut tx, sponsor_id).await?;
+                    store.commit(tx, events, now).await?;
+                    Ok(result)
+                })
+                .await
             }
 
             async fn set_allowance_override(&self, sponsor_id: Uuid, tickets: Option<TicketCount>) -> Result<Sponsor, StoreError> {
-                let now = domain::now();
-                let mut tx = self.writer.begin_with($begin).await?;
-                let sponsor = lock_sponsor(&mut tx, sponsor_id, now).await?;
-                if sponsor.ticket_allowance_override == tickets {
-                    tx.rollback().await?;
-                    return Ok(sponsor);
-                }
-                sqlx::query("UPDATE sponsors SET ticket_allowance_override = $1 WHERE id = $2")
-                    .bind(tickets.map(TicketCount::get))
-                    .bind(sponsor_id)
-                    .execute(&mut *tx)
-                    .await?;
-                let updated = reload_sponsor(&mut tx, sponsor_id).await?;
-                let mut events = vec![SponsorEventKind::TicketAllowanceOverrideSet { sponsor: updated.clone() }];
-                events.extend(reconcile(&mut tx, &updated, now).await?);
-                let result = reload_sponsor(&mut tx, sponsor_id).await?;
-                self.commit(tx, events, now).await?;
-                Ok(result)
+                self.detached(move |store| async move {
+                    let now = domain::now();
+                    let mut tx = store.writer.begin_with($begin).await?;
+                    let sponsor = lock_sponsor(&mut tx, sponsor_id, now).await?;
+                    if sponsor.ticket_allowance_override == tickets {
+                        tx.rollback().await?;
+                        return Ok(sponsor);
+                    }
+                    sqlx::query("UPDATE sponsors SET ticket_allowance_override = $1 WHERE id = $2")
+                        .bind(tickets.map(TicketCount::get))
+                        .bind(sponsor_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let updated = reload_sponsor(&mut tx, sponsor_id).await?;
+                    let mut events = vec![SponsorEventKind::TicketAllowanceOverrideSet { sponsor: updated.clone() }];
+                    events.extend(reconcile(&mut tx, &updated, now).await?);
+                    let result = reload_sponsor(&mut tx, sponsor_id).await?;
+                    store.commit(tx, events, now).await?;
+                    Ok(result)
+                })
+                .await
             }
 
             async fn issue_invoice(&self, new: NewInvoice) -> Result<Invoice, StoreError> {
-                let now = domain::now();
-                let mut tx = self.writer.begin_with($begin).await?;
-                let sponsor = lock_sponsor(&mut tx, new.sponsor_id, now).await?;
-                if sponsor.contract.status == ContractStatus::Cancelled {
-                    return Err(DomainError::InvalidState(format!(
-                        "sponsor {} has a CANCELLED contract: no invoices can be issued",
-                        sponsor.id
+                self.detached(move |store| async move {
+                    let now = domain::now();
+                    let mut tx = store.writer.begin_with($begin).await?;
+                    let sponsor = lock_sponsor(&mut tx, new.sponsor_id, now).await?;
+                    if sponsor.contract.status == ContractStatus::Cancelled {
+                        return Err(DomainError::InvalidState(format!(
+                            "sponsor {} has a CANCELLED contract: no invoices can be issued",
+                            sponsor.id
+                        ))
+                        .into());
+                    }
+                    let row = sqlx::query(&format!(
+                        "INSERT INTO invoices (id, sponsor_id, amount, currency, due_on, status, issued_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {INVOICE_COLUMNS}"
                     ))
-                    .into());
-                }
-                let row = sqlx::query(&format!(
-                    "INSERT INTO invoices (id, sponsor_id, amount, currency, due_on, status, issued_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {INVOICE_COLUMNS}"
-                ))
-                .bind(domain::new_id())
-                .bind(new.sponsor_id)
-                .bind(new.amount.amount)
-                .bind(new.amount.currency.as_str())
-                .bind(new.due_on)
-                .bind(InvoiceStatus::Issued.as_str())
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-                let invoice = invoice_from(&row)?;
-                self.commit(tx, vec![SponsorEventKind::InvoiceIssued { invoice: invoice.clone() }], now).await?;
-                Ok(invoice)
+                    .bind(domain::new_id())
+                    .bind(new.sponsor_id)
+                    .bind(new.amount.amount)
+                    .bind(new.amount.currency.as_str())
+                    .bind(new.due_on)
+                    .bind(InvoiceStatus::Issued.as_str())
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let invoice = invoice_from(&row)?;
+                    store.commit(tx, vec![SponsorEventKind::InvoiceIssued { invoice: invoice.clone() }], now).await?;
+                    Ok(invoice)
+                })
+                .await
             }
 
             async fn mark_invoice_paid(&self, id: Uuid) -> Result<Invoice, StoreError> {
@@ -832,117 +890,126 @@ macro_rules! crm_store_for {
             }
 
             async fn retry_allocation(&self, sponsor_id: Uuid) -> Result<Sponsor, StoreError> {
-                let now = domain::now();
-                let mut tx = self.writer.begin_with($begin).await?;
-                lock_sponsor(&mut tx, sponsor_id, now).await?;
-                let rows = sqlx::query(&format!(
-                    "UPDATE ticket_allocation_requests SET status = 'PENDING', attempts = 0, next_attempt_at = $1, last_error = NULL WHERE sponsor_id = $2 AND status = 'FAILED' RETURNING {REQUEST_COLUMNS}"
-                ))
-                .bind(now)
-                .bind(sponsor_id)
-                .fetch_all(&mut *tx)
-                .await?;
-                // Requests waiting out a backoff are made due now too: an admin who just fixed
-                // ticketing should not wait for the timer.
-                let hurried = sqlx::query(
-                    "UPDATE ticket_allocation_requests SET next_attempt_at = $1 WHERE sponsor_id = $2 AND status = 'PENDING' AND next_attempt_at > $1 AND (locked_until IS NULL OR locked_until <= $1)",
-                )
-                .bind(now)
-                .bind(sponsor_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if rows.is_empty() && hurried == 0 {
-                    let status = AllocationStatus::summarize(&load_requests(&mut *tx, sponsor_id).await?);
-                    return Err(DomainError::InvalidState(format!(
-                        "sponsor {sponsor_id} has no failed or waiting ticket allocation to retry (allocation is {})",
-                        status.as_str()
+                self.detached(move |store| async move {
+                    let now = domain::now();
+                    let mut tx = store.writer.begin_with($begin).await?;
+                    lock_sponsor(&mut tx, sponsor_id, now).await?;
+                    let rows = sqlx::query(&format!(
+                        "UPDATE ticket_allocation_requests SET status = 'PENDING', attempts = 0, next_attempt_at = $1, last_error = NULL WHERE sponsor_id = $2 AND status = 'FAILED' RETURNING {REQUEST_COLUMNS}"
                     ))
-                    .into());
-                }
-                let events = rows
-                    .iter()
-                    .map(|r| request_from(r).map(|request| SponsorEventKind::TicketAllocationRetried { request }))
-                    .collect::<Result<Vec<_>, _>>()?;
-                refresh_allocation_status(&mut tx, sponsor_id).await?;
-                let sponsor = reload_sponsor(&mut tx, sponsor_id).await?;
-                self.commit(tx, events, now).await?;
-                Ok(sponsor)
+                    .bind(now)
+                    .bind(sponsor_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    // Requests waiting out a backoff are made due now too: an admin who just fixed
+                    // ticketing should not wait for the timer.
+                    let hurried = sqlx::query(
+                        "UPDATE ticket_allocation_requests SET next_attempt_at = $1 WHERE sponsor_id = $2 AND status = 'PENDING' AND next_attempt_at > $1 AND (locked_until IS NULL OR locked_until <= $1)",
+                    )
+                    .bind(now)
+                    .bind(sponsor_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if rows.is_empty() && hurried == 0 {
+                        let status = AllocationStatus::summarize(&load_requests(&mut *tx, sponsor_id).await?);
+                        return Err(DomainError::InvalidState(format!(
+                            "sponsor {sponsor_id} has no failed or waiting ticket allocation to retry (allocation is {})",
+                            status.as_str()
+                        ))
+                        .into());
+                    }
+                    let events = rows
+                        .iter()
+                        .map(|r| request_from(r).map(|request| SponsorEventKind::TicketAllocationRetried { request }))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    refresh_allocation_status(&mut tx, sponsor_id).await?;
+                    let sponsor = reload_sponsor(&mut tx, sponsor_id).await?;
+                    store.commit(tx, events, now).await?;
+                    Ok(sponsor)
+                })
+                .await
             }
 
             async fn claim_due_requests(&self, owner: Uuid, lease: Duration, limit: i64) -> Result<Vec<TicketAllocationRequest>, StoreError> {
-                let now = domain::now();
-                let until = now + chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::seconds(30));
-                let rows = sqlx::query(&format!(
-                    "UPDATE ticket_allocation_requests SET locked_until = $1, lease_owner = $2, attempts = attempts + 1, last_attempt_at = $3 \
-                     WHERE id IN (SELECT id FROM ticket_allocation_requests WHERE status = 'PENDING' AND next_attempt_at <= $3 AND (locked_until IS NULL OR locked_until <= $3) ORDER BY next_attempt_at LIMIT $4{skip_locked}) \
-                     AND status = 'PENDING' AND (locked_until IS NULL OR locked_until <= $3) RETURNING {REQUEST_COLUMNS}",
-                    skip_locked = $skip_locked
-                ))
-                .bind(until)
-                .bind(owner)
-                .bind(now)
-                .bind(limit.max(1))
-                .fetch_all(&self.writer)
-                .await?;
-                rows.iter().map(request_from).collect()
+                self.detached(move |store| async move {
+                    let now = domain::now();
+                    let until = now + chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::seconds(30));
+                    let rows = sqlx::query(&format!(
+                        "UPDATE ticket_allocation_requests SET locked_until = $1, lease_owner = $2, attempts = attempts + 1, last_attempt_at = $3 \
+                         WHERE id IN (SELECT id FROM ticket_allocation_requests WHERE status = 'PENDING' AND next_attempt_at <= $3 AND (locked_until IS NULL OR locked_until <= $3) ORDER BY next_attempt_at LIMIT $4{skip_locked}) \
+                         AND status = 'PENDING' AND (locked_until IS NULL OR locked_until <= $3) RETURNING {REQUEST_COLUMNS}",
+                        skip_locked = $skip_locked
+                    ))
+                    .bind(until)
+                    .bind(owner)
+                    .bind(now)
+                    .bind(limit.max(1))
+                    .fetch_all(&store.writer)
+                    .await?;
+                    rows.iter().map(request_from).collect()
+                })
+                .await
             }
 
             async fn finish_attempt(&self, request_id: Uuid, owner: Uuid, outcome: AttemptOutcome) -> Result<bool, StoreError> {
-                let now = domain::now();
-                if let AttemptOutcome::Retry { reason, next_attempt_at } = &outcome {
-                    // Still PENDING: nothing the sponsor's status or the event log shows changes.
-                    let changed = sqlx::query(
-                        "UPDATE ticket_allocation_requests SET last_error = $1, next_attempt_at = $2, locked_until = NULL, lease_owner = NULL WHERE id = $3 AND lease_owner = $4 AND status = 'PENDING'",
-                    )
-                    .bind(reason)
-                    .bind(next_attempt_at)
-                    .bind(request_id)
-                    .bind(owner)
-                    .execute(&self.writer)
-                    .await?
-                    .rows_affected();
-                    return Ok(changed == 1);
-                }
-                let sponsor_id: Option<Uuid> = sqlx::query_scalar("SELECT sponsor_id FROM ticket_allocation_requests WHERE id = $1")
-                    .bind(request_id)
-                    .fetch_optional(&self.reader)
-                    .await?;
-                let Some(sponsor_id) = sponsor_id else { return Ok(false) };
-                let mut tx = self.writer.begin_with($begin).await?;
-                lock_sponsor(&mut tx, sponsor_id, now).await?;
-                let row = match &outcome {
-                    AttemptOutcome::Booked { purchase_id } => sqlx::query(&format!(
-                        "UPDATE ticket_allocation_requests SET status = 'BOOKED', purchase_id = $1, booked_at = $2, last_error = NULL, locked_until = NULL, lease_owner = NULL WHERE id = $3 AND lease_owner = $4 AND status = 'PENDING' RETURNING {REQUEST_COLUMNS}"
-                    ))
-                    .bind(purchase_id)
-                    .bind(now)
-                    .bind(request_id)
-                    .bind(owner)
-                    .fetch_optional(&mut *tx)
-                    .await?,
-                    AttemptOutcome::Failed { reason } => sqlx::query(&format!(
-                        "UPDATE ticket_allocation_requests SET status = 'FAILED', last_error = $1, locked_until = NULL, lease_owner = NULL WHERE id = $2 AND lease_owner = $3 AND status = 'PENDING' RETURNING {REQUEST_COLUMNS}"
-                    ))
-                    .bind(reason)
-                    .bind(request_id)
-                    .bind(owner)
-                    .fetch_optional(&mut *tx)
-                    .await?,
-                    AttemptOutcome::Retry { .. } => None,
-                };
-                let Some(row) = row else {
-                    tx.rollback().await?;
-                    return Ok(false);
-                };
-                let request = request_from(&row)?;
-                refresh_allocation_status(&mut tx, sponsor_id).await?;
-                let event = match outcome {
-                    AttemptOutcome::Booked { .. } => SponsorEventKind::TicketAllocationBooked { request },
-                    _ => SponsorEventKind::TicketAllocationFailed { request },
-                };
-                self.commit(tx, vec![event], now).await?;
-                Ok(true)
+                self.detached(move |store| async move {
+                    let now = domain::now();
+                    if let AttemptOutcome::Retry { reason, next_attempt_at } = &outcome {
+                        // Still PENDING: nothing the sponsor's status or the event log shows changes.
+                        let changed = sqlx::query(
+                            "UPDATE ticket_allocation_requests SET last_error = $1, next_attempt_at = $2, locked_until = NULL, lease_owner = NULL WHERE id = $3 AND lease_owner = $4 AND status = 'PENDING'",
+                        )
+                        .bind(reason)
+                        .bind(next_attempt_at)
+                        .bind(request_id)
+                        .bind(owner)
+                        .execute(&store.writer)
+                        .await?
+                        .rows_affected();
+                        return Ok(changed == 1);
+                    }
+                    let sponsor_id: Option<Uuid> = sqlx::query_scalar("SELECT sponsor_id FROM ticket_allocation_requests WHERE id = $1")
+                        .bind(request_id)
+                        .fetch_optional(&store.reader)
+                        .await?;
+                    let Some(sponsor_id) = sponsor_id else { return Ok(false) };
+                    let mut tx = store.writer.begin_with($begin).await?;
+                    lock_sponsor(&mut tx, sponsor_id, now).await?;
+                    let row = match &outcome {
+                        AttemptOutcome::Booked { purchase_id } => sqlx::query(&format!(
+                            "UPDATE ticket_allocation_requests SET status = 'BOOKED', purchase_id = $1, booked_at = $2, last_error = NULL, locked_until = NULL, lease_owner = NULL WHERE id = $3 AND lease_owner = $4 AND status = 'PENDING' RETURNING {REQUEST_COLUMNS}"
+                        ))
+                        .bind(purchase_id)
+                        .bind(now)
+                        .bind(request_id)
+                        .bind(owner)
+                        .fetch_optional(&mut *tx)
+                        .await?,
+                        AttemptOutcome::Failed { reason } => sqlx::query(&format!(
+                            "UPDATE ticket_allocation_requests SET status = 'FAILED', last_error = $1, locked_until = NULL, lease_owner = NULL WHERE id = $2 AND lease_owner = $3 AND status = 'PENDING' RETURNING {REQUEST_COLUMNS}"
+                        ))
+                        .bind(reason)
+                        .bind(request_id)
+                        .bind(owner)
+                        .fetch_optional(&mut *tx)
+                        .await?,
+                        AttemptOutcome::Retry { .. } => None,
+                    };
+                    let Some(row) = row else {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    };
+                    let request = request_from(&row)?;
+                    refresh_allocation_status(&mut tx, sponsor_id).await?;
+                    let event = match outcome {
+                        AttemptOutcome::Booked { .. } => SponsorEventKind::TicketAllocationBooked { request },
+                        _ => SponsorEventKind::TicketAllocationFailed { request },
+                    };
+                    store.commit(tx, vec![event], now).await?;
+                    Ok(true)
+                })
+                .await
             }
 
             async fn next_attempt_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -967,40 +1034,43 @@ macro_rules! crm_store_for {
                 reference: Option<AllocationReference>,
                 cancelled_at: DateTime<Utc>,
             ) -> Result<Option<TicketAllocationRequest>, StoreError> {
-                let now = domain::now();
-                let mut tx = self.writer.begin_with($begin).await?;
-                // The recorded purchase id decides; a reference counts only while no id is
-                // recorded (ticketing's answer not yet written), as in `sponsor_for_reference`.
-                // Already flagged: nothing to do, which makes a redelivery harmless.
-                let row = sqlx::query(&format!(
-                    "UPDATE ticket_allocation_requests SET purchase_cancelled_at = $1 \
-                     WHERE purchase_cancelled_at IS NULL \
-                     AND (purchase_id = $2 OR (purchase_id IS NULL AND sponsor_id = $3 AND seq = $4)) \
-                     RETURNING {REQUEST_COLUMNS}"
-                ))
-                .bind(cancelled_at)
-                .bind(purchase_id)
-                .bind(reference.map(|r| r.sponsor_id).unwrap_or_else(Uuid::nil))
-                .bind(reference.map_or(-1, |r| r.seq))
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(row) = row else {
-                    tx.rollback().await?;
-                    return Ok(None);
-                };
-                let mut request = request_from(&row)?;
-                if request.purchase_id.is_none() {
-                    request.purchase_id = Some(purchase_id);
-                }
-                append_events(
-                    &mut tx,
-                    vec![SponsorEventKind::TicketAllocationCancelled { request: request.clone() }],
-                    now,
-                )
-                .await?;
-                tx.commit().await?;
-                self.commits.notify();
-                Ok(Some(request))
+                self.detached(move |store| async move {
+                    let now = domain::now();
+                    let mut tx = store.writer.begin_with($begin).await?;
+                    // The recorded purchase id decides; a reference counts only while no id is
+                    // recorded (ticketing's answer not yet written), as in `sponsor_for_reference`.
+                    // Already flagged: nothing to do, which makes a redelivery harmless.
+                    let row = sqlx::query(&format!(
+                        "UPDATE ticket_allocation_requests SET purchase_cancelled_at = $1 \
+                         WHERE purchase_cancelled_at IS NULL \
+                         AND (purchase_id = $2 OR (purchase_id IS NULL AND sponsor_id = $3 AND seq = $4)) \
+                         RETURNING {REQUEST_COLUMNS}"
+                    ))
+                    .bind(cancelled_at)
+                    .bind(purchase_id)
+                    .bind(reference.map(|r| r.sponsor_id).unwrap_or_else(Uuid::nil))
+                    .bind(reference.map_or(-1, |r| r.seq))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(row) = row else {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    };
+                    let mut request = request_from(&row)?;
+                    if request.purchase_id.is_none() {
+                        request.purchase_id = Some(purchase_id);
+                    }
+                    append_events(
+                        &mut tx,
+                        vec![SponsorEventKind::TicketAllocationCancelled { request: request.clone() }],
+                        now,
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    store.commits.notify();
+                    Ok(Some(request))
+                })
+                .await
             }
 
             async fn allocation_queue_depth(&self) -> Result<i64, StoreError> {
@@ -1031,7 +1101,13 @@ macro_rules! crm_store_for {
             }
 
             async fn set_outbox_offset(&self, position: i64) -> Result<(), StoreError> {
-                Ok(self.writer.advance_outbox_offset(&EVENT_TABLES, position).await?)
+                self.detached(move |store| async move { Ok(store.writer.advance_outbox_offset(&EVENT_TABLES, position).await?) })
+                    .await
+            }
+
+            async fn probe_writer(&self) -> Result<(), StoreError> {
+                self.detached(|store| async move { Ok(store.writer.probe_writer(&EVENT_TABLES).await?) })
+                    .await
             }
 
             async fn lead_relay(&self) -> Result<Option<platform::RelayLease>, StoreError> {

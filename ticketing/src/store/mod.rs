@@ -33,6 +33,8 @@ pub enum StoreError {
     EventLog(#[from] platform::event_log::EventLogError),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Aborted(#[from] platform::database::WriteAborted),
 }
 
 impl From<serde_json::Error> for StoreError {

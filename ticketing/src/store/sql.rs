@@ -34,6 +34,8 @@ use crate::domain::{
 };
 use crate::events::{TicketEvent, TicketEventKind};
 
+/// Cheap to clone (pools and the cache are shared), so that each write can run on a clone in
+/// a task of its own.
 pub struct SqlStore<DB: sqlx::Database> {
     writer: Pool<DB>,
     reader: Pool<DB>,
@@ -42,7 +44,31 @@ pub struct SqlStore<DB: sqlx::Database> {
     /// entry may be stale (another instance changed the type): the seat update compares the
     /// fields validation relied on, so a stale entry costs a retry with a fresh read, and a
     /// refusal based on a cached entry is confirmed against a fresh read before it is given.
-    ticket_types: std::sync::RwLock<HashMap<Uuid, TicketType>>,
+    ticket_types: Arc<std::sync::RwLock<HashMap<Uuid, TicketType>>>,
+}
+
+impl<DB: sqlx::Database> Clone for SqlStore<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            writer: self.writer.clone(),
+            reader: self.reader.clone(),
+            commits: self.commits.clone(),
+            ticket_types: Arc::clone(&self.ticket_types),
+        }
+    }
+}
+
+impl<DB: sqlx::Database> SqlStore<DB> {
+    /// Runs a write on a clone of the store to completion, whoever stops waiting for it
+    /// ([`platform::database::run_to_completion`]): every method that opens a write
+    /// transaction goes through here, so no request future ever owns one.
+    async fn detached<T, W>(&self, write: impl FnOnce(Self) -> W) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        W: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        platform::database::run_to_completion(write(self.clone())).await
+    }
 }
 
 static MIGRATIONS: Migrations = Migrations {
@@ -803,35 +829,38 @@ macro_rules! ticket_store_for {
         #[async_trait]
         impl TicketStore for SqlStore<Db> {
             async fn create_conference(&self, new: NewConference) -> Result<Conference, StoreError> {
-                let conference = Conference {
-                    id: domain::new_id(),
-                    name: new.name,
-                    currency: new.currency,
-                    starts_on: new.starts_on,
-                    ends_on: new.ends_on,
-                    created_at: domain::now(),
-                };
-                let mut tx = self.writer.begin_with($begin).await?;
-                sqlx::query(&format!(
-                    "INSERT INTO conferences ({CONFERENCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
-                ))
-                .bind(conference.id)
-                .bind(conference.name.as_str())
-                .bind(conference.currency.as_str())
-                .bind(conference.starts_on)
-                .bind(conference.ends_on)
-                .bind(conference.created_at)
-                .execute(&mut *tx)
-                .await?;
-                append_events(
-                    &mut tx,
-                    vec![TicketEventKind::ConferenceCreated { conference: conference.clone() }],
-                    conference.created_at,
-                )
-                .await?;
-                tx.commit().await?;
-                self.commits.notify();
-                Ok(conference)
+                self.detached(move |store| async move {
+                    let conference = Conference {
+                        id: domain::new_id(),
+                        name: new.name,
+                        currency: new.currency,
+                        starts_on: new.starts_on,
+                        ends_on: new.ends_on,
+                        created_at: domain::now(),
+                    };
+                    let mut tx = store.writer.begin_with($begin).await?;
+                    sqlx::query(&format!(
+                        "INSERT INTO conferences ({CONFERENCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+                    ))
+                    .bind(conference.id)
+                    .bind(conference.name.as_str())
+                    .bind(conference.currency.as_str())
+                    .bind(conference.starts_on)
+                    .bind(conference.ends_on)
+                    .bind(conference.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    append_events(
+                        &mut tx,
+                        vec![TicketEventKind::ConferenceCreated { conference: conference.clone() }],
+                        conference.created_at,
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    store.commits.notify();
+                    Ok(conference)
+                })
+                .await
             }
 
             async fn conference(&self, id: Uuid) -> Result<Option<Conference>, StoreError> {
@@ -855,99 +884,105 @@ macro_rules! ticket_store_for {
             }
 
             async fn create_ticket_type(&self, new: NewTicketType) -> Result<TicketType, StoreError> {
-                let now = domain::now();
-                let mut tx = self.writer.begin_with($begin).await?;
-                let conference_currency: Option<String> =
-                    sqlx::query_scalar("SELECT currency FROM conferences WHERE id = $1")
-                        .bind(new.conference_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let Some(conference_currency) = conference_currency else {
-                    return Err(DomainError::NotFound(format!("conference {} does not exist", new.conference_id)).into());
-                };
-                if conference_currency != new.price.currency.as_str() {
-                    return Err(DomainError::invalid(format!(
-                        "price must be in {conference_currency}, the conference's currency, not {}",
-                        new.price.currency
+                self.detached(move |store| async move {
+                    let now = domain::now();
+                    let mut tx = store.writer.begin_with($begin).await?;
+                    let conference_currency: Option<String> =
+                        sqlx::query_scalar("SELECT currency FROM conferences WHERE id = $1")
+                            .bind(new.conference_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    let Some(conference_currency) = conference_currency else {
+                        return Err(DomainError::NotFound(format!("conference {} does not exist", new.conference_id)).into());
+                    };
+                    if conference_currency != new.price.currency.as_str() {
+                        return Err(DomainError::invalid(format!(
+                            "price must be in {conference_currency}, the conference's currency, not {}",
+                            new.price.currency
+                        ))
+                        .into());
+                    }
+                    let ticket_type = TicketType {
+                        id: domain::new_id(),
+                        conference_id: new.conference_id,
+                        name: new.name,
+                        price: new.price,
+                        capacity: new.capacity,
+                        sold: 0,
+                        visibility: new.visibility,
+                        sale_starts_at: new.sale_starts_at,
+                        sale_ends_at: new.sale_ends_at,
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    sqlx::query(&format!(
+                        "INSERT INTO ticket_types ({TICKET_TYPE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
                     ))
-                    .into());
-                }
-                let ticket_type = TicketType {
-                    id: domain::new_id(),
-                    conference_id: new.conference_id,
-                    name: new.name,
-                    price: new.price,
-                    capacity: new.capacity,
-                    sold: 0,
-                    visibility: new.visibility,
-                    sale_starts_at: new.sale_starts_at,
-                    sale_ends_at: new.sale_ends_at,
-                    created_at: now,
-                    updated_at: now,
-                };
-                sqlx::query(&format!(
-                    "INSERT INTO ticket_types ({TICKET_TYPE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-                ))
-                .bind(ticket_type.id)
-                .bind(ticket_type.conference_id)
-                .bind(ticket_type.name.as_str())
-                .bind(ticket_type.price.amount)
-                .bind(ticket_type.price.currency.as_str())
-                .bind(ticket_type.capacity)
-                .bind(ticket_type.sold)
-                .bind(ticket_type.visibility.as_str())
-                .bind(ticket_type.sale_starts_at)
-                .bind(ticket_type.sale_ends_at)
-                .bind(ticket_type.created_at)
-                .bind(ticket_type.updated_at)
-                .execute(&mut *tx)
-                .await?;
-                append_events(&mut tx, vec![TicketEventKind::TicketTypeCreated { ticket_type: ticket_type.clone() }], now).await?;
-                tx.commit().await?;
-                self.commits.notify();
-                Ok(ticket_type)
+                    .bind(ticket_type.id)
+                    .bind(ticket_type.conference_id)
+                    .bind(ticket_type.name.as_str())
+                    .bind(ticket_type.price.amount)
+                    .bind(ticket_type.price.currency.as_str())
+                    .bind(ticket_type.capacity)
+                    .bind(ticket_type.sold)
+                    .bind(ticket_type.visibility.as_str())
+                    .bind(ticket_type.sale_starts_at)
+                    .bind(ticket_type.sale_ends_at)
+                    .bind(ticket_type.created_at)
+                    .bind(ticket_type.updated_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    append_events(&mut tx, vec![TicketEventKind::TicketTypeCreated { ticket_type: ticket_type.clone() }], now).await?;
+                    tx.commit().await?;
+                    store.commits.notify();
+                    Ok(ticket_type)
+                })
+                .await
             }
 
             async fn update_ticket_type(&self, id: Uuid, changes: TicketTypeChanges) -> Result<TicketType, StoreError> {
-                let now = domain::now();
-                let mut tx = self.writer.begin_with($begin).await?;
-                let row = sqlx::query(&format!(
-                    concat!("SELECT {} FROM ticket_types WHERE id = $1", $for_update),
-                    TICKET_TYPE_COLUMNS
-                ))
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(row) = row else {
-                    return Err(DomainError::NotFound(format!("ticket type {id} does not exist")).into());
-                };
-                let current = ticket_type_from(&row)?;
-                let mut next = changes.apply_to(&current)?;
-                next.updated_at = now;
-                sqlx::query(
-                    "UPDATE ticket_types SET name = $1, price_amount = $2, capacity = $3, visibility = $4, sale_starts_at = $5, sale_ends_at = $6, updated_at = $7 WHERE id = $8",
-                )
-                .bind(next.name.as_str())
-                .bind(next.price.amount)
-                .bind(next.capacity)
-                .bind(next.visibility.as_str())
-                .bind(next.sale_starts_at)
-                .bind(next.sale_ends_at)
-                .bind(next.updated_at)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                let mut kinds = vec![TicketEventKind::TicketTypeUpdated { ticket_type: next.clone() }];
-                if current.remaining() == 0 && next.remaining() > 0 {
-                    kinds.push(TicketEventKind::TicketTypeAvailableAgain { ticket_type: next.clone() });
-                } else if current.remaining() > 0 && next.remaining() == 0 {
-                    kinds.push(TicketEventKind::TicketTypeSoldOut { ticket_type: next.clone() });
-                }
-                append_events(&mut tx, kinds, now).await?;
-                tx.commit().await?;
-                self.commits.notify();
-                self.remember_ticket_types(std::iter::once(&next));
-                Ok(next)
+                self.detached(move |store| async move {
+                    let now = domain::now();
+                    let mut tx = store.writer.begin_with($begin).await?;
+                    let row = sqlx::query(&format!(
+                        concat!("SELECT {} FROM ticket_types WHERE id = $1", $for_update),
+                        TICKET_TYPE_COLUMNS
+                    ))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(row) = row else {
+                        return Err(DomainError::NotFound(format!("ticket type {id} does not exist")).into());
+                    };
+                    let current = ticket_type_from(&row)?;
+                    let mut next = changes.apply_to(&current)?;
+                    next.updated_at = now;
+                    sqlx::query(
+                        "UPDATE ticket_types SET name = $1, price_amount = $2, capacity = $3, visibility = $4, sale_starts_at = $5, sale_ends_at = $6, updated_at = $7 WHERE id = $8",
+                    )
+                    .bind(next.name.as_str())
+                    .bind(next.price.amount)
+                    .bind(next.capacity)
+                    .bind(next.visibility.as_str())
+                    .bind(next.sale_starts_at)
+                    .bind(next.sale_ends_at)
+                    .bind(next.updated_at)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    let mut kinds = vec![TicketEventKind::TicketTypeUpdated { ticket_type: next.clone() }];
+                    if current.remaining() == 0 && next.remaining() > 0 {
+                        kinds.push(TicketEventKind::TicketTypeAvailableAgain { ticket_type: next.clone() });
+                    } else if current.remaining() > 0 && next.remaining() == 0 {
+                        kinds.push(TicketEventKind::TicketTypeSoldOut { ticket_type: next.clone() });
+                    }
+                    append_events(&mut tx, kinds, now).await?;
+                    tx.commit().await?;
+                    store.commits.notify();
+                    store.remember_ticket_types(std::iter::once(&next));
+                    Ok(next)
+                })
+                .await
             }
 
             async fn ticket_type(&self, id: Uuid) -> Result<Option<TicketType>, StoreError> {
@@ -973,68 +1008,71 @@ macro_rules! ticket_store_for {
                 request: NewTicketPurchase,
                 reservation_ttl: Duration,
             ) -> Result<PurchaseOutcome, StoreError> {
-                NewTicketPurchase::check_lines(&request.lines)?;
-                if request.complimentary && !request.privileged {
-                    return Err(DomainError::Forbidden(
-                        "complimentary purchases need the tickets:issue-complimentary scope".into(),
-                    )
-                    .into());
-                }
-                let ids: Vec<Uuid> = request.lines.iter().map(|l| l.ticket_type_id).collect();
-                let mut attempt = 0;
-                let mut fresh = false;
-                loop {
-                    attempt += 1;
-                    // Validation happens before the transaction so the write lock is held only
-                    // for the writes; the seat update re-checks what validation relied on.
-                    let cached = if fresh { None } else { self.cached_ticket_types(&ids) };
-                    let from_cache = cached.is_some();
-                    let types = match cached {
-                        Some(types) => types,
-                        None => {
-                            let types = self.ticket_types_by_id(&ids).await?;
-                            self.remember_ticket_types(types.values());
-                            types
-                        }
-                    };
-                    if let Err(refusal) = validate_purchase(&request, &types, domain::now(), !from_cache) {
-                        if from_cache {
-                            // Refuse only on what the database says now.
-                            fresh = true;
-                            continue;
-                        }
-                        return Err(refusal.into());
+                self.detached(move |store| async move {
+                    NewTicketPurchase::check_lines(&request.lines)?;
+                    if request.complimentary && !request.privileged {
+                        return Err(DomainError::Forbidden(
+                            "complimentary purchases need the tickets:issue-complimentary scope".into(),
+                        )
+                        .into());
                     }
-                    match self.try_create_purchase(&request, &types, reservation_ttl).await {
-                        Ok(Ok(outcome)) => return Ok(outcome),
-                        Ok(Err(PriceMoved)) if attempt < 4 => {
-                            fresh = true;
-                            continue;
+                    let ids: Vec<Uuid> = request.lines.iter().map(|l| l.ticket_type_id).collect();
+                    let mut attempt = 0;
+                    let mut fresh = false;
+                    loop {
+                        attempt += 1;
+                        // Validation happens before the transaction so the write lock is held only
+                        // for the writes; the seat update re-checks what validation relied on.
+                        let cached = if fresh { None } else { store.cached_ticket_types(&ids) };
+                        let from_cache = cached.is_some();
+                        let types = match cached {
+                            Some(types) => types,
+                            None => {
+                                let types = store.ticket_types_by_id(&ids).await?;
+                                store.remember_ticket_types(types.values());
+                                types
+                            }
+                        };
+                        if let Err(refusal) = validate_purchase(&request, &types, domain::now(), !from_cache) {
+                            if from_cache {
+                                // Refuse only on what the database says now.
+                                fresh = true;
+                                continue;
+                            }
+                            return Err(refusal.into());
                         }
-                        Ok(Err(PriceMoved)) => {
-                            return Err(DomainError::InvalidState(
-                                "prices are changing right now; try again".into(),
-                            )
-                            .into());
-                        }
-                        Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_unique_violation() => {
-                            // A concurrent purchase took the same externalReference first.
-                            if let Some(reference) = &request.external_reference
-                                && let Some(purchase_id) = self
-                                    .existing_purchase_for_reference(&request.client, reference.as_str())
-                                    .await?
-                            {
-                                return Err(DomainError::DuplicateExternalReference {
-                                    reference: reference.as_str().to_owned(),
-                                    purchase_id,
-                                }
+                        match store.try_create_purchase(&request, &types, reservation_ttl).await {
+                            Ok(Ok(outcome)) => return Ok(outcome),
+                            Ok(Err(PriceMoved)) if attempt < 4 => {
+                                fresh = true;
+                                continue;
+                            }
+                            Ok(Err(PriceMoved)) => {
+                                return Err(DomainError::InvalidState(
+                                    "prices are changing right now; try again".into(),
+                                )
                                 .into());
                             }
-                            return Err(StoreError::Database(sqlx::Error::Database(e)));
+                            Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+                                // A concurrent purchase took the same externalReference first.
+                                if let Some(reference) = &request.external_reference
+                                    && let Some(purchase_id) = store
+                                        .existing_purchase_for_reference(&request.client, reference.as_str())
+                                        .await?
+                                {
+                                    return Err(DomainError::DuplicateExternalReference {
+                                        reference: reference.as_str().to_owned(),
+                                        purchase_id,
+                                    }
+                                    .into());
+                                }
+                                return Err(StoreError::Database(sqlx::Error::Database(e)));
+                            }
+                            Err(other) => return Err(other),
                         }
-                        Err(other) => return Err(other),
                     }
-                }
+                })
+                .await
             }
 
             async fn purchase(&self, id: Uuid) -> Result<Option<TicketPurchase>, StoreError> {
@@ -1083,90 +1121,102 @@ macro_rules! ticket_store_for {
             }
 
             async fn confirm_payment(&self, id: Uuid) -> Result<TicketPurchase, StoreError> {
-                let now = domain::now();
-                let step = purchase_status_step(
-                    self.writer.begin_with($begin).await?,
-                    "UPDATE ticket_purchases SET status = 'PAID', paid_at = $1, expires_at = NULL WHERE id = $2 AND status = 'PENDING_PAYMENT' AND (expires_at IS NULL OR expires_at > $1)",
-                    id,
-                    now,
-                    |p| p.confirm_payment(now),
-                    "being paid",
-                )
-                .await?;
-                let (mut tx, purchase) = match step {
-                    StatusStep::Applied(tx, purchase) => (tx, purchase),
-                    StatusStep::AlreadyDone(purchase) => return Ok(purchase),
-                };
-                append_events(&mut tx, vec![TicketEventKind::TicketPurchasePaid { purchase: purchase.clone() }], now).await?;
-                tx.commit().await?;
-                self.commits.notify();
-                Ok(purchase)
+                self.detached(move |store| async move {
+                    let now = domain::now();
+                    let step = purchase_status_step(
+                        store.writer.begin_with($begin).await?,
+                        "UPDATE ticket_purchases SET status = 'PAID', paid_at = $1, expires_at = NULL WHERE id = $2 AND status = 'PENDING_PAYMENT' AND (expires_at IS NULL OR expires_at > $1)",
+                        id,
+                        now,
+                        |p| p.confirm_payment(now),
+                        "being paid",
+                    )
+                    .await?;
+                    let (mut tx, purchase) = match step {
+                        StatusStep::Applied(tx, purchase) => (tx, purchase),
+                        StatusStep::AlreadyDone(purchase) => return Ok(purchase),
+                    };
+                    append_events(&mut tx, vec![TicketEventKind::TicketPurchasePaid { purchase: purchase.clone() }], now).await?;
+                    tx.commit().await?;
+                    store.commits.notify();
+                    Ok(purchase)
+                })
+                .await
             }
 
             async fn cancel_purchase(&self, id: Uuid) -> Result<TicketPurchase, StoreError> {
-                let now = domain::now();
-                let step = purchase_status_step(
-                    self.writer.begin_with($begin).await?,
-                    "UPDATE ticket_purchases SET status = 'CANCELLED', cancelled_at = $1, expires_at = NULL WHERE id = $2 AND status IN ('PENDING_PAYMENT', 'PAID')",
-                    id,
-                    now,
-                    TicketPurchase::cancel,
-                    "being cancelled",
-                )
-                .await?;
-                let (mut tx, purchase) = match step {
-                    StatusStep::Applied(tx, purchase) => (tx, purchase),
-                    StatusStep::AlreadyDone(purchase) => return Ok(purchase),
-                };
-                let mut kinds = vec![TicketEventKind::TicketPurchaseCancelled { purchase: purchase.clone() }];
-                kinds.extend(release_seats(&mut tx, purchase.lines.iter(), now).await?);
-                append_events(&mut tx, kinds, now).await?;
-                tx.commit().await?;
-                self.commits.notify();
-                Ok(purchase)
+                self.detached(move |store| async move {
+                    let now = domain::now();
+                    let step = purchase_status_step(
+                        store.writer.begin_with($begin).await?,
+                        "UPDATE ticket_purchases SET status = 'CANCELLED', cancelled_at = $1, expires_at = NULL WHERE id = $2 AND status IN ('PENDING_PAYMENT', 'PAID')",
+                        id,
+                        now,
+                        TicketPurchase::cancel,
+                        "being cancelled",
+                    )
+                    .await?;
+                    let (mut tx, purchase) = match step {
+                        StatusStep::Applied(tx, purchase) => (tx, purchase),
+                        StatusStep::AlreadyDone(purchase) => return Ok(purchase),
+                    };
+                    let mut kinds = vec![TicketEventKind::TicketPurchaseCancelled { purchase: purchase.clone() }];
+                    kinds.extend(release_seats(&mut tx, purchase.lines.iter(), now).await?);
+                    append_events(&mut tx, kinds, now).await?;
+                    tx.commit().await?;
+                    store.commits.notify();
+                    Ok(purchase)
+                })
+                .await
             }
 
             async fn expire_due_reservations(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-                let mut tx = self.writer.begin_with($begin).await?;
-                // Every instance runs this job. The status condition makes each expiry happen
-                // once; on PostgreSQL, SKIP LOCKED also lets a second instance pass over rows
-                // the first is expiring instead of queueing behind them.
-                let expired: Vec<Uuid> = sqlx::query_scalar(concat!(
-                    "UPDATE ticket_purchases SET status = 'EXPIRED', expired_at = $1 WHERE id IN (SELECT id FROM ticket_purchases WHERE status = 'PENDING_PAYMENT' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
-                    $skip_locked,
-                    ") AND status = 'PENDING_PAYMENT' RETURNING id",
-                ))
-                .bind(now)
-                .bind(EXPIRY_BATCH)
-                .fetch_all(&mut *tx)
-                .await?;
-                if expired.is_empty() {
-                    tx.rollback().await?;
-                    return Ok(0);
-                }
-                let mut purchases = Vec::with_capacity(expired.len());
-                for id in &expired {
-                    if let Some(p) = load_purchase(&mut tx, *id).await? {
-                        purchases.push(p);
+                self.detached(move |store| async move {
+                    let mut tx = store.writer.begin_with($begin).await?;
+                    // Every instance runs this job. The status condition makes each expiry happen
+                    // once; on PostgreSQL, SKIP LOCKED also lets a second instance pass over rows
+                    // the first is expiring instead of queueing behind them.
+                    let expired: Vec<Uuid> = sqlx::query_scalar(concat!(
+                        "UPDATE ticket_purchases SET status = 'EXPIRED', expired_at = $1 WHERE id IN (SELECT id FROM ticket_purchases WHERE status = 'PENDING_PAYMENT' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+                        $skip_locked,
+                        ") AND status = 'PENDING_PAYMENT' RETURNING id",
+                    ))
+                    .bind(now)
+                    .bind(EXPIRY_BATCH)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    if expired.is_empty() {
+                        tx.rollback().await?;
+                        return Ok(0);
                     }
-                }
-                let mut kinds: Vec<TicketEventKind> = purchases
-                    .iter()
-                    .map(|p| TicketEventKind::TicketPurchaseExpired { purchase: p.clone() })
-                    .collect();
-                kinds.extend(release_seats(&mut tx, purchases.iter().flat_map(|p| p.lines.iter()), now).await?);
-                append_events(&mut tx, kinds, now).await?;
-                tx.commit().await?;
-                self.commits.notify();
-                Ok(purchases.len())
+                    let mut purchases = Vec::with_capacity(expired.len());
+                    for id in &expired {
+                        if let Some(p) = load_purchase(&mut tx, *id).await? {
+                            purchases.push(p);
+                        }
+                    }
+                    let mut kinds: Vec<TicketEventKind> = purchases
+                        .iter()
+                        .map(|p| TicketEventKind::TicketPurchaseExpired { purchase: p.clone() })
+                        .collect();
+                    kinds.extend(release_seats(&mut tx, purchases.iter().flat_map(|p| p.lines.iter()), now).await?);
+                    append_events(&mut tx, kinds, now).await?;
+                    tx.commit().await?;
+                    store.commits.notify();
+                    Ok(purchases.len())
+                })
+                .await
             }
 
             async fn purge_idempotency_keys(&self, created_before: DateTime<Utc>) -> Result<u64, StoreError> {
-                Ok(sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-                    .bind(created_before)
-                    .execute(&self.writer)
-                    .await?
-                    .rows_affected())
+                self.detached(move |store| async move {
+                    Ok(sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                        .bind(created_before)
+                        .execute(&store.writer)
+                        .await?
+                        .rows_affected())
+                })
+                .await
             }
 
             async fn tickets_of(&self, purchase_id: Uuid) -> Result<Vec<Ticket>, StoreError> {
@@ -1186,35 +1236,38 @@ macro_rules! ticket_store_for {
             }
 
             async fn assign_ticket(&self, id: Uuid, attendee: Attendee) -> Result<Ticket, StoreError> {
-                let now = domain::now();
-                let mut tx = self.writer.begin_with($begin).await?;
-                let row = sqlx::query(&format!(
-                    "UPDATE tickets SET attendee_name = $1, attendee_email = $2, assigned_at = $3 WHERE id = $4 AND purchase_id IN (SELECT id FROM ticket_purchases WHERE status IN ('PENDING_PAYMENT', 'PAID')) RETURNING {TICKET_COLUMNS}"
-                ))
-                .bind(attendee.name.as_str())
-                .bind(attendee.email.as_str())
-                .bind(now)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(row) = row else {
-                    let exists: Option<Uuid> = sqlx::query_scalar("SELECT id FROM tickets WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    return Err(match exists {
-                        None => DomainError::NotFound(format!("ticket {id} does not exist")),
-                        Some(_) => DomainError::InvalidState(format!(
-                            "ticket {id} belongs to a cancelled or expired purchase"
-                        )),
-                    }
-                    .into());
-                };
-                let ticket = ticket_from(&row)?;
-                append_events(&mut tx, vec![TicketEventKind::TicketAssigned { ticket: ticket.clone() }], now).await?;
-                tx.commit().await?;
-                self.commits.notify();
-                Ok(ticket)
+                self.detached(move |store| async move {
+                    let now = domain::now();
+                    let mut tx = store.writer.begin_with($begin).await?;
+                    let row = sqlx::query(&format!(
+                        "UPDATE tickets SET attendee_name = $1, attendee_email = $2, assigned_at = $3 WHERE id = $4 AND purchase_id IN (SELECT id FROM ticket_purchases WHERE status IN ('PENDING_PAYMENT', 'PAID')) RETURNING {TICKET_COLUMNS}"
+                    ))
+                    .bind(attendee.name.as_str())
+                    .bind(attendee.email.as_str())
+                    .bind(now)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(row) = row else {
+                        let exists: Option<Uuid> = sqlx::query_scalar("SELECT id FROM tickets WHERE id = $1")
+                            .bind(id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        return Err(match exists {
+                            None => DomainError::NotFound(format!("ticket {id} does not exist")),
+                            Some(_) => DomainError::InvalidState(format!(
+                                "ticket {id} belongs to a cancelled or expired purchase"
+                            )),
+                        }
+                        .into());
+                    };
+                    let ticket = ticket_from(&row)?;
+                    append_events(&mut tx, vec![TicketEventKind::TicketAssigned { ticket: ticket.clone() }], now).await?;
+                    tx.commit().await?;
+                    store.commits.notify();
+                    Ok(ticket)
+                })
+                .await
             }
 
         }
@@ -1237,7 +1290,15 @@ macro_rules! ticket_store_for {
             }
 
             async fn set_outbox_offset(&self, position: i64) -> Result<(), StoreError> {
-                Ok(self.writer.advance_outbox_offset(&EVENT_TABLES, position).await?)
+                self.detached(move |store| async move {
+                    Ok(store.writer.advance_outbox_offset(&EVENT_TABLES, position).await?)
+                })
+                .await
+            }
+
+            async fn probe_writer(&self) -> Result<(), StoreError> {
+                self.detached(|store| async move { Ok(store.writer.probe_writer(&EVENT_TABLES).await?) })
+                    .await
             }
 
             async fn lead_relay(&self) -> Result<Option<platform::RelayLease>, StoreError> {

@@ -6,10 +6,12 @@ mod support;
 
 mod auth;
 mod bad_input;
+mod cancellation;
 mod concurrency;
 mod idempotency;
 mod lifecycle;
 mod operations;
 mod scale_out;
 mod schema;
+mod stuck_writer;
 mod subscriptions;
