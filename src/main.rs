@@ -276,6 +276,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     )?;
     gateway_config.web_dir = web_dir.clone();
     gateway_config.shutdown_grace_secs = args.shutdown_grace_secs;
+    // The gateway checks tokens by the services' rules, so what it answers itself
+    // (introspection, validation errors) is never served to a forged or expired token.
+    gateway_config.jwt_secret =
+        Some(String::from_utf8(secret.clone()).context("the JWT secret must be text")?);
     let mut gateway_task = tokio::spawn(gateway::run(
         gateway_listener,
         gateway_config,

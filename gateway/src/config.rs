@@ -92,6 +92,16 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_MAX_ALIASES", default_value_t = 64)]
     pub max_aliases: usize,
 
+    /// The services' HS256 secret: with it the gateway verifies bearer tokens itself, by the
+    /// services' rules, and answers 401 `UNAUTHENTICATED` to an invalid one before doing
+    /// anything. Without it tokens go to the subgraphs unverified.
+    #[arg(long, env = "CONFTOOLS_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// With `--jwt-secret`: accept only tokens whose `aud` names this audience.
+    #[arg(long, env = "GATEWAY_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
     /// Answer introspection queries (`__schema`, `__type`) from the API schema.
     #[arg(long, env = "GATEWAY_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,

@@ -35,7 +35,15 @@ const JSON: &str = "application/json";
 
 pub fn router(pipeline: Arc<Pipeline>, readiness: Readiness, max_body_bytes: usize) -> Router {
     Router::new()
-        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route(
+            "/graphql",
+            get(graphql_get)
+                .post(graphql_post)
+                .route_layer(axum::middleware::from_fn_with_state(
+                    Arc::clone(&pipeline),
+                    refuse_invalid_tokens,
+                )),
+        )
         .route("/health", get(health))
         .route("/ready", get(ready).with_state(readiness))
         .route("/metrics", get(metrics))
@@ -213,6 +221,31 @@ fn respond(media: MediaType, outcome: Outcome) -> Answer {
             Answer::rejected(http)
         }
     }
+}
+
+/// Every request on `/graphql` (POST, GET, SSE, the WebSocket upgrade) with a bearer token the
+/// gateway can verify and finds invalid gets 401 `UNAUTHENTICATED`, before any other work.
+async fn refuse_invalid_tokens(
+    State(pipeline): State<Arc<Pipeline>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> HttpResponse {
+    let Err(error) = pipeline
+        .bearer_tokens()
+        .check(request.headers().get(header::AUTHORIZATION))
+    else {
+        return next.run(request).await;
+    };
+    let media = negotiate(request.headers()).unwrap_or(MediaType::Json);
+    let response = Response::request_error(vec![
+        GraphQLError::new(error.to_string()).with_code("UNAUTHENTICATED"),
+    ]);
+    let mut http = body(media, StatusCode::UNAUTHORIZED, response);
+    http.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    http
 }
 
 async fn graphql_post(

@@ -6,6 +6,7 @@
 //!
 //! `run` takes a bound listener so tests (and embedders) can start the gateway on port 0.
 
+pub mod authentication;
 pub mod config;
 pub mod cors;
 pub mod error;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use authentication::BearerTokens;
 pub use config::Config;
 pub use error::GatewayError;
 use forwarded_headers::HeaderPropagation;
@@ -79,8 +81,15 @@ pub fn build_pipeline(config: &Config, supergraph: Supergraph) -> Result<Pipelin
         introspection: config.introspection,
     };
     let propagation = HeaderPropagation::new(&config.propagate_headers)?;
+    let tokens = match config.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
+        Some(secret) => {
+            BearerTokens::verified_with(secret.as_bytes(), config.jwt_audience.as_deref())
+        }
+        None => BearerTokens::default(),
+    };
     let pipeline = Pipeline::new(Arc::new(supergraph), client, limits, config.plan_cache_size)
-        .propagate_headers(propagation);
+        .propagate_headers(propagation)
+        .verify_bearer_tokens(tokens);
     Ok(if config.dedupe_client_requests {
         pipeline.share_identical_client_requests()
     } else {

@@ -5,22 +5,41 @@
 //! domain, storage and schema; nothing in here knows what a ticket or a sponsor is.
 
 pub mod auth;
+pub use auth::{AuthError, JwtKeys, Principal};
+
+// The gateway uses `auth` alone (`default-features = false`); the services use everything.
+#[cfg(feature = "service")]
 pub mod bus;
+#[cfg(feature = "service")]
 pub mod cursor;
+#[cfg(feature = "service")]
 pub mod database;
+#[cfg(feature = "service")]
 pub mod event_log;
+#[cfg(feature = "service")]
 pub mod feed;
+#[cfg(feature = "service")]
 pub mod graphql;
+#[cfg(feature = "service")]
 pub mod jetstream;
+#[cfg(feature = "service")]
 pub mod outbox;
+#[cfg(feature = "service")]
 pub mod page;
+#[cfg(feature = "service")]
 pub mod server;
+#[cfg(feature = "service")]
 pub mod telemetry;
 
-pub use auth::{AuthError, JwtKeys, Principal};
+#[cfg(feature = "service")]
 pub use bus::{BusError, BusMessage, EventBus, InProcessBus};
+#[cfg(feature = "service")]
 pub use cursor::Cursor;
+#[cfg(feature = "service")]
 pub use event_log::{EventKind, EventStorage, LoggedEvent};
+#[cfg(feature = "service")]
 pub use feed::{CommitSignal, EventFeed, EventLogReader, FeedError, OpenSubscriptions, Positioned};
+#[cfg(feature = "service")]
 pub use outbox::{Outbox, OutboxError, OutboxMessage, OutboxRelay, RelayLease};
+#[cfg(feature = "service")]
 pub use page::Page;

@@ -11,7 +11,7 @@ use testkit::{ServerTask, fresh_database_url};
 
 const SECRET: &[u8] = b"end-to-end-test-secret";
 
-fn keys() -> Arc<JwtKeys> {
+pub fn keys() -> Arc<JwtKeys> {
     Arc::new(JwtKeys::from_secret(SECRET))
 }
 
@@ -118,6 +118,9 @@ impl Services {
             format!("{}={}", conftools::compose::CRM, self.crm.graphql_url()),
             "--subgraph-timeout-ms".to_owned(),
             "3000".to_owned(),
+            // As under `conftools up`: the gateway verifies tokens itself.
+            "--jwt-secret".to_owned(),
+            String::from_utf8_lossy(SECRET).into_owned(),
         ])
         .expect("gateway configuration")
     }

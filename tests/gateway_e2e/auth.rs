@@ -66,3 +66,41 @@ async fn a_token_given_to_the_gateway_reaches_both_services() {
     assert!(body["data"]["sponsor"].is_null(), "{body:#}");
     assert_eq!(error_codes(&body), ["UNAUTHENTICATED"], "{body:#}");
 }
+
+/// A forged or expired token gets what the services give it, 401 `UNAUTHENTICATED`, from the
+/// gateway too, also for what the gateway answers itself (introspection).
+#[tokio::test]
+async fn forged_and_expired_tokens_are_refused_at_the_gateway() {
+    let stack = Stack::start().await;
+    let forged = platform::JwtKeys::from_secret(b"not the services' secret")
+        .mint(
+            "admin",
+            &["tickets:admin"],
+            std::time::Duration::from_secs(600),
+        )
+        .expect("mint");
+    let expired = crate::support::keys()
+        .mint_expiring_at(
+            "admin",
+            &["tickets:admin"],
+            chrono::Utc::now() - chrono::Duration::hours(1),
+        )
+        .expect("mint");
+    for token in [forged, expired] {
+        for query in [
+            "{ __schema { queryType { name } } }",
+            "{ conferences(first: 1) { edges { node { id } } } }",
+        ] {
+            let response = reqwest::Client::new()
+                .post(stack.url())
+                .bearer_auth(&token)
+                .json(&json!({ "query": query }))
+                .send()
+                .await
+                .expect("gateway answers");
+            assert_eq!(response.status().as_u16(), 401, "{query}");
+            let body: serde_json::Value = response.json().await.expect("JSON");
+            assert_eq!(error_codes(&body), ["UNAUTHENTICATED"], "{body:#}");
+        }
+    }
+}

@@ -14,7 +14,7 @@ mod services;
 
 pub use services::Services;
 use services::local;
-pub use services::{admin, token};
+pub use services::{admin, keys, token};
 
 pub const WAIT: Duration = Duration::from_secs(15);
 

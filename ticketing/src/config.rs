@@ -36,6 +36,11 @@ pub struct Config {
     #[arg(long, env = "CONFTOOLS_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    /// Accept only bearer tokens whose `aud` claim names this audience (e.g. `ticketing`),
+    /// so a token minted for another service is refused. Without it, any audience is accepted.
+    #[arg(long, env = "TICKETING_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
     /// How long an unpaid purchase holds its seats.
     #[arg(long, env = "TICKETING_RESERVATION_TTL_SECS", default_value_t = 1800)]
     pub reservation_ttl_secs: u64,

@@ -27,10 +27,12 @@ async fn main() -> anyhow::Result<()> {
         None => {
             let secret = uuid::Uuid::new_v4().to_string() + &uuid::Uuid::new_v4().to_string();
             let keys = JwtKeys::from_secret(secret.as_bytes());
-            let token = keys.mint(
+            let audiences: Vec<&str> = config.jwt_audience.as_deref().into_iter().collect();
+            let token = keys.mint_for_audiences(
                 "ticketing-admin",
                 &["tickets:admin", "events:read"],
                 Duration::from_secs(24 * 3600),
+                &audiences,
             )?;
             tracing::warn!(
                 "no --jwt-secret given: using an ephemeral secret; an admin token valid for 24 h is: {token}"
@@ -47,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let keys = keys.with_audience(config.jwt_audience.as_deref());
     let service = Ticketing::start(config.settings(), Arc::new(keys), bus)
         .await
         .context("ticketing could not start")?;

@@ -21,6 +21,7 @@ use apollo_compiler::response::JsonMap;
 use axum::http::HeaderMap;
 use serde::Deserialize;
 
+use crate::authentication::BearerTokens;
 use crate::forwarded_headers::{ForwardedHeaders, HeaderPropagation};
 use crate::http::{ClientRequestKey, SharedResponse};
 use crate::in_flight::InFlight;
@@ -97,6 +98,7 @@ pub struct Pipeline {
     documents: DocumentCache,
     limits: Limits,
     propagation: HeaderPropagation,
+    tokens: BearerTokens,
 }
 
 fn rejected(message: impl Into<String>, code: &str) -> Outcome {
@@ -121,7 +123,18 @@ impl Pipeline {
             limits,
             client_requests: None,
             propagation: HeaderPropagation::default(),
+            tokens: BearerTokens::default(),
         }
+    }
+
+    /// Verifies clients' bearer tokens before anything else (see [`BearerTokens`]).
+    pub fn verify_bearer_tokens(mut self, tokens: BearerTokens) -> Self {
+        self.tokens = tokens;
+        self
+    }
+
+    pub fn bearer_tokens(&self) -> &BearerTokens {
+        &self.tokens
     }
 
     /// Forwards these client request headers to subgraphs besides `Authorization`.

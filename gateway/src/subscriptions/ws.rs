@@ -205,6 +205,16 @@ impl Connection {
                     .pipeline
                     .header_propagation()
                     .from_init(message.payload.as_ref(), &self.forwarded);
+                // The payload's token is the socket's credential: an invalid one ends it, as
+                // the services do, rather than leaving an anonymous socket open.
+                if self
+                    .pipeline
+                    .bearer_tokens()
+                    .check(self.forwarded.get(&axum::http::header::AUTHORIZATION))
+                    .is_err()
+                {
+                    return Next::Close(close(4403, "Forbidden"));
+                }
                 Next::Reply(encode::<()>("connection_ack", None, None))
             }
             (Protocol::TransportWs, "ping") => Next::Reply(encode("pong", None, message.payload)),
