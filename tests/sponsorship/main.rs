@@ -7,6 +7,7 @@ mod support;
 mod allocation;
 mod auth;
 mod bad_input;
+mod cancellation;
 mod claims;
 mod faults;
 mod scale_out;

@@ -409,6 +409,10 @@ impl CrmServer {
         )
     }
 
+    pub fn addr(&self) -> SocketAddr {
+        self.running.addr
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}/graphql", self.running.addr)
     }

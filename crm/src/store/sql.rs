@@ -12,9 +12,9 @@
 //! - Event positions come from a one-row counter updated last in each transaction.
 //! - SQLite writes go through a one-connection pool and queue there instead of failing with
 //!   `SQLITE_BUSY`; reads use their own pool.
-//! - Every method that writes runs in a task of its own (`SqlStore::detached`): sqlx's
-//!   transactions are not safe to drop at every `.await`, and the futures that call the store
-//!   are dropped whenever a client hangs up or a worker is stopped.
+//! - Every method that writes runs in a task of its own once it has its writer connection
+//!   (`SqlStore::write`): sqlx's transactions are not safe to drop at every `.await`, and the
+//!   futures that call the store are dropped whenever a client hangs up or a worker is stopped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +24,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use platform::database::{Database, Migrations, Pools};
 use platform::event_log::EventLogPool;
 use platform::{CommitSignal, EventKind};
+use sqlx::pool::PoolConnection;
 use sqlx::types::Json;
-use sqlx::{Pool, Postgres, QueryBuilder, Row, Sqlite};
+use sqlx::{Connection, Pool, Postgres, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use super::{AttemptOutcome, CrmStore, Page, SponsorFilter, StoreError};
@@ -58,10 +59,26 @@ impl<DB: sqlx::Database> Clone for SqlStore<DB> {
 }
 
 impl<DB: sqlx::Database> SqlStore<DB> {
-    /// Runs a write on a clone of the store to completion, whoever stops waiting for it
-    /// ([`platform::database::run_to_completion`]): a client that hangs up, or a worker that
-    /// is stopped, must not cut a transaction in half. Every method that writes through
-    /// `writer` goes through here, so no request future ever owns a write transaction.
+    /// Runs a write on a connection of the writer pool, to completion whoever stops waiting
+    /// for it. The connection is taken here, in the caller's future: a caller that gives up
+    /// while waiting for one (a client that hung up while its request queued behind others)
+    /// leaves no write behind to run later. From the moment the write has its connection it
+    /// runs in a task of its own ([`platform::database::run_to_completion`]), on a clone of
+    /// the store, and commits or rolls back whole: no request future ever owns a transaction.
+    async fn write<T, W>(
+        &self,
+        write: impl FnOnce(Self, PoolConnection<DB>) -> W,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        W: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let connection = self.writer.acquire().await?;
+        platform::database::run_to_completion(write(self.clone(), connection)).await
+    }
+
+    /// Like [`Self::write`], for the event log's writes: the platform's helpers for them take
+    /// the pool, so the connection is taken inside the task.
     async fn detached<T, W>(&self, write: impl FnOnce(Self) -> W) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -471,9 +488,9 @@ macro_rules! crm_store_for {
                 decide: impl FnOnce(&Contract) -> Result<Transition<ContractStatus>, DomainError> + Send + 'static,
                 signed_on: Option<NaiveDate>,
             ) -> Result<Sponsor, StoreError> {
-                self.detached(move |store| async move {
+                self.write(move |store, mut connection| async move {
                     let now = domain::now();
-                    let mut tx = store.writer.begin_with($begin).await?;
+                    let mut tx = connection.begin_with($begin).await?;
                     let sponsor = lock_sponsor(&mut tx, sponsor_id, now).await?;
                     let Transition::To(status) = decide(&sponsor.contract)? else {
                         tx.rollback().await?;
@@ -515,14 +532,15 @@ macro_rules! crm_store_for {
                 id: Uuid,
                 decide: impl FnOnce(&Invoice) -> Result<Transition<InvoiceStatus>, DomainError> + Send + 'static,
             ) -> Result<Invoice, StoreError> {
-                self.detached(move |store| async move {
+                // Read before the writer is taken: it is not held for a lookup.
+                let sponsor_id: Option<Uuid> = sqlx::query_scalar("SELECT sponsor_id FROM invoices WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                let sponsor_id = sponsor_id.ok_or_else(|| invoice_not_found(id))?;
+                self.write(move |store, mut connection| async move {
                     let now = domain::now();
-                    let sponsor_id: Option<Uuid> = sqlx::query_scalar("SELECT sponsor_id FROM invoices WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&store.reader)
-                        .await?;
-                    let sponsor_id = sponsor_id.ok_or_else(|| invoice_not_found(id))?;
-                    let mut tx = store.writer.begin_with($begin).await?;
+                    let mut tx = connection.begin_with($begin).await?;
                     // The sponsor first, as everywhere, then the invoice as it is now.
                     lock_sponsor(&mut tx, sponsor_id, now).await?;
                     let row = sqlx::query(&format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1"))
@@ -568,9 +586,9 @@ macro_rules! crm_store_for {
 
             async fn update_level(&self, name: &str, changes: LevelChanges) -> Result<SponsorshipLevel, StoreError> {
                 let name = name.to_owned();
-                self.detached(move |store| async move {
+                self.write(move |store, mut connection| async move {
                     let now = domain::now();
-                    let mut tx = store.writer.begin_with($begin).await?;
+                    let mut tx = connection.begin_with($begin).await?;
                     let Some(current) = find_level(&mut *tx, &name).await? else {
                         return Err(DomainError::NotFound(format!("there is no sponsorship level {:?}", name.trim())).into());
                     };
@@ -615,9 +633,9 @@ macro_rules! crm_store_for {
             }
 
             async fn configure_sponsor_tickets(&self, conference_id: Uuid, ticket_type_id: Uuid) -> Result<ConferenceSetup, StoreError> {
-                self.detached(move |store| async move {
+                self.write(move |store, mut connection| async move {
                     let now = domain::now();
-                    let mut tx = store.writer.begin_with($begin).await?;
+                    let mut tx = connection.begin_with($begin).await?;
                     Self::upsert_conference(&mut tx, conference_id, now).await?;
                     let row = sqlx::query(&format!(
                         "UPDATE sponsor_conferences SET sponsor_ticket_type_id = $1, updated_at = $2 WHERE conference_id = $3 RETURNING {CONFERENCE_COLUMNS}"
@@ -635,9 +653,9 @@ macro_rules! crm_store_for {
             }
 
             async fn set_early_signing_rule(&self, conference_id: Uuid, rule: Option<EarlySigningRule>) -> Result<ConferenceSetup, StoreError> {
-                self.detached(move |store| async move {
+                self.write(move |store, mut connection| async move {
                     let now = domain::now();
-                    let mut tx = store.writer.begin_with($begin).await?;
+                    let mut tx = connection.begin_with($begin).await?;
                     Self::upsert_conference(&mut tx, conference_id, now).await?;
                     let row = sqlx::query(&format!(
                         "UPDATE sponsor_conferences SET early_signing_before = $1, early_signing_extra = $2, updated_at = $3 WHERE conference_id = $4 RETURNING {CONFERENCE_COLUMNS}"
@@ -658,9 +676,9 @@ macro_rules! crm_store_for {
             }
 
             async fn create_sponsor(&self, new: NewSponsor) -> Result<Sponsor, StoreError> {
-                self.detached(move |store| async move {
+                self.write(move |store, mut connection| async move {
                     let now = domain::now();
-                    let mut tx = store.writer.begin_with($begin).await?;
+                    let mut tx = connection.begin_with($begin).await?;
                     let conference_id = match new.conference_id {
                         Some(id) => {
                             Self::upsert_conference(&mut tx, id, now).await?;
@@ -751,9 +769,9 @@ macro_rules! crm_store_for {
 
             async fn change_level(&self, sponsor_id: Uuid, level: &str) -> Result<Sponsor, StoreError> {
                 let level = level.to_owned();
-                self.detached(move |store| async move {
+                self.write(move |store, mut connection| async move {
                     let now = domain::now();
-                    let mut tx = store.writer.begin_with($begin).await?;
+                    let mut tx = connection.begin_with($begin).await?;
                     let sponsor = lock_sponsor(&mut tx, sponsor_id, now).await?;
                     let level = known_level(&mut tx, &level).await?;
                     if level.name == sponsor.level {
@@ -776,9 +794,9 @@ macro_rules! crm_store_for {
             }
 
             async fn set_allowance_override(&self, sponsor_id: Uuid, tickets: Option<TicketCount>) -> Result<Sponsor, StoreError> {
-                self.detached(move |store| async move {
+                self.write(move |store, mut connection| async move {
                     let now = domain::now();
-                    let mut tx = store.writer.begin_with($begin).await?;
+                    let mut tx = connection.begin_with($begin).await?;
                     let sponsor = lock_sponsor(&mut tx, sponsor_id, now).await?;
                     if sponsor.ticket_allowance_override == tickets {
                         tx.rollback().await?;
@@ -800,9 +818,9 @@ macro_rules! crm_store_for {
             }
 
             async fn issue_invoice(&self, new: NewInvoice) -> Result<Invoice, StoreError> {
-                self.detached(move |store| async move {
+                self.write(move |store, mut connection| async move {
                     let now = domain::now();
-                    let mut tx = store.writer.begin_with($begin).await?;
+                    let mut tx = connection.begin_with($begin).await?;
                     let sponsor = lock_sponsor(&mut tx, new.sponsor_id, now).await?;
                     if sponsor.contract.status == ContractStatus::Cancelled {
                         return Err(DomainError::InvalidState(format!(
@@ -890,9 +908,9 @@ macro_rules! crm_store_for {
             }
 
             async fn retry_allocation(&self, sponsor_id: Uuid) -> Result<Sponsor, StoreError> {
-                self.detached(move |store| async move {
+                self.write(move |store, mut connection| async move {
                     let now = domain::now();
-                    let mut tx = store.writer.begin_with($begin).await?;
+                    let mut tx = connection.begin_with($begin).await?;
                     lock_sponsor(&mut tx, sponsor_id, now).await?;
                     let rows = sqlx::query(&format!(
                         "UPDATE ticket_allocation_requests SET status = 'PENDING', attempts = 0, next_attempt_at = $1, last_error = NULL WHERE sponsor_id = $2 AND status = 'FAILED' RETURNING {REQUEST_COLUMNS}"
@@ -932,7 +950,7 @@ macro_rules! crm_store_for {
             }
 
             async fn claim_due_requests(&self, owner: Uuid, lease: Duration, limit: i64) -> Result<Vec<TicketAllocationRequest>, StoreError> {
-                self.detached(move |store| async move {
+                self.write(move |_, mut connection| async move {
                     let now = domain::now();
                     let until = now + chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::seconds(30));
                     let rows = sqlx::query(&format!(
@@ -945,7 +963,7 @@ macro_rules! crm_store_for {
                     .bind(owner)
                     .bind(now)
                     .bind(limit.max(1))
-                    .fetch_all(&store.writer)
+                    .fetch_all(&mut *connection)
                     .await?;
                     rows.iter().map(request_from).collect()
                 })
@@ -953,28 +971,33 @@ macro_rules! crm_store_for {
             }
 
             async fn finish_attempt(&self, request_id: Uuid, owner: Uuid, outcome: AttemptOutcome) -> Result<bool, StoreError> {
-                self.detached(move |store| async move {
+                if let AttemptOutcome::Retry { reason, next_attempt_at } = outcome {
+                    // Still PENDING: nothing the sponsor's status or the event log shows changes.
+                    return self
+                        .write(move |_, mut connection| async move {
+                            let changed = sqlx::query(
+                                "UPDATE ticket_allocation_requests SET last_error = $1, next_attempt_at = $2, locked_until = NULL, lease_owner = NULL WHERE id = $3 AND lease_owner = $4 AND status = 'PENDING'",
+                            )
+                            .bind(reason)
+                            .bind(next_attempt_at)
+                            .bind(request_id)
+                            .bind(owner)
+                            .execute(&mut *connection)
+                            .await?
+                            .rows_affected();
+                            Ok(changed == 1)
+                        })
+                        .await;
+                }
+                // Read before the writer is taken: it is not held for a lookup.
+                let sponsor_id: Option<Uuid> = sqlx::query_scalar("SELECT sponsor_id FROM ticket_allocation_requests WHERE id = $1")
+                    .bind(request_id)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                let Some(sponsor_id) = sponsor_id else { return Ok(false) };
+                self.write(move |store, mut connection| async move {
                     let now = domain::now();
-                    if let AttemptOutcome::Retry { reason, next_attempt_at } = &outcome {
-                        // Still PENDING: nothing the sponsor's status or the event log shows changes.
-                        let changed = sqlx::query(
-                            "UPDATE ticket_allocation_requests SET last_error = $1, next_attempt_at = $2, locked_until = NULL, lease_owner = NULL WHERE id = $3 AND lease_owner = $4 AND status = 'PENDING'",
-                        )
-                        .bind(reason)
-                        .bind(next_attempt_at)
-                        .bind(request_id)
-                        .bind(owner)
-                        .execute(&store.writer)
-                        .await?
-                        .rows_affected();
-                        return Ok(changed == 1);
-                    }
-                    let sponsor_id: Option<Uuid> = sqlx::query_scalar("SELECT sponsor_id FROM ticket_allocation_requests WHERE id = $1")
-                        .bind(request_id)
-                        .fetch_optional(&store.reader)
-                        .await?;
-                    let Some(sponsor_id) = sponsor_id else { return Ok(false) };
-                    let mut tx = store.writer.begin_with($begin).await?;
+                    let mut tx = connection.begin_with($begin).await?;
                     lock_sponsor(&mut tx, sponsor_id, now).await?;
                     let row = match &outcome {
                         AttemptOutcome::Booked { purchase_id } => sqlx::query(&format!(
@@ -1034,9 +1057,9 @@ macro_rules! crm_store_for {
                 reference: Option<AllocationReference>,
                 cancelled_at: DateTime<Utc>,
             ) -> Result<Option<TicketAllocationRequest>, StoreError> {
-                self.detached(move |store| async move {
+                self.write(move |store, mut connection| async move {
                     let now = domain::now();
-                    let mut tx = store.writer.begin_with($begin).await?;
+                    let mut tx = connection.begin_with($begin).await?;
                     // The recorded purchase id decides; a reference counts only while no id is
                     // recorded (ticketing's answer not yet written), as in `sponsor_for_reference`.
                     // Already flagged: nothing to do, which makes a redelivery harmless.
