@@ -97,38 +97,62 @@ struct ComposeArgs {
     check: bool,
 }
 
-const SECRET_FILE: &str = "jwt-secret";
+/// A secret `up` keeps in its data directory, generated on first start; an environment
+/// variable overrides it.
+struct KeptSecret {
+    file: &'static str,
+    env: &'static str,
+}
 
-/// The secret every service verifies tokens with: `CONFTOOLS_JWT_SECRET` when set, else
-/// the one in the data directory, generated on first start.
+/// The secret every service verifies tokens with.
+const JWT_SECRET: KeptSecret = KeptSecret {
+    file: "jwt-secret",
+    env: "CONFTOOLS_JWT_SECRET",
+};
+
+/// The key ticketing derives anonymous buyers' purchase access tokens from: kept across
+/// restarts, or every token handed out so far would stop opening its purchase.
+const PURCHASE_TOKEN_SECRET: KeptSecret = KeptSecret {
+    file: "purchase-token-secret",
+    env: "TICKETING_PURCHASE_TOKEN_SECRET",
+};
+
 fn load_or_create_secret(data_dir: &Path, create: bool) -> anyhow::Result<Vec<u8>> {
-    if let Ok(secret) = std::env::var("CONFTOOLS_JWT_SECRET")
-        && !secret.is_empty()
-    {
-        return Ok(secret.into_bytes());
+    JWT_SECRET.load_or_create(data_dir, create)
+}
+
+impl KeptSecret {
+    fn load_or_create(&self, data_dir: &Path, create: bool) -> anyhow::Result<Vec<u8>> {
+        if let Ok(secret) = std::env::var(self.env)
+            && !secret.is_empty()
+        {
+            return Ok(secret.into_bytes());
+        }
+        let path = data_dir.join(self.file);
+        match std::fs::read_to_string(&path) {
+            Ok(secret) if !secret.trim().is_empty() => {
+                return Ok(secret.trim().as_bytes().to_vec());
+            }
+            Ok(_) => bail!(
+                "{} is empty; delete it to have a new secret made",
+                path.display()
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                "no secret at {}: run `conftools up --data-dir {}` once first",
+                path.display(),
+                data_dir.display()
+            ),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        let secret = hex::encode(bytes);
+        write_private(&path, &secret)?;
+        Ok(secret.into_bytes())
     }
-    let path = data_dir.join(SECRET_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(secret) if !secret.trim().is_empty() => return Ok(secret.trim().as_bytes().to_vec()),
-        Ok(_) => bail!(
-            "{} is empty; delete it to have a new secret made",
-            path.display()
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-            "no secret at {}: run `conftools up --data-dir {}` once first",
-            path.display(),
-            data_dir.display()
-        ),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let secret = hex::encode(bytes);
-    write_private(&path, &secret)?;
-    Ok(secret.into_bytes())
 }
 
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
@@ -208,6 +232,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             database_url: sqlite_url(&args.data_dir, "ticketing.db"),
             reservation_ttl: Duration::from_secs(args.reservation_ttl_secs.max(1)),
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+            purchase_token_secret: Some(
+                PURCHASE_TOKEN_SECRET.load_or_create(&args.data_dir, true)?,
+            ),
             ..ticketing::Settings::default()
         },
         Arc::clone(&keys),

@@ -41,6 +41,12 @@ pub struct Config {
     #[arg(long, env = "TICKETING_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
+    /// Secret (at least 32 bytes) the access tokens of purchases made without a bearer token
+    /// are derived from. Share it between instances and keep it across restarts; without it a
+    /// random one is used and buyers' tokens die with the process.
+    #[arg(long, env = "TICKETING_PURCHASE_TOKEN_SECRET", hide_env_values = true)]
+    pub purchase_token_secret: Option<String>,
+
     /// How long an unpaid purchase holds its seats.
     #[arg(long, env = "TICKETING_RESERVATION_TTL_SECS", default_value_t = 1800)]
     pub reservation_ttl_secs: u64,
@@ -72,6 +78,10 @@ pub struct Config {
     /// Print the published schema (ticketing/schema.graphql) and exit.
     #[arg(long)]
     pub print_schema: bool,
+
+    /// Print the authorization policy as a Markdown table (for docs/security.md) and exit.
+    #[arg(long)]
+    pub print_policy: bool,
 }
 
 impl Config {
@@ -85,6 +95,10 @@ impl Config {
                 ..SchemaLimits::default()
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            purchase_token_secret: self
+                .purchase_token_secret
+                .as_ref()
+                .map(|s| s.as_bytes().to_vec()),
             ..Settings::default()
         }
     }

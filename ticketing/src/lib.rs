@@ -23,9 +23,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{ApiContext, SchemaLimits, TicketingSchema};
+use crate::domain::{PurchaseTokens, WeakSecret};
 use crate::store::{SharedStore, StoreError};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     pub database_url: String,
     pub max_connections: u32,
@@ -40,6 +41,30 @@ pub struct Settings {
     /// The longest the service takes to stop once shutdown begins: in-flight requests that
     /// have not finished by then are abandoned (their writes commit or roll back whole).
     pub shutdown_grace: Duration,
+    /// The secret the access tokens of purchases made without a bearer token are derived
+    /// from (HMAC-SHA256), at least 32 bytes. Every instance of the service must share it,
+    /// and it must outlive restarts, or buyers' tokens stop working. `None` generates a
+    /// random one at start (with a warning): fine for a test, not for a deployment.
+    pub purchase_token_secret: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &self.database_url)
+            .field("max_connections", &self.max_connections)
+            .field("reservation_ttl", &self.reservation_ttl)
+            .field("expiry_interval", &self.expiry_interval)
+            .field("idempotency_retention", &self.idempotency_retention)
+            .field("poll_interval", &self.poll_interval)
+            .field("limits", &self.limits)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field(
+                "purchase_token_secret",
+                &self.purchase_token_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 impl Default for Settings {
@@ -53,6 +78,24 @@ impl Default for Settings {
             poll_interval: Duration::from_millis(500),
             limits: SchemaLimits::default(),
             shutdown_grace: platform::server::DEFAULT_SHUTDOWN_GRACE,
+            purchase_token_secret: None,
+        }
+    }
+}
+
+/// The purchase token keys for the configured secret, or for a random one.
+fn purchase_tokens(secret: Option<Vec<u8>>) -> Result<PurchaseTokens, WeakSecret> {
+    match secret {
+        Some(secret) => PurchaseTokens::new(secret),
+        None => {
+            use rand::RngCore;
+            let mut secret = vec![0u8; 32];
+            rand::rng().fill_bytes(&mut secret);
+            tracing::warn!(
+                "no purchase token secret configured (--purchase-token-secret): using a random one; \
+                 access tokens of anonymous purchases will not survive a restart or work on other instances"
+            );
+            PurchaseTokens::new(secret)
         }
     }
 }
@@ -63,6 +106,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("the event feed could not start: {0}")]
     Feed(#[from] platform::FeedError),
+    #[error(transparent)]
+    PurchaseTokenSecret(#[from] WeakSecret),
 }
 
 /// A running ticketing service: storage open, background tasks started. Dropping it stops
@@ -80,6 +125,7 @@ impl Ticketing {
         keys: Arc<JwtKeys>,
         bus: Arc<dyn EventBus>,
     ) -> Result<Self, StartError> {
+        let purchase_tokens = purchase_tokens(settings.purchase_token_secret.clone())?;
         let commits = CommitSignal::new();
         let store = store::connect(
             &settings.database_url,
@@ -110,6 +156,7 @@ impl Ticketing {
                 store: Arc::clone(&store),
                 feed,
                 reservation_ttl: settings.reservation_ttl,
+                purchase_tokens,
             }),
             settings.limits,
         );

@@ -14,6 +14,10 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", api::published_sdl());
         return Ok(());
     }
+    if config.print_policy {
+        print!("{}", api::policy::markdown());
+        return Ok(());
+    }
     platform::telemetry::init_logging(config.log_format);
     if config.migrate_only {
         ticketing::store::connect(&config.database_url, 2, platform::CommitSignal::new())

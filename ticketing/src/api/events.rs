@@ -38,7 +38,7 @@ macro_rules! event_object {
             /// As it was when the event happened.
             async fn $field(&self) -> async_graphql::Result<$ty> {
                 match &self.0.kind {
-                    TicketEventKind::$variant { $inner } => Ok($ty($inner.clone())),
+                    TicketEventKind::$variant { $inner } => Ok($ty::from($inner.clone())),
                     _ => Err(mismatch()),
                 }
             }

@@ -2,15 +2,15 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::auth;
 use super::context;
 use super::errors::{OrGraphQLError, parse_id};
+use super::policy;
 use super::types::{
     Conference, Date, MoneyInput, PersonInput, Ticket, TicketPurchase, TicketType, Visibility,
 };
 use crate::domain::{
-    self, DomainError, ExternalReference, IdempotencyKey, Name, NewConference, NewTicketPurchase,
-    NewTicketType, PurchaseLineRequest, PurchaseStatus, Quantity, TicketTypeChanges,
+    self, Access, DomainError, ExternalReference, IdempotencyKey, Name, NewConference,
+    NewTicketPurchase, NewTicketType, PurchaseLineRequest, Quantity, TicketTypeChanges,
 };
 
 pub struct Mutation;
@@ -29,7 +29,7 @@ pub struct CreateTicketTypeInput {
     pub conference_id: ID,
     pub name: String,
     pub price: MoneyInput,
-    pub capacity: i64,
+    pub capacity: i32,
     #[graphql(default_with = "Visibility::Public")]
     pub visibility: Visibility,
     pub sale_starts_at: Option<DateTime<Utc>>,
@@ -41,7 +41,7 @@ pub struct CreateTicketTypeInput {
 pub struct UpdateTicketTypeInput {
     pub name: Option<String>,
     pub price: Option<MoneyInput>,
-    pub capacity: Option<i64>,
+    pub capacity: Option<i32>,
     pub visibility: Option<Visibility>,
     pub sale_starts_at: MaybeUndefined<DateTime<Utc>>,
     pub sale_ends_at: MaybeUndefined<DateTime<Utc>>,
@@ -50,7 +50,7 @@ pub struct UpdateTicketTypeInput {
 #[derive(InputObject, serde::Serialize)]
 pub struct PurchaseLineInput {
     pub ticket_type_id: ID,
-    pub quantity: i64,
+    pub quantity: i32,
 }
 
 #[derive(InputObject)]
@@ -61,6 +61,7 @@ pub struct CreateTicketPurchaseInput {
     #[graphql(default)]
     pub complimentary: bool,
     /// The client's own name for this purchase: opaque to ticketing, unique per client.
+    /// Only for clients with a bearer token.
     pub external_reference: Option<String>,
 }
 
@@ -93,6 +94,13 @@ fn request_fingerprint(
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
+fn held_by(access: &Access) -> Option<domain::HeldPurchase> {
+    match access {
+        Access::HeldWith(held) => Some(*held),
+        _ => None,
+    }
+}
+
 #[Object]
 impl Mutation {
     /// Needs `tickets:admin`.
@@ -101,13 +109,14 @@ impl Mutation {
         ctx: &Context<'_>,
         input: CreateConferenceInput,
     ) -> async_graphql::Result<Conference> {
-        auth::require(&auth::principal(ctx), auth::ADMIN)?;
+        policy::authorize(ctx, "Mutation.createConference")?;
         let new = (|| {
             NewConference::new(
                 Name::parse("name", &input.name)?,
                 domain::Currency::parse(&input.currency)?,
                 input.starts_on.0,
                 input.ends_on.0,
+                domain::now().date_naive(),
             )
         })()
         .or_gql()?;
@@ -121,17 +130,18 @@ impl Mutation {
         ctx: &Context<'_>,
         input: CreateTicketTypeInput,
     ) -> async_graphql::Result<TicketType> {
-        auth::require(&auth::principal(ctx), auth::ADMIN)?;
+        policy::authorize(ctx, "Mutation.createTicketType")?;
         let conference_id = parse_id("conference", &input.conference_id)?;
         let new = (|| {
             NewTicketType::new(
                 conference_id,
                 Name::parse("name", &input.name)?,
                 input.price.parse()?,
-                input.capacity,
+                i64::from(input.capacity),
                 input.visibility.into(),
                 input.sale_starts_at,
                 input.sale_ends_at,
+                domain::now(),
             )
         })()
         .or_gql()?;
@@ -146,7 +156,7 @@ impl Mutation {
         id: ID,
         input: UpdateTicketTypeInput,
     ) -> async_graphql::Result<TicketType> {
-        auth::require(&auth::principal(ctx), auth::ADMIN)?;
+        policy::authorize(ctx, "Mutation.updateTicketType")?;
         let id = parse_id("ticket type", &id)?;
         let changes = (|| {
             Ok::<_, DomainError>(TicketTypeChanges {
@@ -156,7 +166,7 @@ impl Mutation {
                     .map(|n| Name::parse("name", n))
                     .transpose()?,
                 price: input.price.as_ref().map(MoneyInput::parse).transpose()?,
-                capacity: input.capacity,
+                capacity: input.capacity.map(i64::from),
                 visibility: input.visibility.map(Into::into),
                 sale_starts_at: maybe(input.sale_starts_at),
                 sale_ends_at: maybe(input.sale_ends_at),
@@ -174,25 +184,39 @@ impl Mutation {
     /// Buys or issues tickets. Anyone may buy public tickets; restricted types and
     /// complimentary purchases need `tickets:issue-complimentary`.
     ///
-    /// With an `idempotencyKey` (per client, kept at least 24 hours), repeating the same
-    /// request returns the first result and creates nothing; the same key with a different
-    /// request fails with `IDEMPOTENCY_KEY_REUSED`. An `externalReference` can be used once
-    /// per client, ever (`DUPLICATE_EXTERNAL_REFERENCE`).
+    /// Without a bearer token the answer carries the purchase's `accessToken`, its only
+    /// credential: keep it to read, cancel or assign the purchase. `externalReference` needs
+    /// a token.
+    ///
+    /// With an `idempotencyKey` (kept at least 24 hours), repeating the same request returns
+    /// the first result and creates nothing. A client with a token owns its keys: the same
+    /// key with a different request fails with `IDEMPOTENCY_KEY_REUSED`. Without a token, a
+    /// different request under the same key is simply another purchase. An
+    /// `externalReference` can be used once per client, ever (`DUPLICATE_EXTERNAL_REFERENCE`).
     async fn create_ticket_purchase(
         &self,
         ctx: &Context<'_>,
         input: CreateTicketPurchaseInput,
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<TicketPurchase> {
-        let principal = auth::principal(ctx);
-        if input.complimentary && !auth::is_privileged(&principal) {
-            auth::require(&principal, auth::ISSUE_COMPLIMENTARY)?;
+        const OPERATION: &str = "Mutation.createTicketPurchase";
+        let access = policy::authorize(ctx, OPERATION)?;
+        if input.complimentary && !access.reaches_restricted() {
+            return Err(policy::refused(ctx, OPERATION, "complimentary purchases"));
+        }
+        let principal = policy::principal(ctx);
+        let client = policy::client_key(&principal);
+        if input.external_reference.is_some() && client.is_anonymous() {
+            return Err(platform::graphql::coded_error(
+                "BAD_USER_INPUT",
+                "externalReference is for clients with a bearer token: a purchase made without one is identified by its id and accessToken",
+            ));
         }
         let mut lines = Vec::with_capacity(input.lines.len());
         for line in &input.lines {
             lines.push(PurchaseLineRequest {
                 ticket_type_id: parse_id("ticket type", &line.ticket_type_id)?,
-                quantity: Quantity::parse(line.quantity).or_gql()?,
+                quantity: Quantity::parse(i64::from(line.quantity)).or_gql()?,
             });
         }
         NewTicketPurchase::check_lines(&lines).or_gql()?;
@@ -215,14 +239,15 @@ impl Mutation {
             external_reference.as_ref(),
         );
         let request = NewTicketPurchase {
-            client: auth::client_key(&principal),
+            client,
             purchaser,
             lines,
             complimentary: input.complimentary,
             external_reference,
             idempotency_key,
             request_hash,
-            privileged: auth::is_privileged(&principal),
+            access,
+            sees_restricted: policy::has_full_access(ctx, "Query.ticketType"),
         };
         let api = context(ctx)?;
         let outcome = api
@@ -230,7 +255,13 @@ impl Mutation {
             .create_purchase(request, api.reservation_ttl)
             .await
             .or_gql()?;
-        Ok(TicketPurchase(outcome.purchase))
+        let purchase = outcome.purchase;
+        if purchase.is_anonymous() && !principal.is_authenticated() {
+            // Its only credential, handed to the buyer who made it (again on a replay).
+            let (token, held) = api.purchase_tokens.issue(purchase.id);
+            return Ok(TicketPurchase::issued(purchase, held, token));
+        }
+        Ok(TicketPurchase::from(purchase))
     }
 
     /// Records that payment arrived. Needs `tickets:admin` (the payment integration's
@@ -240,62 +271,55 @@ impl Mutation {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<TicketPurchase> {
-        auth::require(&auth::principal(ctx), auth::ADMIN)?;
+        policy::authorize(ctx, "Mutation.confirmTicketPurchasePayment")?;
         let id = parse_id("ticket purchase", &id)?;
         let purchase = context(ctx)?.store.confirm_payment(id).await.or_gql()?;
-        Ok(TicketPurchase(purchase))
+        Ok(TicketPurchase::from(purchase))
     }
 
-    /// Cancels a purchase and returns its seats. A client may cancel its own unpaid
-    /// purchase; cancelling a paid one needs `tickets:admin`.
+    /// Cancels a purchase and returns its seats. The client that made it (or, for a
+    /// purchase made without a token, whoever passes its `accessToken`) may cancel it while
+    /// it is unpaid; cancelling a paid one needs `tickets:admin`.
     async fn cancel_ticket_purchase(
         &self,
         ctx: &Context<'_>,
         id: ID,
+        access_token: Option<String>,
     ) -> async_graphql::Result<TicketPurchase> {
-        let principal = auth::principal(ctx);
+        let access = policy::authorize_presenting(
+            ctx,
+            "Mutation.cancelTicketPurchase",
+            access_token.as_deref(),
+        )?;
         let id = parse_id("ticket purchase", &id)?;
-        let api = context(ctx)?;
-        if !principal.has_scope(auth::ADMIN) {
-            let purchase = api.store.purchase(id).await.or_gql()?.ok_or_else(|| {
-                platform::graphql::coded_error(
-                    "NOT_FOUND",
-                    format!("ticket purchase {id} does not exist"),
-                )
-            })?;
-            if !auth::may_access_purchase(&principal, &purchase) {
-                return Err(auth::forbidden_purchase(id));
-            }
-            if purchase.status == PurchaseStatus::Paid {
-                auth::require(&principal, auth::ADMIN)?;
-            }
-        }
-        let purchase = api.store.cancel_purchase(id).await.or_gql()?;
-        Ok(TicketPurchase(purchase))
+        let held = held_by(&access);
+        let purchase = context(ctx)?
+            .store
+            .cancel_purchase(id, access)
+            .await
+            .map_err(|e| policy::conceal(ctx, e, "Query.ticketPurchase"))?;
+        Ok(TicketPurchase::held(purchase, held))
     }
 
-    /// Names the attendee of one ticket. Allowed to the purchase's owner and to
-    /// `tickets:admin`.
+    /// Names the attendee of one ticket. Allowed to the client that made the purchase (or
+    /// whoever passes the purchase's `accessToken`) and to `tickets:admin`.
     async fn assign_ticket(
         &self,
         ctx: &Context<'_>,
         ticket_id: ID,
         attendee: PersonInput,
+        access_token: Option<String>,
     ) -> async_graphql::Result<Ticket> {
-        let principal = auth::principal(ctx);
+        let access =
+            policy::authorize_presenting(ctx, "Mutation.assignTicket", access_token.as_deref())?;
         let id = parse_id("ticket", &ticket_id)?;
         let attendee = attendee.parse("attendee").or_gql()?;
-        let api = context(ctx)?;
-        let ticket = api.store.ticket(id).await.or_gql()?.ok_or_else(|| {
-            platform::graphql::coded_error("NOT_FOUND", format!("ticket {id} does not exist"))
-        })?;
-        if !principal.has_scope(auth::ADMIN) {
-            let purchase = api.store.purchase(ticket.purchase_id).await.or_gql()?;
-            if !purchase.is_some_and(|p| auth::may_access_purchase(&principal, &p)) {
-                return Err(auth::forbidden_purchase(ticket.purchase_id));
-            }
-        }
-        let ticket = api.store.assign_ticket(id, attendee).await.or_gql()?;
-        Ok(Ticket(ticket))
+        let held = held_by(&access);
+        let ticket = context(ctx)?
+            .store
+            .assign_ticket(id, attendee, access)
+            .await
+            .map_err(|e| policy::conceal(ctx, e, "Query.ticket"))?;
+        Ok(Ticket::held(ticket, held))
     }
 }

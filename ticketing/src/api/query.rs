@@ -4,13 +4,14 @@ use platform::Cursor;
 use platform::graphql::{coded_error, event_page, event_position};
 use uuid::Uuid;
 
-use super::auth;
 use super::context;
 use super::errors::{OrGraphQLError, parse_id};
 use super::events::TicketEvent;
+use super::policy;
 use super::types::{
-    Conference, Ticket, TicketPurchase, TicketPurchaseStatus, TicketType, may_see_ticket_type,
+    Conference, Ticket, TicketPurchase, TicketPurchaseStatus, TicketType, is_visible_with,
 };
+use crate::domain::{self, Access, HeldPurchase};
 use crate::events::TicketEventKind;
 use crate::store::PurchaseFilter;
 
@@ -39,42 +40,31 @@ fn id_cursor(kind: &str, after: Option<&str>) -> async_graphql::Result<Option<Uu
 }
 
 fn not_found(what: &str, id: Uuid) -> async_graphql::Error {
-    coded_error("NOT_FOUND", format!("{what} {id} does not exist"))
+    policy::not_found(&format!("{what} {id}"))
 }
 
-/// Loads a purchase the caller may see; `None` when it does not exist.
-async fn visible_purchase(
+/// The purchase, if it exists and the caller's access reaches it.
+async fn reachable_purchase(
     ctx: &Context<'_>,
     id: Uuid,
-) -> async_graphql::Result<Option<TicketPurchase>> {
-    let Some(purchase) = context(ctx)?.store.purchase(id).await.or_gql()? else {
-        return Ok(None);
-    };
-    if auth::may_access_purchase(&auth::principal(ctx), &purchase) {
-        Ok(Some(TicketPurchase(purchase)))
-    } else {
-        Err(auth::forbidden_purchase(id))
-    }
+    access: &Access,
+) -> async_graphql::Result<Option<domain::TicketPurchase>> {
+    context(ctx)?.store.purchase(id, access).await.or_gql()
 }
 
 async fn visible_ticket_type(
     ctx: &Context<'_>,
     id: Uuid,
+    access: &Access,
 ) -> async_graphql::Result<Option<TicketType>> {
     let found = context(ctx)?.store.ticket_type(id).await.or_gql()?;
-    // A restricted type is invisible, not forbidden, to the public: its existence is private.
-    Ok(found
-        .filter(|t| may_see_ticket_type(&auth::principal(ctx), t))
-        .map(TicketType))
+    Ok(found.filter(|t| is_visible_with(access, t)).map(TicketType))
 }
 
-async fn visible_ticket(ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Option<Ticket>> {
-    let Some(ticket) = context(ctx)?.store.ticket(id).await.or_gql()? else {
-        return Ok(None);
-    };
-    match visible_purchase(ctx, ticket.purchase_id).await? {
-        Some(_) => Ok(Some(Ticket(ticket))),
-        None => Ok(None),
+fn held_by(access: &Access) -> Option<HeldPurchase> {
+    match access {
+        Access::HeldWith(held) => Some(*held),
+        _ => None,
     }
 }
 
@@ -85,6 +75,7 @@ impl Query {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Option<Conference>> {
+        policy::authorize(ctx, "Query.conference")?;
         let id = parse_id("conference", &id)?;
         match context(ctx)?.store.conference(id).await.or_gql()? {
             Some(c) => Ok(Some(Conference(c))),
@@ -98,6 +89,7 @@ impl Query {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, Conference>> {
+        policy::authorize(ctx, "Query.conferences")?;
         let first = page_size(first)?;
         let after_id = id_cursor("conference", after.as_deref())?;
         let page = context(ctx)?
@@ -115,28 +107,35 @@ impl Query {
         Ok(connection)
     }
 
+    /// Restricted ticket types exist only for `tickets:read` and
+    /// `tickets:issue-complimentary`; to anyone else they are `NOT_FOUND`.
     async fn ticket_type(
         &self,
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Option<TicketType>> {
+        let access = policy::authorize(ctx, "Query.ticketType")?;
         let id = parse_id("ticket type", &id)?;
-        match visible_ticket_type(ctx, id).await? {
+        match visible_ticket_type(ctx, id, &access).await? {
             Some(t) => Ok(Some(t)),
             None => Err(not_found("ticket type", id)),
         }
     }
 
-    /// Visible to `tickets:read`, to the client that made it, and, for purchases made
-    /// without a token, to whoever holds the id.
+    /// Visible to `tickets:read`, to the client that made it, and, for a purchase made
+    /// without a token, to whoever passes its `accessToken`. Anything else is `NOT_FOUND`,
+    /// as if it did not exist.
     async fn ticket_purchase(
         &self,
         ctx: &Context<'_>,
         id: ID,
+        access_token: Option<String>,
     ) -> async_graphql::Result<Option<TicketPurchase>> {
+        let access =
+            policy::authorize_presenting(ctx, "Query.ticketPurchase", access_token.as_deref())?;
         let id = parse_id("ticket purchase", &id)?;
-        match visible_purchase(ctx, id).await? {
-            Some(p) => Ok(Some(p)),
+        match reachable_purchase(ctx, id, &access).await? {
+            Some(p) => Ok(Some(TicketPurchase::held(p, held_by(&access)))),
             None => Err(not_found("ticket purchase", id)),
         }
     }
@@ -151,21 +150,14 @@ impl Query {
         status: Option<TicketPurchaseStatus>,
         external_reference: Option<String>,
     ) -> async_graphql::Result<Connection<String, TicketPurchase>> {
-        let principal = auth::principal(ctx);
-        if !principal.is_authenticated() {
-            return Err(coded_error(
-                "UNAUTHENTICATED",
-                "listing ticket purchases needs a bearer token",
-            ));
-        }
+        let access = policy::authorize(ctx, "Query.ticketPurchases")?;
         let filter = PurchaseFilter {
             conference_id: conference_id
                 .map(|id| parse_id("conference", &id))
                 .transpose()?,
             status: status.map(Into::into),
             external_reference,
-            client: (!auth::can_read_all_purchases(&principal))
-                .then(|| auth::client_key(&principal)),
+            access,
         };
         let first = page_size(first)?;
         let after_id = id_cursor("ticket-purchase", after.as_deref())?;
@@ -178,16 +170,24 @@ impl Query {
         connection.edges.extend(page.items.into_iter().map(|p| {
             Edge::new(
                 Cursor::encode("ticket-purchase", &p.id.to_string()),
-                TicketPurchase(p),
+                TicketPurchase::from(p),
             )
         }));
         Ok(connection)
     }
 
-    async fn ticket(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Ticket>> {
+    /// As `ticketPurchase`, for the purchase the ticket belongs to; `accessToken` is that
+    /// purchase's.
+    async fn ticket(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        access_token: Option<String>,
+    ) -> async_graphql::Result<Option<Ticket>> {
+        let access = policy::authorize_presenting(ctx, "Query.ticket", access_token.as_deref())?;
         let id = parse_id("ticket", &id)?;
-        match visible_ticket(ctx, id).await? {
-            Some(t) => Ok(Some(t)),
+        match context(ctx)?.store.ticket(id, &access).await.or_gql()? {
+            Some(t) => Ok(Some(Ticket::held(t, held_by(&access)))),
             None => Err(not_found("ticket", id)),
         }
     }
@@ -199,7 +199,7 @@ impl Query {
         after: Option<String>,
         first: Option<i32>,
     ) -> async_graphql::Result<Connection<String, TicketEvent>> {
-        auth::require(&auth::principal(ctx), auth::EVENTS_READ)?;
+        policy::authorize(ctx, "Query.ticketEvents")?;
         let first = page_size(first)?;
         let position = event_position::<TicketEventKind>(after.as_deref())?.unwrap_or(0);
         event_page(context(ctx)?.store.as_ref(), position, first)
@@ -213,6 +213,9 @@ impl Query {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Option<Conference>> {
+        if policy::field_access(ctx, "Entity.Conference", None)?.is_none() {
+            return Ok(None);
+        }
         let Ok(id) = Uuid::parse_str(id.as_str()) else {
             return Ok(None);
         };
@@ -230,10 +233,13 @@ impl Query {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Option<TicketType>> {
+        let Some(access) = policy::field_access(ctx, "Entity.TicketType", None)? else {
+            return Ok(None);
+        };
         let Ok(id) = Uuid::parse_str(id.as_str()) else {
             return Ok(None);
         };
-        visible_ticket_type(ctx, id).await
+        visible_ticket_type(ctx, id, &access).await
     }
 
     #[graphql(entity)]
@@ -242,10 +248,15 @@ impl Query {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Option<TicketPurchase>> {
+        let Some(access) = policy::field_access(ctx, "Entity.TicketPurchase", None)? else {
+            return Ok(None);
+        };
         let Ok(id) = Uuid::parse_str(id.as_str()) else {
             return Ok(None);
         };
-        visible_purchase(ctx, id).await
+        Ok(reachable_purchase(ctx, id, &access)
+            .await?
+            .map(TicketPurchase::from))
     }
 
     #[graphql(entity)]
@@ -254,9 +265,17 @@ impl Query {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Option<Ticket>> {
+        let Some(access) = policy::field_access(ctx, "Entity.Ticket", None)? else {
+            return Ok(None);
+        };
         let Ok(id) = Uuid::parse_str(id.as_str()) else {
             return Ok(None);
         };
-        visible_ticket(ctx, id).await
+        Ok(context(ctx)?
+            .store
+            .ticket(id, &access)
+            .await
+            .or_gql()?
+            .map(Ticket::from))
     }
 }

@@ -2,10 +2,10 @@ use async_graphql::{Context, Subscription as SubscriptionObject};
 use futures_util::Stream;
 use platform::graphql::{event_position, event_stream};
 
-use super::auth;
 use super::context;
 use super::errors::OrGraphQLError;
 use super::events::TicketEvent;
+use super::policy;
 use crate::events::TicketEventKind;
 
 pub struct Subscription;
@@ -20,7 +20,7 @@ impl Subscription {
         ctx: &Context<'_>,
         after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<TicketEvent>> + use<>> {
-        auth::require(&auth::principal(ctx), auth::EVENTS_READ)?;
+        policy::authorize(ctx, "Subscription.ticketEvents")?;
         let api = context(ctx)?;
         let after = match event_position::<TicketEventKind>(after.as_deref())? {
             Some(position) => position,

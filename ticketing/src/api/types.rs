@@ -1,15 +1,69 @@
 //! GraphQL object types. Each wraps a domain value; fields that reach further (a purchase's
-//! tickets, a line's ticket type) load through the store.
+//! tickets, a line's ticket type) load through the store. Purchases and tickets remember the
+//! access token they were reached with, so their private fields can tell a holder from a
+//! stranger ([`policy`]).
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use async_graphql::{
+    Context, Enum, ID, InputObject, InputValueError, InputValueResult, Object, Scalar, ScalarType,
+    SimpleObject, Value,
+};
 use chrono::{DateTime, Utc};
 
 pub use platform::graphql::Date;
 
-use super::auth;
 use super::context;
 use super::errors::OrGraphQLError;
-use crate::domain;
+use super::policy;
+use crate::domain::{self, Access, HeldPurchase};
+
+/// An amount of money as the API carries it: whole minor units, at most 2^53 - 1 either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinorUnits(pub i64);
+
+/// A whole amount of money in the currency's minor units, e.g. cents; a JSON number from
+/// -(2^53-1) to 2^53-1 so JavaScript clients keep it exact.
+#[Scalar(name = "MinorUnits")]
+impl ScalarType for MinorUnits {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        const MAX: i64 = domain::Money::MAX_EXACT;
+        let Value::Number(number) = &value else {
+            return Err(InputValueError::custom(format!(
+                "an amount must be a JSON number of minor units (e.g. 1999 for 19.99), got {value}"
+            )));
+        };
+        let whole = match number.as_i64() {
+            Some(amount) => Some(amount),
+            // 1999.0 is the same number as 1999 to a JavaScript client.
+            None => number
+                .as_f64()
+                .filter(|f| f.is_finite() && f.fract() == 0.0 && f.abs() <= MAX as f64)
+                .map(|f| f as i64),
+        };
+        match whole {
+            Some(amount) if (-MAX..=MAX).contains(&amount) => Ok(Self(amount)),
+            Some(_) => Err(InputValueError::custom(format!(
+                "an amount must be between -{MAX} and {MAX} minor units (2^53 - 1), got {number}"
+            ))),
+            None if number.as_f64().is_some_and(|f| f.fract() == 0.0) => {
+                Err(InputValueError::custom(format!(
+                    "an amount must be between -{MAX} and {MAX} minor units (2^53 - 1), got {number}"
+                )))
+            }
+            None => Err(InputValueError::custom(format!(
+                "an amount must be a whole number of minor units (cents, not euros), got {number}"
+            ))),
+        }
+    }
+
+    fn is_valid(value: &Value) -> bool {
+        // Checked in `parse`, which says what is wrong.
+        matches!(value, Value::Number(_))
+    }
+
+    fn to_value(&self) -> Value {
+        Value::Number(self.0.into())
+    }
+}
 
 /// An amount in minor units (cents) of an ISO 4217 currency.
 // Shareable: other subgraphs (the CRM's invoices) define the same value type.
@@ -17,7 +71,7 @@ use crate::domain;
 #[graphql(shareable)]
 pub struct Money {
     /// Minor units: 1999 is 19.99 in a currency with cents.
-    pub amount: i64,
+    pub amount: MinorUnits,
     /// ISO 4217 code, e.g. `EUR`.
     pub currency: String,
 }
@@ -25,23 +79,35 @@ pub struct Money {
 impl From<domain::Money> for Money {
     fn from(m: domain::Money) -> Self {
         Self {
-            amount: m.amount,
+            amount: MinorUnits(m.amount),
             currency: m.currency.as_str().to_owned(),
         }
     }
 }
 
 /// Money as a client sends it: minor units and an ISO 4217 code.
-#[derive(InputObject, Debug, Clone, serde::Serialize)]
+#[derive(InputObject, Debug, Clone)]
 pub struct MoneyInput {
-    pub amount: i64,
+    pub amount: MinorUnits,
     pub currency: String,
 }
 
 impl MoneyInput {
     pub fn parse(&self) -> Result<domain::Money, domain::DomainError> {
-        domain::Money::new(self.amount, domain::Currency::parse(&self.currency)?)
+        domain::Money::new(self.amount.0, domain::Currency::parse(&self.currency)?)
     }
+}
+
+/// A count the API returns as a GraphQL `Int`, which the spec limits to 32 bits. The domain
+/// keeps counts far below that; this refuses to send one that is not.
+pub fn int(value: i64) -> async_graphql::Result<i32> {
+    i32::try_from(value).map_err(|_| {
+        tracing::error!(value, "a count does not fit a GraphQL Int");
+        platform::graphql::coded_error(
+            "INTERNAL_SERVER_ERROR",
+            "ticketing could not complete the request; it has been logged",
+        )
+    })
 }
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +201,12 @@ impl PersonInput {
 
 pub struct Conference(pub domain::Conference);
 
+impl From<domain::Conference> for Conference {
+    fn from(c: domain::Conference) -> Self {
+        Self(c)
+    }
+}
+
 #[Object]
 impl Conference {
     async fn id(&self) -> ID {
@@ -162,9 +234,10 @@ impl Conference {
         self.0.created_at
     }
 
-    /// Public ticket types; restricted ones too for clients that may issue them.
+    /// Public ticket types; restricted ones too for `tickets:read` and
+    /// `tickets:issue-complimentary`.
     async fn ticket_types(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TicketType>> {
-        let principal = auth::principal(ctx);
+        let access = policy::authorize(ctx, "Conference.ticketTypes")?;
         let types = context(ctx)?
             .store
             .ticket_types_of(self.0.id)
@@ -172,19 +245,25 @@ impl Conference {
             .or_gql()?;
         Ok(types
             .into_iter()
-            .filter(|t| may_see_ticket_type(&principal, t))
+            .filter(|t| is_visible_with(&access, t))
             .map(TicketType)
             .collect())
     }
 }
 
-pub fn may_see_ticket_type(principal: &platform::Principal, t: &domain::TicketType) -> bool {
-    t.visibility == domain::Visibility::Public
-        || auth::is_privileged(principal)
-        || auth::can_read_all_purchases(principal)
+/// Whether a ticket type is visible with the access the policy gave: restricted types are
+/// invisible, not forbidden, to the public; their existence is private.
+pub fn is_visible_with(access: &Access, t: &domain::TicketType) -> bool {
+    t.visibility == domain::Visibility::Public || access.reaches_restricted()
 }
 
 pub struct TicketType(pub domain::TicketType);
+
+impl From<domain::TicketType> for TicketType {
+    fn from(t: domain::TicketType) -> Self {
+        Self(t)
+    }
+}
 
 #[Object]
 impl TicketType {
@@ -209,17 +288,17 @@ impl TicketType {
         self.0.price.into()
     }
 
-    async fn capacity(&self) -> i64 {
-        self.0.capacity
+    async fn capacity(&self) -> async_graphql::Result<i32> {
+        int(self.0.capacity)
     }
 
     /// Seats taken: paid, or reserved and awaiting payment.
-    async fn sold(&self) -> i64 {
-        self.0.sold
+    async fn sold(&self) -> async_graphql::Result<i32> {
+        int(self.0.sold)
     }
 
-    async fn remaining(&self) -> i64 {
-        self.0.remaining()
+    async fn remaining(&self) -> async_graphql::Result<i32> {
+        int(self.0.remaining())
     }
 
     async fn visibility(&self) -> Visibility {
@@ -257,8 +336,8 @@ impl PurchaseLine {
         ID(self.0.ticket_type_id.to_string())
     }
 
-    async fn quantity(&self) -> i64 {
-        self.0.quantity
+    async fn quantity(&self) -> async_graphql::Result<i32> {
+        int(self.0.quantity)
     }
 
     /// The price when the purchase was made.
@@ -267,122 +346,205 @@ impl PurchaseLine {
     }
 }
 
-pub struct TicketPurchase(pub domain::TicketPurchase);
+/// A purchase as the API shows it.
+pub struct TicketPurchase {
+    pub purchase: domain::TicketPurchase,
+    /// The access token the caller reached it with, if any: the holder sees the purchaser.
+    held: Option<HeldPurchase>,
+    /// The access token to hand out: only in the answer to the anonymous buyer who made it.
+    issued_token: Option<String>,
+}
+
+impl From<domain::TicketPurchase> for TicketPurchase {
+    fn from(purchase: domain::TicketPurchase) -> Self {
+        Self {
+            purchase,
+            held: None,
+            issued_token: None,
+        }
+    }
+}
+
+impl TicketPurchase {
+    /// Reached with an access token.
+    pub fn held(purchase: domain::TicketPurchase, held: Option<HeldPurchase>) -> Self {
+        Self {
+            held,
+            ..Self::from(purchase)
+        }
+    }
+
+    /// Just created by a buyer without a token, who gets its access token once.
+    pub fn issued(purchase: domain::TicketPurchase, held: HeldPurchase, token: String) -> Self {
+        Self {
+            purchase,
+            held: Some(held),
+            issued_token: Some(token),
+        }
+    }
+}
 
 #[Object]
 impl TicketPurchase {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.purchase.id.to_string())
     }
 
     async fn conference(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Conference>> {
         Ok(context(ctx)?
             .store
-            .conference(self.0.conference_id)
+            .conference(self.purchase.conference_id)
             .await
             .or_gql()?
             .map(Conference))
     }
 
-    async fn purchaser(&self) -> Person {
-        (&self.0.purchaser).into()
+    /// Who bought it. Null unless the caller has `tickets:read`, made the purchase, or
+    /// holds its access token (e.g. for an `events:read`-only dashboard).
+    async fn purchaser(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Person>> {
+        let access = policy::field_access(ctx, "TicketPurchase.purchaser", self.held)?;
+        Ok(access
+            .filter(|a| a.covers(&self.purchase))
+            .map(|_| Person::from(&self.purchase.purchaser)))
     }
 
     async fn lines(&self) -> Vec<PurchaseLine> {
-        self.0.lines.iter().cloned().map(PurchaseLine).collect()
+        self.purchase
+            .lines
+            .iter()
+            .cloned()
+            .map(PurchaseLine)
+            .collect()
     }
 
     async fn status(&self) -> TicketPurchaseStatus {
-        self.0.status.into()
+        self.purchase.status.into()
     }
 
     async fn complimentary(&self) -> bool {
-        self.0.complimentary
+        self.purchase.complimentary
     }
 
     async fn total(&self) -> Money {
-        self.0.total.into()
+        self.purchase.total.into()
     }
 
-    async fn ticket_count(&self) -> i64 {
-        self.0.ticket_count()
+    async fn ticket_count(&self) -> async_graphql::Result<i32> {
+        int(self.purchase.ticket_count())
     }
 
     /// The client's own reference, opaque to ticketing.
     async fn external_reference(&self) -> Option<&str> {
-        self.0.external_reference.as_ref().map(|r| r.as_str())
+        self.purchase
+            .external_reference
+            .as_ref()
+            .map(|r| r.as_str())
+    }
+
+    /// The credential of a purchase made without a bearer token: pass it as `accessToken`
+    /// to read (`ticketPurchase`, `ticket`), cancel or assign it; the id alone opens
+    /// nothing. Returned once, in the `createTicketPurchase` answer to a buyer without a
+    /// token (a retry with the same idempotency key returns it again); null everywhere else.
+    async fn access_token(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        let access = policy::field_access(ctx, "TicketPurchase.accessToken", self.held)?;
+        Ok(access
+            .filter(|a| a.covers(&self.purchase))
+            .and(self.issued_token.as_deref()))
     }
 
     async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.purchase.created_at
     }
 
     /// When an unpaid reservation lapses.
     async fn expires_at(&self) -> Option<DateTime<Utc>> {
-        self.0.expires_at
+        self.purchase.expires_at
     }
 
     async fn paid_at(&self) -> Option<DateTime<Utc>> {
-        self.0.paid_at
+        self.purchase.paid_at
     }
 
     async fn cancelled_at(&self) -> Option<DateTime<Utc>> {
-        self.0.cancelled_at
+        self.purchase.cancelled_at
     }
 
     async fn expired_at(&self) -> Option<DateTime<Utc>> {
-        self.0.expired_at
+        self.purchase.expired_at
     }
 
     /// One ticket per seat.
     async fn tickets(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Ticket>> {
         Ok(context(ctx)?
             .store
-            .tickets_of(self.0.id)
+            .tickets_of(self.purchase.id)
             .await
             .or_gql()?
             .into_iter()
-            .map(Ticket)
+            .map(|t| Ticket::held(t, self.held))
             .collect())
     }
 }
 
-pub struct Ticket(pub domain::Ticket);
+/// A ticket as the API shows it.
+pub struct Ticket {
+    pub ticket: domain::Ticket,
+    /// The access token the caller reached it with, if any: the holder sees the attendee.
+    held: Option<HeldPurchase>,
+}
+
+impl From<domain::Ticket> for Ticket {
+    fn from(ticket: domain::Ticket) -> Self {
+        Self { ticket, held: None }
+    }
+}
+
+impl Ticket {
+    pub fn held(ticket: domain::Ticket, held: Option<HeldPurchase>) -> Self {
+        Self { ticket, held }
+    }
+}
 
 #[Object]
 impl Ticket {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.ticket.id.to_string())
     }
 
     async fn ticket_type(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<TicketType>> {
         Ok(context(ctx)?
             .store
-            .ticket_type(self.0.ticket_type_id)
+            .ticket_type(self.ticket.ticket_type_id)
             .await
             .or_gql()?
             .map(TicketType))
     }
 
+    /// The purchase it belongs to: whoever reached the ticket reaches its purchase.
     async fn purchase(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<TicketPurchase>> {
         Ok(context(ctx)?
             .store
-            .purchase(self.0.purchase_id)
+            .purchase(self.ticket.purchase_id, &Access::Any)
             .await
             .or_gql()?
-            .map(TicketPurchase))
+            .map(|p| TicketPurchase::held(p, self.held)))
     }
 
     async fn purchase_id(&self) -> ID {
-        ID(self.0.purchase_id.to_string())
+        ID(self.ticket.purchase_id.to_string())
     }
 
-    /// Who will attend on this ticket, once assigned.
-    async fn attendee(&self) -> Option<Person> {
-        self.0.attendee.as_ref().map(Person::from)
+    /// Who will attend on this ticket, once assigned. Null unless the caller has
+    /// `tickets:read`, made the purchase, or holds its access token.
+    async fn attendee(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Person>> {
+        let access = policy::field_access(ctx, "Ticket.attendee", self.held)?;
+        Ok(access
+            .filter(|a| a.covers_ticket(&self.ticket))
+            .and(self.ticket.attendee.as_ref())
+            .map(Person::from))
     }
 
     async fn assigned_at(&self) -> Option<DateTime<Utc>> {
-        self.0.assigned_at
+        self.ticket.assigned_at
     }
 }

@@ -2,17 +2,19 @@
 //! the API edge ("parse, don't validate"), so storage and the rules below never see an
 //! unchecked string or a negative quantity.
 
+pub mod access;
 pub mod conference;
 pub mod money;
 pub mod purchase;
 pub mod ticket_type;
 pub mod values;
 
+pub use access::{Access, HeldPurchase, PurchaseTokens, WeakSecret};
 pub use conference::{Conference, NewConference};
 pub use money::{Currency, Money};
 pub use purchase::{
-    Attendee, NewTicketPurchase, PurchaseLine, PurchaseLineRequest, PurchaseStatus, Purchaser,
-    Ticket, TicketPurchase,
+    Attendee, NewTicketPurchase, Owned, PurchaseLine, PurchaseLineRequest, PurchaseStatus,
+    Purchaser, Ticket, TicketPurchase,
 };
 pub use ticket_type::{NewTicketType, TicketType, TicketTypeChanges, Visibility};
 pub use values::{ClientKey, EmailAddress, ExternalReference, IdempotencyKey, Name, Quantity};
@@ -42,6 +44,11 @@ pub enum DomainError {
     InvalidState(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The caller's access does not reach this existing object. Whether the API says so
+    /// (`FORBIDDEN`) or answers as if it did not exist (`NOT_FOUND`) depends on whether the
+    /// caller may see it at all: existence is never revealed to someone who may not read it.
+    #[error("{0} belongs to another client")]
+    NotYours(Owned),
 }
 
 impl DomainError {

@@ -1,9 +1,13 @@
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{
-    ClientKey, DomainError, EmailAddress, ExternalReference, IdempotencyKey, Money, Name, Quantity,
+    Access, ClientKey, DomainError, EmailAddress, ExternalReference, IdempotencyKey, Money, Name,
+    Quantity, TicketType, Visibility,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,9 +87,11 @@ impl TicketPurchase {
         self.lines.iter().map(|l| l.quantity).sum()
     }
 
-    /// Whether the client behind `client` created this purchase.
-    pub fn was_created_by(&self, client: &ClientKey) -> bool {
-        self.client_key.as_ref() == Some(client)
+    /// Whether the purchase was made without a token (its access token is its credential).
+    pub fn is_anonymous(&self) -> bool {
+        self.client_key
+            .as_ref()
+            .is_some_and(ClientKey::is_anonymous)
     }
 
     pub fn confirm_payment(&self, at: DateTime<Utc>) -> Result<Transition, DomainError> {
@@ -106,16 +112,53 @@ impl TicketPurchase {
         }
     }
 
-    pub fn cancel(&self) -> Result<Transition, DomainError> {
+    /// Who may cancel what: with full access (`tickets:admin`) any purchase that still holds
+    /// its seats, paid ones too (refunding is the organiser's call); with access to one's own
+    /// or a held purchase, only while it is unpaid: once money has changed hands the buyer
+    /// asks the organiser. Cancelling again changes nothing.
+    pub fn cancel(&self, access: &Access) -> Result<Transition, DomainError> {
+        if !access.covers(self) {
+            return Err(DomainError::NotYours(Owned::TicketPurchase(self.id)));
+        }
         match self.status {
             PurchaseStatus::Cancelled => Ok(Transition::Unchanged),
-            PurchaseStatus::PendingPayment | PurchaseStatus::Paid => {
+            PurchaseStatus::PendingPayment => Ok(Transition::To(PurchaseStatus::Cancelled)),
+            PurchaseStatus::Paid if *access == Access::Any => {
                 Ok(Transition::To(PurchaseStatus::Cancelled))
             }
+            PurchaseStatus::Paid => Err(DomainError::Forbidden(format!(
+                "ticket purchase {} is paid: only tickets:admin may cancel a paid purchase",
+                self.id
+            ))),
             PurchaseStatus::Expired => Err(DomainError::InvalidState(format!(
                 "ticket purchase {} has expired and cannot be cancelled",
                 self.id
             ))),
+        }
+    }
+
+    /// The statuses `access` may cancel from: the store's conditional update names exactly
+    /// these, so a payment confirmed a moment before is never cancelled by a buyer.
+    pub fn cancellable_statuses(access: &Access) -> &'static [PurchaseStatus] {
+        match access {
+            Access::Any => &[PurchaseStatus::PendingPayment, PurchaseStatus::Paid],
+            _ => &[PurchaseStatus::PendingPayment],
+        }
+    }
+}
+
+/// Something that belongs to a client, named in a [`DomainError::NotYours`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owned {
+    TicketPurchase(Uuid),
+    Ticket(Uuid),
+}
+
+impl std::fmt::Display for Owned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TicketPurchase(id) => write!(f, "ticket purchase {id}"),
+            Self::Ticket(id) => write!(f, "ticket {id}"),
         }
     }
 }
@@ -133,9 +176,33 @@ pub enum Transition {
 pub struct Ticket {
     pub id: Uuid,
     pub purchase_id: Uuid,
+    /// Who made the purchase the ticket belongs to. Not part of events: which client bought
+    /// what is nobody else's business.
+    #[serde(skip)]
+    pub client_key: Option<ClientKey>,
     pub ticket_type_id: Uuid,
     pub attendee: Option<Attendee>,
     pub assigned_at: Option<DateTime<Utc>>,
+}
+
+impl Ticket {
+    /// Naming an attendee: anyone with access to the purchase, while it holds its seats.
+    pub fn assign(
+        &self,
+        access: &Access,
+        purchase_status: PurchaseStatus,
+    ) -> Result<(), DomainError> {
+        if !access.covers_ticket(self) {
+            return Err(DomainError::NotYours(Owned::Ticket(self.id)));
+        }
+        if !purchase_status.holds_seats() {
+            return Err(DomainError::InvalidState(format!(
+                "ticket {} belongs to a cancelled or expired purchase",
+                self.id
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -156,8 +223,12 @@ pub struct NewTicketPurchase {
     pub idempotency_key: Option<IdempotencyKey>,
     /// Fingerprint of the request as the client sent it, for idempotent replay.
     pub request_hash: String,
-    /// May the client issue restricted types and complimentary purchases?
-    pub privileged: bool,
+    /// What the policy lets the caller buy: [`Access::Any`] issues restricted types and
+    /// complimentary purchases, [`Access::Public`] buys public types at their price.
+    pub access: Access,
+    /// Whether the caller may know that restricted types exist (`tickets:read`): a refusal
+    /// then says "restricted" instead of "does not exist".
+    pub sees_restricted: bool,
 }
 
 impl NewTicketPurchase {
@@ -184,5 +255,122 @@ impl NewTicketPurchase {
             }
         }
         Ok(())
+    }
+
+    /// The rules that need no stock: the lines' shape, complimentary purchases only with full
+    /// access, and external references only for clients with a token. A reference is the
+    /// integrating client's own name for a purchase, unique per client; buyers without a
+    /// token all share one namespace, where a reference would collide with (and reveal)
+    /// another buyer's purchase.
+    pub fn check_request(&self) -> Result<(), DomainError> {
+        Self::check_lines(&self.lines)?;
+        if self.complimentary && !self.access.reaches_restricted() {
+            return Err(DomainError::Forbidden(
+                "complimentary purchases need the tickets:issue-complimentary scope".into(),
+            ));
+        }
+        if self.external_reference.is_some() && self.client.is_anonymous() {
+            return Err(DomainError::invalid(
+                "externalReference is for clients with a bearer token; a purchase without one is identified by its id and access token",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The rules a purchase must meet against the ticket types as read: each type exists
+    /// and is visible to the caller, may be issued by it, is on sale (unless complimentary),
+    /// all of one conference and currency, and, with `check_stock`, has the seats left. A
+    /// cached read may be stale, so the store's seat update alone decides on stock then.
+    pub fn check_against(
+        &self,
+        types: &HashMap<Uuid, TicketType>,
+        now: DateTime<Utc>,
+        check_stock: bool,
+    ) -> Result<(), DomainError> {
+        let mut conference = None;
+        let mut currency = None;
+        for line in &self.lines {
+            let not_found = || {
+                DomainError::NotFound(format!(
+                    "ticket type {} does not exist",
+                    line.ticket_type_id
+                ))
+            };
+            let ticket_type = types.get(&line.ticket_type_id).ok_or_else(not_found)?;
+            if ticket_type.visibility == Visibility::Restricted && !self.access.reaches_restricted()
+            {
+                // A restricted type is invisible, not forbidden, to whoever may not see it.
+                return Err(if self.sees_restricted {
+                    DomainError::Forbidden(format!(
+                        "ticket type {} is restricted: issuing it needs the tickets:issue-complimentary scope",
+                        ticket_type.id
+                    ))
+                } else {
+                    not_found()
+                });
+            }
+            if *conference.get_or_insert(ticket_type.conference_id) != ticket_type.conference_id {
+                return Err(DomainError::invalid(
+                    "all lines of a purchase must be for the same conference",
+                ));
+            }
+            if *currency.get_or_insert(ticket_type.price.currency) != ticket_type.price.currency {
+                return Err(DomainError::invalid(
+                    "all lines of a purchase must be priced in the same currency",
+                ));
+            }
+            if !self.complimentary && !ticket_type.is_on_sale_at(now) {
+                return Err(DomainError::SaleClosed(ticket_type.id));
+            }
+            if check_stock && line.quantity.get() > ticket_type.remaining() {
+                return Err(DomainError::SoldOut {
+                    ticket_type: ticket_type.id,
+                    remaining: ticket_type.remaining(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// What the purchase costs: nothing when complimentary, else each line at the type's
+    /// current price.
+    pub fn total(&self, types: &HashMap<Uuid, TicketType>) -> Result<Money, DomainError> {
+        let mut total: Option<Money> = None;
+        for line in &self.lines {
+            let ticket_type = types.get(&line.ticket_type_id).ok_or_else(|| {
+                DomainError::NotFound(format!(
+                    "ticket type {} does not exist",
+                    line.ticket_type_id
+                ))
+            })?;
+            let price = if self.complimentary {
+                Money::zero(ticket_type.price.currency)
+            } else {
+                ticket_type.price
+            };
+            let amount = price.times(line.quantity.get())?;
+            total = Some(match total {
+                Some(sum) => sum.plus(amount)?,
+                None => amount,
+            });
+        }
+        total.ok_or_else(|| DomainError::invalid("a purchase needs at least one line"))
+    }
+
+    /// Where the request's idempotency key is kept. A client with a token owns its keys:
+    /// the same key with a different request is a mistake worth an error. Buyers without a
+    /// token share one namespace, so their key is kept together with the request's
+    /// fingerprint: a stranger's request under the same key is simply another purchase, and
+    /// neither collides with nor reveals the first.
+    pub fn idempotency_slot(&self) -> Option<String> {
+        let key = self.idempotency_key.as_ref()?;
+        if !self.client.is_anonymous() {
+            return Some(key.as_str().to_owned());
+        }
+        let mut hash = Sha256::new();
+        hash.update(key.as_str().as_bytes());
+        hash.update([0]);
+        hash.update(self.request_hash.as_bytes());
+        Some(format!("anonymous:{}", hex::encode(hash.finalize())))
     }
 }

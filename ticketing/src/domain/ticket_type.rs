@@ -69,16 +69,30 @@ fn check_capacity(capacity: i64) -> Result<i64, DomainError> {
     }
 }
 
+/// A sale window must end after it starts and, when it is set, end in the future: a window
+/// entirely in the past sells nothing and is a mistake (a wrong year, a date format mix-up).
+/// An existing type whose sale has ended keeps its window when other fields change.
 fn check_window(
     starts: Option<DateTime<Utc>>,
     ends: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
 ) -> Result<(), DomainError> {
-    match (starts, ends) {
-        (Some(s), Some(e)) if e <= s => Err(DomainError::invalid(
+    if let (Some(s), Some(e)) = (starts, ends)
+        && e <= s
+    {
+        return Err(DomainError::invalid(
             "saleEndsAt must be after saleStartsAt",
-        )),
-        _ => Ok(()),
+        ));
     }
+    if let Some(e) = ends
+        && e <= now
+    {
+        return Err(DomainError::invalid(format!(
+            "saleEndsAt {} is in the past: a sale window must end in the future",
+            e.to_rfc3339()
+        )));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +107,7 @@ pub struct NewTicketType {
 }
 
 impl NewTicketType {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         conference_id: Uuid,
         name: Name,
@@ -101,8 +116,9 @@ impl NewTicketType {
         visibility: Visibility,
         sale_starts_at: Option<DateTime<Utc>>,
         sale_ends_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
     ) -> Result<Self, DomainError> {
-        check_window(sale_starts_at, sale_ends_at)?;
+        check_window(sale_starts_at, sale_ends_at, now)?;
         Ok(Self {
             conference_id,
             name,
@@ -129,8 +145,13 @@ pub struct TicketTypeChanges {
 
 impl TicketTypeChanges {
     /// Applies the changes to a copy, enforcing the rules an existing type must keep:
-    /// capacity never below the seats already taken, price in the conference's currency.
-    pub fn apply_to(&self, current: &TicketType) -> Result<TicketType, DomainError> {
+    /// capacity never below the seats already taken, price in the conference's currency, and
+    /// a sale window that is changed must end in the future.
+    pub fn apply_to(
+        &self,
+        current: &TicketType,
+        now: DateTime<Utc>,
+    ) -> Result<TicketType, DomainError> {
         let mut next = current.clone();
         if let Some(name) = &self.name {
             next.name = name.clone();
@@ -163,7 +184,9 @@ impl TicketTypeChanges {
         if let Some(ends) = self.sale_ends_at {
             next.sale_ends_at = ends;
         }
-        check_window(next.sale_starts_at, next.sale_ends_at)?;
+        if self.sale_starts_at.is_some() || self.sale_ends_at.is_some() {
+            check_window(next.sale_starts_at, next.sale_ends_at, now)?;
+        }
         Ok(next)
     }
 }

@@ -1,9 +1,45 @@
 //! Small validated values. Limits are generous for real use and tight enough that a client
 //! cannot store megabytes in a name.
+//!
+//! Text that people read back (names, e-mail addresses, references) must also look like what
+//! it is: control characters, bidirectional overrides and zero-width characters are refused,
+//! because they let a value display as something else ("evil\u{202E}gro.elpmaxe" shows as a
+//! harmless address in a dashboard) or two different values display the same.
 
 use serde::{Deserialize, Serialize};
 
 use super::DomainError;
+
+/// Characters that change how the text around them is displayed without being visible:
+/// bidirectional embeddings, overrides, isolates and marks, and zero-width characters.
+pub fn is_invisible_formatting(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'                      // Arabic letter mark
+            | '\u{200B}'..='\u{200F}'  // zero-width space, (non-)joiner, LRM, RLM
+            | '\u{202A}'..='\u{202E}'  // LRE, RLE, PDF, LRO, RLO
+            | '\u{2060}'                // word joiner
+            | '\u{2066}'..='\u{2069}'  // LRI, RLI, FSI, PDI
+            | '\u{FEFF}' // zero-width no-break space (BOM)
+    )
+}
+
+/// Refuses control characters and invisible formatting in `value`.
+fn check_displayable(field: &str, value: &str) -> Result<(), DomainError> {
+    if value.chars().any(char::is_control) {
+        return Err(DomainError::invalid(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    if let Some(c) = value.chars().find(|c| is_invisible_formatting(*c)) {
+        return Err(DomainError::invalid(format!(
+            "{field} must not contain invisible formatting characters (found U+{:04X}): \
+             bidirectional overrides and zero-width characters make text display as something else",
+            u32::from(c)
+        )));
+    }
+    Ok(())
+}
 
 fn bounded_text(field: &str, value: &str, max: usize) -> Result<String, DomainError> {
     let trimmed = value.trim();
@@ -15,11 +51,7 @@ fn bounded_text(field: &str, value: &str, max: usize) -> Result<String, DomainEr
             "{field} must be at most {max} characters"
         )));
     }
-    if trimmed.chars().any(char::is_control) {
-        return Err(DomainError::invalid(format!(
-            "{field} must not contain control characters"
-        )));
-    }
+    check_displayable(field, trimmed)?;
     Ok(trimmed.to_owned())
 }
 
@@ -52,37 +84,37 @@ pub struct EmailAddress(String);
 impl EmailAddress {
     pub const MAX: usize = 254;
 
-    /// Deliberately simple: one `@`, a non-empty local part, a dotted domain, no spaces.
-    /// Whether the mailbox exists is for the confirmation e-mail to find out.
+    /// The address syntax of RFC 5321/5322 as the `email_address` crate checks it, narrowed to
+    /// what a confirmation e-mail can be sent to and a person can read: a domain with a dot
+    /// (no bare hosts, no `[192.0.2.1]` literals), no display name (`Ada <ada@…>`), no quoted
+    /// local part (`"<script>"@…` is valid RFC 5322 and nothing we want to show), and no
+    /// invisible characters. Whether the mailbox exists is for the confirmation e-mail to
+    /// find out.
     pub fn parse(field: &str, value: &str) -> Result<Self, DomainError> {
         let value = value.trim();
-        let bad =
-            || DomainError::invalid(format!("{field} {value:?} is not a valid e-mail address"));
         if value.len() > Self::MAX {
             return Err(DomainError::invalid(format!(
                 "{field} must be at most {} characters",
                 Self::MAX
             )));
         }
-        let (local, domain) = value.split_once('@').ok_or_else(bad)?;
-        let domain_ok = !domain.is_empty()
-            && domain.contains('.')
-            && !domain.starts_with('.')
-            && !domain.ends_with('.')
-            && !domain.contains("..")
-            && domain
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '-' || c == '.');
-        let local_ok = !local.is_empty()
-            && local.len() <= 64
-            && !local
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || c == '@' || c == '"');
-        if domain_ok && local_ok {
-            Ok(Self(value.to_owned()))
-        } else {
-            Err(bad())
+        check_displayable(field, value)?;
+        let bad =
+            || DomainError::invalid(format!("{field} {value:?} is not a valid e-mail address"));
+        if value.contains('"') {
+            return Err(bad());
         }
+        let options = email_address::Options::default()
+            .with_required_tld()
+            .without_domain_literal()
+            .without_display_text();
+        let parsed =
+            email_address::EmailAddress::parse_with_options(value, options).map_err(|_| bad())?;
+        // The library accepts a display form only when asked to; this keeps it that way.
+        if parsed.email() != value {
+            return Err(bad());
+        }
+        Ok(Self(value.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -149,12 +181,13 @@ impl ExternalReference {
     pub const MAX: usize = 200;
 
     pub fn parse(value: &str) -> Result<Self, DomainError> {
-        if value.is_empty() || value.len() > Self::MAX || value.chars().any(char::is_control) {
+        if value.is_empty() || value.len() > Self::MAX {
             return Err(DomainError::invalid(format!(
                 "externalReference must be 1 to {} printable characters",
                 Self::MAX
             )));
         }
+        check_displayable("externalReference", value)?;
         Ok(Self(value.to_owned()))
     }
 
@@ -167,18 +200,26 @@ impl ExternalReference {
     }
 }
 
-/// Whose idempotency keys and external references these are: the token's subject, or one
-/// shared namespace for anonymous buyers (whose keys are random by convention).
+/// Who created a purchase, and whose idempotency keys and external references these are: the
+/// token's subject, or one shared key for every buyer without a token. An anonymous purchase
+/// therefore has no owner to speak of; its access token is its credential.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ClientKey(String);
 
+const ANONYMOUS: &str = "anonymous";
+
 impl ClientKey {
     pub fn for_subject(subject: Option<&str>) -> Self {
         match subject {
+            // The prefix keeps a subject named "anonymous" apart from anonymous buyers.
             Some(s) => Self(format!("sub:{s}")),
-            None => Self("anonymous".to_owned()),
+            None => Self::anonymous(),
         }
+    }
+
+    pub fn anonymous() -> Self {
+        Self(ANONYMOUS.to_owned())
     }
 
     pub fn as_str(&self) -> &str {
@@ -190,7 +231,7 @@ impl ClientKey {
     }
 
     pub fn is_anonymous(&self) -> bool {
-        self.0 == "anonymous"
+        self.0 == ANONYMOUS
     }
 }
 
@@ -200,7 +241,13 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert!(EmailAddress::parse("email", "ada@example.org").is_ok());
+        for good in [
+            "ada@example.org",
+            "ada.lovelace+tickets@mail.example.co.uk",
+            "zoë@exämple.org",
+        ] {
+            assert!(EmailAddress::parse("email", good).is_ok(), "{good}");
+        }
         for bad in [
             "",
             "ada",
@@ -209,9 +256,34 @@ mod tests {
             "ada@example",
             "a da@example.org",
             "ada@exa..mple.org",
+            "<script>alert(1)</script>@example.org",
+            "\"<script>\"@example.org",
+            "ada@[192.0.2.1]",
+            "Ada <ada@example.org>",
+            "ada\u{202E}@example.org",
+            "ada@example\u{202E}gro.org",
+            "a\u{200B}da@example.org",
+            "ada@exa\u{2060}mple.org",
+            "\u{FEFF}ada@example.org",
+            "ada\u{0007}@example.org",
         ] {
-            assert!(EmailAddress::parse("email", bad).is_err(), "{bad}");
+            assert!(EmailAddress::parse("email", bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn names_refuse_invisible_formatting() {
+        for bad in [
+            "Ada\u{202E}ecalevoL",
+            "Ada\u{200B}Lovelace",
+            "\u{2066}Ada\u{2069}",
+            "Ada\u{200F}",
+            "Ada\nLovelace",
+        ] {
+            assert!(Name::parse("name", bad).is_err(), "{bad:?}");
+        }
+        assert!(Name::parse("name", "Zoë Ångström-Nuñez").is_ok());
+        assert!(ExternalReference::parse("order\u{202E}1").is_err());
     }
 
     #[test]

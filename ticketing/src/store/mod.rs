@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
-    Attendee, ClientKey, Conference, DomainError, NewConference, NewTicketPurchase, NewTicketType,
+    Access, Attendee, Conference, DomainError, NewConference, NewTicketPurchase, NewTicketType,
     PurchaseStatus, Ticket, TicketPurchase, TicketType, TicketTypeChanges,
 };
 use crate::events::TicketEventKind;
@@ -43,13 +43,13 @@ impl From<serde_json::Error> for StoreError {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PurchaseFilter {
     pub conference_id: Option<Uuid>,
     pub status: Option<PurchaseStatus>,
     pub external_reference: Option<String>,
-    /// Only this client's purchases (callers without `tickets:read`).
-    pub client: Option<ClientKey>,
+    /// Which purchases the caller may list at all (its own, without `tickets:read`).
+    pub access: Access,
 }
 
 #[derive(Debug, Clone)]
@@ -86,7 +86,12 @@ pub trait TicketStore: platform::EventStorage<Kind = TicketEventKind, Error = St
         request: NewTicketPurchase,
         reservation_ttl: Duration,
     ) -> Result<PurchaseOutcome, StoreError>;
-    async fn purchase(&self, id: Uuid) -> Result<Option<TicketPurchase>, StoreError>;
+    /// The purchase, if it exists and `access` reaches it.
+    async fn purchase(
+        &self,
+        id: Uuid,
+        access: &Access,
+    ) -> Result<Option<TicketPurchase>, StoreError>;
     async fn purchases(
         &self,
         filter: PurchaseFilter,
@@ -94,7 +99,10 @@ pub trait TicketStore: platform::EventStorage<Kind = TicketEventKind, Error = St
         first: i64,
     ) -> Result<Page<TicketPurchase>, StoreError>;
     async fn confirm_payment(&self, id: Uuid) -> Result<TicketPurchase, StoreError>;
-    async fn cancel_purchase(&self, id: Uuid) -> Result<TicketPurchase, StoreError>;
+    /// Cancels the purchase if `access` reaches it and may cancel it in its status
+    /// ([`TicketPurchase::cancel`]), decided by the `UPDATE` itself.
+    async fn cancel_purchase(&self, id: Uuid, access: Access)
+    -> Result<TicketPurchase, StoreError>;
     /// Expires unpaid reservations whose time is up and returns their seats.
     async fn expire_due_reservations(&self, now: DateTime<Utc>) -> Result<usize, StoreError>;
     async fn purge_idempotency_keys(
@@ -102,9 +110,18 @@ pub trait TicketStore: platform::EventStorage<Kind = TicketEventKind, Error = St
         created_before: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
 
+    /// The tickets of a purchase the caller has already reached.
     async fn tickets_of(&self, purchase_id: Uuid) -> Result<Vec<Ticket>, StoreError>;
-    async fn ticket(&self, id: Uuid) -> Result<Option<Ticket>, StoreError>;
-    async fn assign_ticket(&self, id: Uuid, attendee: Attendee) -> Result<Ticket, StoreError>;
+    /// The ticket, if it exists and `access` reaches its purchase.
+    async fn ticket(&self, id: Uuid, access: &Access) -> Result<Option<Ticket>, StoreError>;
+    /// Names the attendee if `access` reaches the ticket's purchase and it holds its seats
+    /// ([`Ticket::assign`]), decided by the `UPDATE` itself.
+    async fn assign_ticket(
+        &self,
+        id: Uuid,
+        attendee: Attendee,
+        access: Access,
+    ) -> Result<Ticket, StoreError>;
 }
 
 pub type SharedStore = Arc<dyn TicketStore>;

@@ -21,16 +21,17 @@ use chrono::{DateTime, NaiveDate, Utc};
 use platform::database::{Database, Migrations, Pools};
 use platform::event_log::EventLogPool;
 use platform::{CommitSignal, EventKind};
+use sqlx::pool::PoolConnection;
 use sqlx::types::Json;
-use sqlx::{Pool, Postgres, QueryBuilder, Row, Sqlite};
+use sqlx::{Connection, Pool, Postgres, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use super::{Page, PurchaseFilter, PurchaseOutcome, StoreError, TicketStore};
 use crate::domain::purchase::Transition;
 use crate::domain::{
-    self, Attendee, ClientKey, Conference, Currency, DomainError, EmailAddress, ExternalReference,
-    Money, Name, NewConference, NewTicketPurchase, NewTicketType, PurchaseLine, PurchaseStatus,
-    Purchaser, Ticket, TicketPurchase, TicketType, TicketTypeChanges, Visibility,
+    self, Access, Attendee, ClientKey, Conference, Currency, DomainError, EmailAddress,
+    ExternalReference, Money, Name, NewConference, NewTicketPurchase, NewTicketType, PurchaseLine,
+    PurchaseStatus, Purchaser, Ticket, TicketPurchase, TicketType, TicketTypeChanges, Visibility,
 };
 use crate::events::{TicketEvent, TicketEventKind};
 
@@ -59,9 +60,26 @@ impl<DB: sqlx::Database> Clone for SqlStore<DB> {
 }
 
 impl<DB: sqlx::Database> SqlStore<DB> {
-    /// Runs a write on a clone of the store to completion, whoever stops waiting for it
-    /// ([`platform::database::run_to_completion`]): every method that opens a write
-    /// transaction goes through here, so no request future ever owns one.
+    /// Runs a write on a connection of the writer pool, to completion whoever stops waiting
+    /// for it. The connection is taken here, in the caller's future: a caller that gives up
+    /// while queued for the writer (a client that hung up behind a burst of others) leaves no
+    /// write behind to run later. Once the write has its connection it runs in a task of its
+    /// own ([`platform::database::run_to_completion`]), on a clone of the store, and commits
+    /// or rolls back whole: no request future ever owns a transaction.
+    async fn write<T, W>(
+        &self,
+        write: impl FnOnce(Self, PoolConnection<DB>) -> W,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        W: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let connection = self.writer.acquire().await?;
+        platform::database::run_to_completion(write(self.clone(), connection)).await
+    }
+
+    /// Like [`Self::write`], for writes that go through the pool itself (single statements,
+    /// the platform's event log helpers): the connection is taken inside the task.
     async fn detached<T, W>(&self, write: impl FnOnce(Self) -> W) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -111,11 +129,15 @@ const TICKET_TYPE_COLUMNS: &str = "id, conference_id, name, price_amount, price_
 const PURCHASE_COLUMNS: &str = "id, conference_id, client_key, purchaser_name, purchaser_email, status, complimentary, total_amount, currency, external_reference, created_at, expires_at, paid_at, cancelled_at, expired_at";
 const TICKET_COLUMNS: &str =
     "id, purchase_id, ticket_type_id, attendee_name, attendee_email, assigned_at";
+/// Tickets with the client that made their purchase, which access is judged by, and the
+/// purchase's status.
+const TICKET_SELECT: &str = "SELECT t.id, t.purchase_id, t.ticket_type_id, t.attendee_name, t.attendee_email, t.assigned_at, p.client_key, p.status AS purchase_status FROM tickets t JOIN ticket_purchases p ON p.id = t.purchase_id";
 const PAGE_MAX: i64 = 100;
 const EXPIRY_BATCH: i64 = 200;
 
 fn currency(value: &str) -> Result<Currency, StoreError> {
-    Currency::parse(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+    Currency::from_stored(value)
+        .ok_or_else(|| StoreError::Corrupt(format!("{value:?} is not a currency code")))
 }
 
 /// Internal signal that a price changed between reading a ticket type and locking it.
@@ -185,12 +207,20 @@ macro_rules! ticket_store_for {
             })
         }
 
+        /// A ticket from `TICKET_SELECT`, with its purchase's client.
         fn ticket_from(row: &DbRow) -> Result<Ticket, StoreError> {
+            let client_key = ClientKey::trusted(row.try_get("client_key")?);
+            ticket_row_from(row, Some(client_key))
+        }
+
+        /// A ticket from `TICKET_COLUMNS` alone; the caller knows the client, if anyone does.
+        fn ticket_row_from(row: &DbRow, client_key: Option<ClientKey>) -> Result<Ticket, StoreError> {
             let name: Option<String> = row.try_get("attendee_name")?;
             let email: Option<String> = row.try_get("attendee_email")?;
             Ok(Ticket {
                 id: row.try_get("id")?,
                 purchase_id: row.try_get("purchase_id")?,
+                client_key,
                 ticket_type_id: row.try_get("ticket_type_id")?,
                 attendee: match (name, email) {
                     (Some(name), Some(email)) => Some(Attendee {
@@ -269,21 +299,20 @@ macro_rules! ticket_store_for {
             AlreadyDone(TicketPurchase),
         }
 
-        /// Runs a purchase status step: `statement` is the conditional `UPDATE` (`$1` the time,
-        /// `$2` the id). When its condition did not hold the transaction is rolled back and
-        /// `transition` (the domain's rule for the step) tells a repeat from a purchase that
-        /// another writer moved first; `doing` names the step in that error.
+        /// Runs a purchase status step: `statement` is the conditional `UPDATE` of purchase
+        /// `id`, whose condition says both which status the step starts from and whom it is
+        /// allowed for. When it did not hold the transaction is rolled back and `transition`
+        /// (the domain's rule for the step) tells a repeat from a refusal or from a purchase
+        /// that another writer moved first; `doing` names the step in that error.
         async fn purchase_status_step<'t>(
             mut tx: Tx<'t>,
-            statement: &str,
+            mut statement: QueryBuilder<'_, Db>,
             id: Uuid,
-            now: DateTime<Utc>,
             transition: impl FnOnce(&TicketPurchase) -> Result<Transition, DomainError>,
             doing: &str,
         ) -> Result<StatusStep<'t>, StoreError> {
-            let changed = sqlx::query(statement)
-                .bind(now)
-                .bind(id)
+            let changed = statement
+                .build()
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -301,6 +330,47 @@ macro_rules! ticket_store_for {
                 ))
                 .into()),
             }
+        }
+
+        /// Pushes ` AND …`: the condition under which `access` reaches a purchase row, given the
+        /// SQL expressions of its id and its client key. This is where the policy's decision
+        /// meets the data: a read or write with it touches nothing the caller may not.
+        fn push_access(query: &mut QueryBuilder<'_, Db>, access: &Access, id: &str, client_key: &str) {
+            match access {
+                Access::Any => {}
+                // No purchase is public.
+                Access::Public => {
+                    query.push(" AND 1 = 0");
+                }
+                Access::OwnedBy(client) => {
+                    query
+                        .push(" AND ")
+                        .push(client_key)
+                        .push(" = ")
+                        .push_bind(client.as_str().to_owned());
+                }
+                Access::HeldWith(held) => {
+                    query
+                        .push(" AND ")
+                        .push(id)
+                        .push(" = ")
+                        .push_bind(held.purchase_id())
+                        .push(" AND ")
+                        .push(client_key)
+                        .push(" = ")
+                        .push_bind(ClientKey::anonymous().as_str().to_owned());
+                }
+            }
+        }
+
+        /// Pushes ` AND status IN (…)`.
+        fn push_statuses(query: &mut QueryBuilder<'_, Db>, column: &str, statuses: &[PurchaseStatus]) {
+            query.push(" AND ").push(column).push(" IN (");
+            let mut list = query.separated(", ");
+            for status in statuses {
+                list.push_bind(status.as_str());
+            }
+            query.push(")");
         }
 
         /// Pushes `UPDATE ticket_types …`: takes `quantity` seats if they are left and the price
@@ -555,46 +625,6 @@ macro_rules! ticket_store_for {
             Ok(events)
         }
 
-        /// The rules a purchase must meet before it meets the stock. `check_stock` compares
-        /// with the remaining seats as read; a cached read may be stale, so then the seat
-        /// update alone decides.
-        fn validate_purchase(
-            request: &NewTicketPurchase,
-            types: &HashMap<Uuid, TicketType>,
-            now: DateTime<Utc>,
-            check_stock: bool,
-        ) -> Result<(), DomainError> {
-            let mut conference = None;
-            let mut currency = None;
-            for line in &request.lines {
-                let ticket_type = types.get(&line.ticket_type_id).ok_or_else(|| {
-                    DomainError::NotFound(format!("ticket type {} does not exist", line.ticket_type_id))
-                })?;
-                if ticket_type.visibility == Visibility::Restricted && !request.privileged {
-                    return Err(DomainError::Forbidden(format!(
-                        "ticket type {} is restricted: issuing it needs the tickets:issue-complimentary scope",
-                        ticket_type.id
-                    )));
-                }
-                if *conference.get_or_insert(ticket_type.conference_id) != ticket_type.conference_id {
-                    return Err(DomainError::invalid("all lines of a purchase must be for the same conference"));
-                }
-                if *currency.get_or_insert(ticket_type.price.currency) != ticket_type.price.currency {
-                    return Err(DomainError::invalid("all lines of a purchase must be priced in the same currency"));
-                }
-                if !request.complimentary && !ticket_type.is_on_sale_at(now) {
-                    return Err(DomainError::SaleClosed(ticket_type.id));
-                }
-                if check_stock && line.quantity.get() > ticket_type.remaining() {
-                    return Err(DomainError::SoldOut {
-                        ticket_type: ticket_type.id,
-                        remaining: ticket_type.remaining(),
-                    });
-                }
-            }
-            Ok(())
-        }
-
         impl SqlStore<Db> {
             /// All of `ids` from the cache, or `None` if any is missing.
             fn cached_ticket_types(&self, ids: &[Uuid]) -> Option<HashMap<Uuid, TicketType>> {
@@ -644,6 +674,7 @@ macro_rules! ticket_store_for {
             /// One attempt at the purchase transaction. `Err(Ok(PriceMoved))` asks for a retry.
             async fn try_create_purchase(
                 &self,
+                connection: &mut PoolConnection<Db>,
                 request: &NewTicketPurchase,
                 types: &HashMap<Uuid, TicketType>,
                 reservation_ttl: Duration,
@@ -656,16 +687,8 @@ macro_rules! ticket_store_for {
                     .ok_or_else(|| DomainError::invalid("a purchase needs at least one line"))?;
                 let currency = first_type.price.currency;
                 let conference_id = first_type.conference_id;
-                let total: i64 = if request.complimentary {
-                    0
-                } else {
-                    request
-                        .lines
-                        .iter()
-                        .filter_map(|l| types.get(&l.ticket_type_id).map(|t| t.price.amount * l.quantity.get()))
-                        .sum()
-                };
-                let paid_at_once = request.complimentary || total == 0;
+                let total = request.total(types)?;
+                let paid_at_once = request.complimentary || total.amount == 0;
                 let ttl = chrono::Duration::from_std(reservation_ttl)
                     .unwrap_or_else(|_| chrono::Duration::minutes(30));
                 let purchase_id = domain::new_id();
@@ -692,7 +715,7 @@ macro_rules! ticket_store_for {
                         .collect(),
                     status: if paid_at_once { PurchaseStatus::Paid } else { PurchaseStatus::PendingPayment },
                     complimentary: request.complimentary,
-                    total: Money { amount: total, currency },
+                    total,
                     external_reference: request.external_reference.clone(),
                     created_at: now,
                     expires_at: (!paid_at_once).then(|| now + ttl),
@@ -721,15 +744,15 @@ macro_rules! ticket_store_for {
                         .get(&purchase.lines[0].ticket_type_id)
                         .ok_or_else(|| StoreError::Corrupt("the purchased ticket type was not validated".into()))?;
                     let mut query = one_line_purchase_statement(&purchase, &request.client, expected, &ticket_ids, &kinds, now)?;
-                    if query.build().fetch_optional(&self.writer).await?.is_none() {
-                        return why_no_seats(&self.writer, expected).await;
+                    if query.build().fetch_optional(&mut **connection).await?.is_none() {
+                        return why_no_seats(&mut **connection, expected).await;
                     }
                     self.commits.notify();
                     return Ok(Ok(PurchaseOutcome { purchase, replayed: false }));
                 }
 
-                let mut tx = self.writer.begin_with($begin).await?;
-                if let Some(key) = &request.idempotency_key {
+                let mut tx = connection.begin_with($begin).await?;
+                if let Some(key) = request.idempotency_slot() {
                     let inserted = sqlx::query(
                         "INSERT INTO idempotency_keys (client_key, key, request_hash, purchase_id, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (client_key, key) DO NOTHING",
                     )
@@ -829,7 +852,7 @@ macro_rules! ticket_store_for {
         #[async_trait]
         impl TicketStore for SqlStore<Db> {
             async fn create_conference(&self, new: NewConference) -> Result<Conference, StoreError> {
-                self.detached(move |store| async move {
+                self.write(move |store, mut connection| async move {
                     let conference = Conference {
                         id: domain::new_id(),
                         name: new.name,
@@ -838,7 +861,7 @@ macro_rules! ticket_store_for {
                         ends_on: new.ends_on,
                         created_at: domain::now(),
                     };
-                    let mut tx = store.writer.begin_with($begin).await?;
+                    let mut tx = connection.begin_with($begin).await?;
                     sqlx::query(&format!(
                         "INSERT INTO conferences ({CONFERENCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
                     ))
@@ -884,9 +907,9 @@ macro_rules! ticket_store_for {
             }
 
             async fn create_ticket_type(&self, new: NewTicketType) -> Result<TicketType, StoreError> {
-                self.detached(move |store| async move {
+                self.write(move |store, mut connection| async move {
                     let now = domain::now();
-                    let mut tx = store.writer.begin_with($begin).await?;
+                    let mut tx = connection.begin_with($begin).await?;
                     let conference_currency: Option<String> =
                         sqlx::query_scalar("SELECT currency FROM conferences WHERE id = $1")
                             .bind(new.conference_id)
@@ -941,9 +964,9 @@ macro_rules! ticket_store_for {
             }
 
             async fn update_ticket_type(&self, id: Uuid, changes: TicketTypeChanges) -> Result<TicketType, StoreError> {
-                self.detached(move |store| async move {
+                self.write(move |store, mut connection| async move {
                     let now = domain::now();
-                    let mut tx = store.writer.begin_with($begin).await?;
+                    let mut tx = connection.begin_with($begin).await?;
                     let row = sqlx::query(&format!(
                         concat!("SELECT {} FROM ticket_types WHERE id = $1", $for_update),
                         TICKET_TYPE_COLUMNS
@@ -955,7 +978,7 @@ macro_rules! ticket_store_for {
                         return Err(DomainError::NotFound(format!("ticket type {id} does not exist")).into());
                     };
                     let current = ticket_type_from(&row)?;
-                    let mut next = changes.apply_to(&current)?;
+                    let mut next = changes.apply_to(&current, now)?;
                     next.updated_at = now;
                     sqlx::query(
                         "UPDATE ticket_types SET name = $1, price_amount = $2, capacity = $3, visibility = $4, sale_starts_at = $5, sale_ends_at = $6, updated_at = $7 WHERE id = $8",
@@ -1008,14 +1031,12 @@ macro_rules! ticket_store_for {
                 request: NewTicketPurchase,
                 reservation_ttl: Duration,
             ) -> Result<PurchaseOutcome, StoreError> {
-                self.detached(move |store| async move {
-                    NewTicketPurchase::check_lines(&request.lines)?;
-                    if request.complimentary && !request.privileged {
-                        return Err(DomainError::Forbidden(
-                            "complimentary purchases need the tickets:issue-complimentary scope".into(),
-                        )
-                        .into());
-                    }
+                // Validation reads run in the caller's future and may be dropped freely; each
+                // attempt at the transaction is a write of its own.
+                {
+                    let store = self;
+                    request.check_request()?;
+                    let request = Arc::new(request);
                     let ids: Vec<Uuid> = request.lines.iter().map(|l| l.ticket_type_id).collect();
                     let mut attempt = 0;
                     let mut fresh = false;
@@ -1033,7 +1054,7 @@ macro_rules! ticket_store_for {
                                 types
                             }
                         };
-                        if let Err(refusal) = validate_purchase(&request, &types, domain::now(), !from_cache) {
+                        if let Err(refusal) = request.check_against(&types, domain::now(), !from_cache) {
                             if from_cache {
                                 // Refuse only on what the database says now.
                                 fresh = true;
@@ -1041,7 +1062,15 @@ macro_rules! ticket_store_for {
                             }
                             return Err(refusal.into());
                         }
-                        match store.try_create_purchase(&request, &types, reservation_ttl).await {
+                        let attempt_request = Arc::clone(&request);
+                        let written = store
+                            .write(move |store, mut connection| async move {
+                                store
+                                    .try_create_purchase(&mut connection, &attempt_request, &types, reservation_ttl)
+                                    .await
+                            })
+                            .await;
+                        match written {
                             Ok(Ok(outcome)) => return Ok(outcome),
                             Ok(Err(PriceMoved)) if attempt < 4 => {
                                 fresh = true;
@@ -1071,15 +1100,14 @@ macro_rules! ticket_store_for {
                             Err(other) => return Err(other),
                         }
                     }
-                })
-                .await
+                }
             }
 
-            async fn purchase(&self, id: Uuid) -> Result<Option<TicketPurchase>, StoreError> {
-                let row = sqlx::query(&format!("SELECT {PURCHASE_COLUMNS} FROM ticket_purchases WHERE id = $1"))
-                    .bind(id)
-                    .fetch_optional(&self.reader)
-                    .await?;
+            async fn purchase(&self, id: Uuid, access: &Access) -> Result<Option<TicketPurchase>, StoreError> {
+                let mut query = QueryBuilder::<Db>::new(format!("SELECT {PURCHASE_COLUMNS} FROM ticket_purchases WHERE id = "));
+                query.push_bind(id);
+                push_access(&mut query, access, "id", "client_key");
+                let row = query.build().fetch_optional(&self.reader).await?;
                 let Some(row) = row else { return Ok(None) };
                 let mut purchases = [purchase_from(&row)?];
                 attach_lines(&self.reader, &mut purchases).await?;
@@ -1106,9 +1134,7 @@ macro_rules! ticket_store_for {
                 if let Some(reference) = filter.external_reference {
                     query.push(" AND external_reference = ").push_bind(reference);
                 }
-                if let Some(client) = filter.client {
-                    query.push(" AND client_key = ").push_bind(client.as_str().to_owned());
-                }
+                push_access(&mut query, &filter.access, "id", "client_key");
                 if let Some(after) = after {
                     query.push(" AND id > ").push_bind(after);
                 }
@@ -1121,13 +1147,20 @@ macro_rules! ticket_store_for {
             }
 
             async fn confirm_payment(&self, id: Uuid) -> Result<TicketPurchase, StoreError> {
-                self.detached(move |store| async move {
+                self.write(move |store, mut connection| async move {
                     let now = domain::now();
+                    let mut statement = QueryBuilder::<Db>::new("UPDATE ticket_purchases SET status = 'PAID', paid_at = ");
+                    statement
+                        .push_bind(now)
+                        .push(", expires_at = NULL WHERE id = ")
+                        .push_bind(id)
+                        .push(" AND status = 'PENDING_PAYMENT' AND (expires_at IS NULL OR expires_at > ")
+                        .push_bind(now)
+                        .push(")");
                     let step = purchase_status_step(
-                        store.writer.begin_with($begin).await?,
-                        "UPDATE ticket_purchases SET status = 'PAID', paid_at = $1, expires_at = NULL WHERE id = $2 AND status = 'PENDING_PAYMENT' AND (expires_at IS NULL OR expires_at > $1)",
+                        connection.begin_with($begin).await?,
+                        statement,
                         id,
-                        now,
                         |p| p.confirm_payment(now),
                         "being paid",
                     )
@@ -1144,15 +1177,24 @@ macro_rules! ticket_store_for {
                 .await
             }
 
-            async fn cancel_purchase(&self, id: Uuid) -> Result<TicketPurchase, StoreError> {
-                self.detached(move |store| async move {
+            async fn cancel_purchase(&self, id: Uuid, access: Access) -> Result<TicketPurchase, StoreError> {
+                self.write(move |store, mut connection| async move {
                     let now = domain::now();
+                    // Who may cancel, and from which status, is part of the update: a payment
+                    // confirmed between the caller's last look and this statement makes it
+                    // miss, instead of cancelling a paid purchase for a buyer.
+                    let mut statement = QueryBuilder::<Db>::new("UPDATE ticket_purchases SET status = 'CANCELLED', cancelled_at = ");
+                    statement
+                        .push_bind(now)
+                        .push(", expires_at = NULL WHERE id = ")
+                        .push_bind(id);
+                    push_statuses(&mut statement, "status", TicketPurchase::cancellable_statuses(&access));
+                    push_access(&mut statement, &access, "id", "client_key");
                     let step = purchase_status_step(
-                        store.writer.begin_with($begin).await?,
-                        "UPDATE ticket_purchases SET status = 'CANCELLED', cancelled_at = $1, expires_at = NULL WHERE id = $2 AND status IN ('PENDING_PAYMENT', 'PAID')",
+                        connection.begin_with($begin).await?,
+                        statement,
                         id,
-                        now,
-                        TicketPurchase::cancel,
+                        |p| p.cancel(&access),
                         "being cancelled",
                     )
                     .await?;
@@ -1171,8 +1213,8 @@ macro_rules! ticket_store_for {
             }
 
             async fn expire_due_reservations(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-                self.detached(move |store| async move {
-                    let mut tx = store.writer.begin_with($begin).await?;
+                self.write(move |store, mut connection| async move {
+                    let mut tx = connection.begin_with($begin).await?;
                     // Every instance runs this job. The status condition makes each expiry happen
                     // once; on PostgreSQL, SKIP LOCKED also lets a second instance pass over rows
                     // the first is expiring instead of queueing behind them.
@@ -1220,48 +1262,71 @@ macro_rules! ticket_store_for {
             }
 
             async fn tickets_of(&self, purchase_id: Uuid) -> Result<Vec<Ticket>, StoreError> {
-                let rows = sqlx::query(&format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE purchase_id = $1 ORDER BY id"))
+                let rows = sqlx::query(&format!("{TICKET_SELECT} WHERE t.purchase_id = $1 ORDER BY t.id"))
                     .bind(purchase_id)
                     .fetch_all(&self.reader)
                     .await?;
                 rows.iter().map(ticket_from).collect()
             }
 
-            async fn ticket(&self, id: Uuid) -> Result<Option<Ticket>, StoreError> {
-                let row = sqlx::query(&format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1"))
-                    .bind(id)
-                    .fetch_optional(&self.reader)
-                    .await?;
+            async fn ticket(&self, id: Uuid, access: &Access) -> Result<Option<Ticket>, StoreError> {
+                let mut query = QueryBuilder::<Db>::new(format!("{TICKET_SELECT} WHERE t.id = "));
+                query.push_bind(id);
+                push_access(&mut query, access, "p.id", "p.client_key");
+                let row = query.build().fetch_optional(&self.reader).await?;
                 row.as_ref().map(ticket_from).transpose()
             }
 
-            async fn assign_ticket(&self, id: Uuid, attendee: Attendee) -> Result<Ticket, StoreError> {
-                self.detached(move |store| async move {
+            async fn assign_ticket(&self, id: Uuid, attendee: Attendee, access: Access) -> Result<Ticket, StoreError> {
+                self.write(move |store, mut connection| async move {
                     let now = domain::now();
-                    let mut tx = store.writer.begin_with($begin).await?;
-                    let row = sqlx::query(&format!(
-                        "UPDATE tickets SET attendee_name = $1, attendee_email = $2, assigned_at = $3 WHERE id = $4 AND purchase_id IN (SELECT id FROM ticket_purchases WHERE status IN ('PENDING_PAYMENT', 'PAID')) RETURNING {TICKET_COLUMNS}"
-                    ))
-                    .bind(attendee.name.as_str())
-                    .bind(attendee.email.as_str())
-                    .bind(now)
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some(row) = row else {
-                        let exists: Option<Uuid> = sqlx::query_scalar("SELECT id FROM tickets WHERE id = $1")
+                    let mut tx = connection.begin_with($begin).await?;
+                    // Who may assign is part of the update: the purchase must hold its seats
+                    // and be reachable with the caller's access, in the same statement.
+                    let mut statement = QueryBuilder::<Db>::new("UPDATE tickets SET attendee_name = ");
+                    statement
+                        .push_bind(attendee.name.as_str().to_owned())
+                        .push(", attendee_email = ")
+                        .push_bind(attendee.email.as_str().to_owned())
+                        .push(", assigned_at = ")
+                        .push_bind(now)
+                        .push(" WHERE id = ")
+                        .push_bind(id)
+                        .push(" AND purchase_id IN (SELECT p.id FROM ticket_purchases p WHERE 1 = 1");
+                    push_statuses(
+                        &mut statement,
+                        "p.status",
+                        &[PurchaseStatus::PendingPayment, PurchaseStatus::Paid],
+                    );
+                    push_access(&mut statement, &access, "p.id", "p.client_key");
+                    statement.push(") RETURNING ").push(TICKET_COLUMNS);
+                    let Some(row) = statement.build().fetch_optional(&mut *tx).await? else {
+                        // Only to explain the refusal: the update above already decided.
+                        let found = sqlx::query(&format!("{TICKET_SELECT} WHERE t.id = $1"))
                             .bind(id)
                             .fetch_optional(&mut *tx)
                             .await?;
-                        return Err(match exists {
-                            None => DomainError::NotFound(format!("ticket {id} does not exist")),
-                            Some(_) => DomainError::InvalidState(format!(
-                                "ticket {id} belongs to a cancelled or expired purchase"
-                            )),
-                        }
+                        let Some(found) = found else {
+                            return Err(DomainError::NotFound(format!("ticket {id} does not exist")).into());
+                        };
+                        let ticket = ticket_from(&found)?;
+                        let status: String = found.try_get("purchase_status")?;
+                        tx.rollback().await?;
+                        ticket.assign(&access, PurchaseStatus::from_stored(&status))?;
+                        return Err(DomainError::InvalidState(format!(
+                            "ticket {id} changed while being assigned; try again"
+                        ))
                         .into());
                     };
-                    let ticket = ticket_from(&row)?;
+                    // The update matched only a purchase `access` reaches, so for a client's
+                    // own or a held purchase that says whose it is; full access needs no owner
+                    // to see the attendee.
+                    let owner = match &access {
+                        Access::OwnedBy(client) => Some(client.clone()),
+                        Access::HeldWith(_) => Some(ClientKey::anonymous()),
+                        Access::Any | Access::Public => None,
+                    };
+                    let ticket = ticket_row_from(&row, owner)?;
                     append_events(&mut tx, vec![TicketEventKind::TicketAssigned { ticket: ticket.clone() }], now).await?;
                     tx.commit().await?;
                     store.commits.notify();

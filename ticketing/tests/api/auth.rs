@@ -137,6 +137,7 @@ async fn purchases_are_private_to_their_client_and_readers() {
         json!({ "id": id }),
     )
     .await;
+    // Someone else's purchase is one that does not exist, word for word.
     let other = app
         .gql(
             Some(&app.token("other-shop", &[])),
@@ -144,10 +145,25 @@ async fn purchases_are_private_to_their_client_and_readers() {
             json!({ "id": id }),
         )
         .await;
-    assert_eq!(error_code(&other), "FORBIDDEN");
+    assert_eq!(error_code(&other), "NOT_FOUND");
+    let missing_id = uuid::Uuid::now_v7().to_string();
+    let missing = app
+        .gql(
+            Some(&app.token("other-shop", &[])),
+            read,
+            json!({ "id": missing_id }),
+        )
+        .await;
+    let message = |body: &serde_json::Value, id: &str| {
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .replace(id, "<id>")
+    };
+    assert_eq!(message(&other, &id), message(&missing, &missing_id));
     assert_eq!(
         error_code(&app.gql(None, read, json!({ "id": id })).await),
-        "FORBIDDEN"
+        "UNAUTHENTICATED"
     );
 
     // Listing without `tickets:read` shows only one's own.

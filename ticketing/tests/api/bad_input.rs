@@ -193,13 +193,13 @@ async fn purchases_mixing_currencies_or_outside_the_sale_window_are_refused() {
     )
     .await;
 
-    // Sales ended yesterday.
+    // Sales open tomorrow.
     let closed = f
         .app
         .ok(
             Some(&admin),
-            "mutation($c: ID!, $end: DateTime!) { createTicketType(input: { conferenceId: $c, name: \"Past\", price: { amount: 100, currency: \"EUR\" }, capacity: 5, saleEndsAt: $end }) { id } }",
-            json!({ "c": f.conference, "end": (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339() }),
+            "mutation($c: ID!, $start: DateTime!) { createTicketType(input: { conferenceId: $c, name: \"Later\", price: { amount: 100, currency: \"EUR\" }, capacity: 5, saleStartsAt: $start }) { id } }",
+            json!({ "c": f.conference, "start": (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339() }),
         )
         .await["createTicketType"]["id"]
         .as_str()

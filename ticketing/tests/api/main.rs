@@ -4,7 +4,9 @@
 
 mod support;
 
+mod audit_findings;
 mod auth;
+mod authorization_matrix;
 mod bad_input;
 mod cancellation;
 mod concurrency;

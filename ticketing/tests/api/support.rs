@@ -14,6 +14,10 @@ pub use testkit::{WsSubscription, error_code, fresh_database_url};
 
 pub const ADMIN: &[&str] = &["tickets:admin", "events:read"];
 
+/// Shared by every server a test starts, so an access token survives a restart and works on
+/// another instance, as it does in a deployment.
+pub const PURCHASE_TOKEN_SECRET: &[u8] = b"test purchase token secret, 32+ bytes long";
+
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub keys: Arc<JwtKeys>,
@@ -36,6 +40,7 @@ impl TestApp {
         let mut settings = Settings {
             database_url: database_url.clone(),
             poll_interval: Duration::from_millis(200),
+            purchase_token_secret: Some(PURCHASE_TOKEN_SECRET.to_vec()),
             ..Settings::default()
         };
         adjust(&mut settings);
@@ -51,6 +56,7 @@ impl TestApp {
         let mut settings = Settings {
             database_url: database_url.to_owned(),
             poll_interval: Duration::from_millis(200),
+            purchase_token_secret: Some(PURCHASE_TOKEN_SECRET.to_vec()),
             ..Settings::default()
         };
         adjust(&mut settings);
@@ -78,6 +84,7 @@ impl TestApp {
         let settings = Settings {
             database_url: database_url.to_owned(),
             poll_interval: Duration::from_millis(200),
+            purchase_token_secret: Some(PURCHASE_TOKEN_SECRET.to_vec()),
             ..Settings::default()
         };
         Self::start_with_bus(settings, None, bus, None).await
@@ -266,7 +273,7 @@ impl Drop for TestApp {
 
 pub const BUY: &str = "mutation($input: CreateTicketPurchaseInput!, $key: String) {
   createTicketPurchase(input: $input, idempotencyKey: $key) {
-    id status complimentary externalReference ticketCount
+    id status complimentary externalReference ticketCount accessToken
     total { amount currency }
     lines { quantity unitPrice { amount currency } ticketType { id } }
     tickets { id attendee { name } }
