@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod matrix;
 mod outage;
 mod queries;
 mod schema;
