@@ -39,3 +39,14 @@ async fn the_matrix_holds_for_an_owner_with_tickets_read() {
         .await
         .assert_clean(Probe::ALL.len() * 10);
 }
+
+/// docs/security.md shows the table the service enforces, not an older one.
+#[test]
+fn the_security_docs_show_the_policy_table_in_force() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/security.md");
+    let docs = std::fs::read_to_string(path).expect("docs/security.md");
+    assert!(
+        docs.contains(ticketing::api::policy::markdown().trim()),
+        "docs/security.md is stale: paste the output of `cargo run -p ticketing -- --print-policy` into its ticketing section"
+    );
+}
