@@ -61,7 +61,9 @@ pub fn build_schema(context: Option<ApiContext>, limits: SchemaLimits) -> Ticket
         .limit_recursive_depth(32)
         .extension(errors::ErrorCodes);
     if !limits.introspection {
-        builder = builder.disable_introspection();
+        // "Did you mean …?" in a validation error names fields of the schema: with
+        // introspection off, that is the schema leaking one guess at a time.
+        builder = builder.disable_introspection().disable_suggestions();
     }
     if let Some(context) = context {
         builder = builder.data(context);

@@ -95,3 +95,31 @@ async fn get_serves_queries_graphiql_and_refuses_mutations() {
         .unwrap();
     assert_eq!(health.status(), 200);
 }
+
+/// With introspection off, validation errors do not name the fields a caller guessed at.
+#[tokio::test]
+async fn without_introspection_errors_suggest_no_field_names() {
+    let app = TestApp::spawn_with(|s| s.limits.introspection = false).await;
+    let body = app
+        .gql(
+            None,
+            "{ conferencs(first: 1) { edges { node { id } } } }",
+            serde_json::json!({}),
+        )
+        .await;
+    let text = body.to_string();
+    assert!(body["errors"].is_array(), "{text}");
+    assert!(!text.contains("Did you mean"), "{text}");
+    assert!(!text.contains("\"conferences\""), "{text}");
+    let body = app
+        .gql(
+            None,
+            "{ __schema { queryType { name } } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert!(
+        body["data"]["__schema"].is_null() || body["errors"].is_array(),
+        "{body}"
+    );
+}
