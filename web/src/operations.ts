@@ -44,8 +44,26 @@ export const PublicTicketTypesQuery = graphql(`
 export const BuyTicketMutation = graphql(`
   mutation BuyTicket($input: CreateTicketPurchaseInput!, $idempotencyKey: String) {
     createTicketPurchase(input: $input, idempotencyKey: $idempotencyKey) {
-      id status ticketCount expiresAt total { amount currency }
+      id status ticketCount expiresAt total { amount currency } accessToken
     }
+  }
+`);
+
+// A buyer without an account reads and cancels their purchase with the access token that
+// came with it: the id alone opens nothing.
+export const OwnPurchaseQuery = graphql(`
+  query OwnPurchase($id: ID!, $accessToken: String!) {
+    ticketPurchase(id: $id, accessToken: $accessToken) {
+      id status ticketCount expiresAt total { amount currency }
+      purchaser { name email }
+      lines { quantity ticketType { name } }
+    }
+  }
+`);
+
+export const CancelOwnPurchaseMutation = graphql(`
+  mutation CancelOwnPurchase($id: ID!, $accessToken: String!) {
+    cancelTicketPurchase(id: $id, accessToken: $accessToken) { id status }
   }
 `);
 

@@ -152,6 +152,25 @@ try {
   await feed
     .locator('ol.feed li[data-type="TicketPurchaseCreated"]', { hasText: 'Playwright Buyer' })
     .waitFor({ timeout: 3_000 });
+  // The buyer reads their own purchase back with the access token that came with it (the
+  // page sends no bearer token), and may cancel it while it is unpaid.
+  const own = buy.locator('[data-testid="own-purchase"]', { hasText: 'Playwright Buyer' });
+  await own.waitFor({ timeout: 3_000 });
+  check((await own.getAttribute('data-status')) === 'PENDING_PAYMENT', 'the own purchase is not shown as awaiting payment');
+  const ownText = await own.textContent();
+  check(ownText.includes('2 × Regular'), `the own purchase reads ${ownText}`);
+  const held = await buy.evaluate(() => JSON.parse(localStorage.getItem('conftools.purchases') ?? '[]'));
+  check(held.length >= 1 && typeof held[0].accessToken === 'string' && held[0].accessToken.length >= 32, 'no access token kept');
+  // The id alone opens nothing.
+  const byIdOnly = await buy.evaluate(async (id) => {
+    const response = await fetch('/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: 'query($id: ID!) { ticketPurchase(id: $id) { id purchaser { email } } }', variables: { id } }),
+    });
+    return response.json();
+  }, held[0].id);
+  check(byIdOnly.data?.ticketPurchase == null, `the purchase id alone read ${JSON.stringify(byIdOnly)}`);
   await shot(buy, 'buy');
 
   // The errors a buyer can hit, in plain words.

@@ -6,7 +6,13 @@ import type { PublicTicketTypesQuery as PublicTypes } from '../gql/graphql';
 import { GraphQLRequestError, request } from '../client';
 import { h } from '../dom';
 import { money } from '../format';
-import { BuyTicketMutation, PublicTicketTypesQuery } from '../operations';
+import {
+  BuyTicketMutation,
+  CancelOwnPurchaseMutation,
+  OwnPurchaseQuery,
+  PublicTicketTypesQuery,
+} from '../operations';
+import { forgetPurchase, heldPurchases, keepPurchase } from '../purchases';
 
 type TicketType = NonNullable<PublicTypes['conference']>['ticketTypes'][number];
 
@@ -57,7 +63,63 @@ export const buyPage: Page = (root, { conference }) => {
     h('label', {}, 'E-mail', email),
     submit,
   );
-  root.append(h('h1', {}, `Buy a ticket · ${conference.name}`), form, outcome);
+  const mine = h('ul', { class: 'own-purchases', 'data-testid': 'own-purchases' });
+  root.append(
+    h('h1', {}, `Buy a ticket · ${conference.name}`),
+    form,
+    outcome,
+    h('h2', {}, 'Your purchases'),
+    mine,
+  );
+
+  // Each purchase this browser made, read back from ticketing with its access token.
+  const showOwnPurchases = async () => {
+    const items = await Promise.all(
+      heldPurchases().map(async (held) => {
+        try {
+          const data = await request(OwnPurchaseQuery, held, { authenticated: false });
+          return { held, purchase: data.ticketPurchase };
+        } catch {
+          return { held, purchase: null };
+        }
+      }),
+    );
+    mine.replaceChildren(
+      ...items.map(({ held, purchase }) => {
+        if (!purchase) {
+          return h('li', { class: 'muted', 'data-purchase-id': held.id }, 'A purchase that can no longer be read.');
+        }
+        const tickets = purchase.lines.map((l) => `${l.quantity} × ${l.ticketType?.name ?? 'ticket'}`).join(', ');
+        const item = h(
+          'li',
+          { 'data-purchase-id': purchase.id, 'data-status': purchase.status, 'data-testid': 'own-purchase' },
+          `${purchase.purchaser?.name ?? ''}: ${tickets}, ${money(purchase.total)} · ${purchase.status.replace('_', ' ').toLowerCase()}`,
+        );
+        if (purchase.status === 'PENDING_PAYMENT') {
+          const cancel = h('button', { type: 'button' }, 'Cancel');
+          cancel.addEventListener('click', async () => {
+            cancel.disabled = true;
+            try {
+              await request(CancelOwnPurchaseMutation, held, { authenticated: false });
+            } catch (error) {
+              outcome.replaceChildren(h('p', { class: 'error' }, plainError(error, undefined)));
+            }
+            void showOwnPurchases();
+            void loadTypes().catch(() => {});
+          });
+          item.append(' ', cancel);
+        } else if (purchase.status !== 'PAID') {
+          const forget = h('button', { type: 'button' }, 'Forget');
+          forget.addEventListener('click', () => {
+            forgetPurchase(purchase.id);
+            void showOwnPurchases();
+          });
+          item.append(' ', forget);
+        }
+        return item;
+      }),
+    );
+  };
 
   let types: TicketType[] = [];
   // One key per intended purchase: a double click or a retry after a lost answer books once.
@@ -103,6 +165,7 @@ export const buyPage: Page = (root, { conference }) => {
         { authenticated: false },
       );
       const purchase = data.createTicketPurchase;
+      if (purchase.accessToken) keepPurchase({ id: purchase.id, accessToken: purchase.accessToken });
       outcome.replaceChildren(
         h('p', { class: 'success', 'data-purchase-id': purchase.id },
           `Booked: ${purchase.ticketCount} ticket${purchase.ticketCount === 1 ? '' : 's'}, ${money(purchase.total)}.`,
@@ -115,7 +178,9 @@ export const buyPage: Page = (root, { conference }) => {
     } finally {
       submit.disabled = false;
       void loadTypes().catch(() => {});
+      void showOwnPurchases();
     }
   });
+  void showOwnPurchases();
   return () => {};
 };

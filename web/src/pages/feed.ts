@@ -25,7 +25,7 @@ function purchaseText(verb: string, purchase: FeedPurchaseFragment): (string | H
   const lines = purchase.lines.map((l) => `${l.quantity} × ${l.ticketType?.name ?? 'ticket'}`).join(', ');
   const who = purchase.sponsor
     ? h('span', { class: 'sponsor', 'data-sponsor': purchase.sponsor.name }, `${purchase.sponsor.name}${purchase.sponsor.level ? ` (${purchase.sponsor.level.name})` : ''}`)
-    : purchase.purchaser.name;
+    : purchase.purchaser?.name ?? 'A buyer';
   const price = purchase.complimentary ? 'complimentary' : money(purchase.total);
   return [who, ` ${verb} `, h('strong', {}, lines), ` · ${price}`];
 }
