@@ -37,8 +37,14 @@ pub struct Config {
     #[arg(long, env = "CONFTOOLS_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
-    /// Ticketing's GraphQL endpoint, e.g. http://127.0.0.1:4001/graphql. Without it the
-    /// CRM tracks sponsors but books no tickets.
+    /// Accept only bearer tokens whose `aud` names this audience (e.g. `crm`), so a token
+    /// minted for another service does not open the CRM. Without it any audience is accepted.
+    #[arg(long, env = "CRM_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Ticketing's GraphQL endpoint, e.g. http://127.0.0.1:4001/graphql: where the CRM books
+    /// sponsor tickets and checks the conferences an admin registers. Without it the CRM
+    /// tracks the sponsors of conferences already registered, registers none and books nothing.
     #[arg(long, env = "CRM_TICKETING_URL")]
     pub ticketing_url: Option<String>,
 
@@ -47,6 +53,11 @@ pub struct Config {
     /// secret. Keep the subject stable: ticketing scopes external references to it.
     #[arg(long, env = "CRM_TICKETING_TOKEN", hide_env_values = true)]
     pub ticketing_token: Option<String>,
+
+    /// The audience ticketing demands (its `--jwt-audience`, e.g. `ticketing`): the tokens the
+    /// CRM signs for itself name it in `aud`. Ignored with `--ticketing-token`.
+    #[arg(long, env = "CRM_TICKETING_AUDIENCE")]
+    pub ticketing_audience: Option<String>,
 
     /// Longest wait for one answer from ticketing.
     #[arg(long, env = "CRM_TICKETING_TIMEOUT_SECS", default_value_t = 10)]
@@ -97,6 +108,10 @@ pub struct Config {
     /// Print the published schema (crm/schema.graphql) and exit.
     #[arg(long)]
     pub print_schema: bool,
+
+    /// Print the authorization policy as a Markdown table (for the docs) and exit.
+    #[arg(long)]
+    pub print_policy: bool,
 }
 
 impl Config {
@@ -110,6 +125,10 @@ impl Config {
                 .ticketing_token
                 .clone()
                 .filter(|t| !t.trim().is_empty()),
+            ticketing_audience: self
+                .ticketing_audience
+                .clone()
+                .filter(|a| !a.trim().is_empty()),
             ticketing_timeout: timeout,
             allocation: AllocationSettings {
                 retry_base: Duration::from_millis(self.allocation_retry_base_ms.max(1)),

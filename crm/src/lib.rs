@@ -37,11 +37,16 @@ pub struct Settings {
     pub max_connections: u32,
     /// How often the live feed and the relay look for events committed by other processes.
     pub poll_interval: Duration,
-    /// Ticketing's GraphQL endpoint; without it sponsors are tracked but no ticket is booked.
+    /// Ticketing's GraphQL endpoint, where the CRM books sponsor tickets and looks up the
+    /// conferences an admin registers. Without it the sponsors of conferences already
+    /// registered are tracked, but no conference can be registered and no ticket is booked.
     pub ticketing_url: Option<String>,
     /// The CRM's own bearer token for ticketing (`tickets:issue-complimentary`). Without
     /// one the CRM signs its own with the shared secret (subject `crm`).
     pub ticketing_token: Option<String>,
+    /// The audience the tokens the CRM signs for ticketing name in `aud` (ticketing's
+    /// `--jwt-audience`); `None` names none.
+    pub ticketing_audience: Option<String>,
     /// Longest wait for one answer from ticketing.
     pub ticketing_timeout: Duration,
     pub allocation: AllocationSettings,
@@ -66,6 +71,7 @@ impl Default for Settings {
             poll_interval: Duration::from_millis(500),
             ticketing_url: None,
             ticketing_token: None,
+            ticketing_audience: None,
             ticketing_timeout: Duration::from_secs(10),
             allocation: AllocationSettings::default(),
             limits: SchemaLimits::default(),
@@ -117,7 +123,7 @@ impl Crm {
             &mut background,
         )
         .await?;
-        let ticketing_configured = match settings.ticketing_url.as_deref().map(str::trim) {
+        let ticketing = match settings.ticketing_url.as_deref().map(str::trim) {
             Some(url) if !url.is_empty() => {
                 let credentials = match settings.ticketing_token.clone() {
                     Some(token) => ServiceCredentials::Token(token),
@@ -125,20 +131,30 @@ impl Crm {
                         tracing::info!(
                             "no ticketing token given: signing the CRM's own short-lived service tokens"
                         );
-                        ServiceCredentials::Minted(Arc::clone(&keys))
+                        ServiceCredentials::Minted {
+                            keys: Arc::clone(&keys),
+                            audience: settings
+                                .ticketing_audience
+                                .clone()
+                                .filter(|a| !a.trim().is_empty()),
+                        }
                     }
                 };
                 let client = TicketingClient::new(url, credentials, settings.ticketing_timeout)?;
-                let worker =
-                    AllocationWorker::new(Arc::clone(&store), client, commits, settings.allocation);
+                let worker = AllocationWorker::new(
+                    Arc::clone(&store),
+                    client.clone(),
+                    commits,
+                    settings.allocation,
+                );
                 background.spawn(|shutdown| worker.run(shutdown));
-                true
+                Some(client)
             }
             _ => {
                 tracing::warn!(
-                    "no ticketing URL: sponsors are tracked, their complimentary tickets are not booked"
+                    "no ticketing URL: no conference can be registered and no complimentary ticket booked"
                 );
-                false
+                None
             }
         };
         if let Some(url) = settings.nats_url.as_deref() {
@@ -155,7 +171,7 @@ impl Crm {
             Some(ApiContext {
                 store: Arc::clone(&store),
                 feed,
-                ticketing_configured,
+                ticketing,
             }),
             settings.limits,
         );

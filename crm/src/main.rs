@@ -14,6 +14,10 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", api::published_sdl());
         return Ok(());
     }
+    if config.print_policy {
+        print!("{}", api::policy::markdown());
+        return Ok(());
+    }
     platform::telemetry::init_logging(config.log_format);
     if config.migrate_only {
         crm::store::connect(&config.database_url, 2, platform::CommitSignal::new())
@@ -27,7 +31,13 @@ async fn main() -> anyhow::Result<()> {
         None => {
             let secret = uuid::Uuid::new_v4().to_string() + &uuid::Uuid::new_v4().to_string();
             let keys = JwtKeys::from_secret(secret.as_bytes());
-            let token = keys.mint("crm-admin", &["crm:admin"], Duration::from_secs(24 * 3600))?;
+            let audiences: Vec<&str> = config.jwt_audience.as_deref().into_iter().collect();
+            let token = keys.mint_for_audiences(
+                "crm-admin",
+                &[api::policy::ADMIN],
+                Duration::from_secs(24 * 3600),
+                &audiences,
+            )?;
             tracing::warn!(
                 "no --jwt-secret given: using an ephemeral secret; an admin token valid for 24 h is: {token}"
             );
@@ -41,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let keys = keys.with_audience(config.jwt_audience.as_deref());
     let service = Crm::start(config.settings(), Arc::new(keys), bus)
         .await
         .context("the CRM could not start")?;

@@ -121,15 +121,16 @@ async fn a_shrinking_allowance_is_flagged_for_review_and_books_nothing() {
 #[tokio::test]
 async fn early_signers_get_an_extra_ticket_and_an_admin_override_wins() {
     let w = World::new(50).await;
+    let cut_off = day_from_today(-30);
     w.crm
         .ok(
             Some(&w.crm.admin()),
             "mutation($input: SetEarlySigningRuleInput!) { setEarlySigningRule(input: $input) { earlySigningRule { signedBefore extraTickets } } }",
-            json!({ "input": { "conferenceId": w.conference, "signedBefore": "2026-06-01", "extraTickets": 1 } }),
+            json!({ "input": { "conferenceId": w.conference, "signedBefore": cut_off, "extraTickets": 1 } }),
         )
         .await;
     let early = w.crm.create_sponsor("Early Bird GmbH", "Gold", None).await;
-    w.crm.sign(&early, Some("2026-05-31")).await;
+    w.crm.sign(&early, Some(&day_from_today(-31))).await;
     let invoice = w.crm.issue_invoice(&early, 1_000_000).await;
     w.crm.pay(&invoice).await;
     let allocation = w.crm.wait_until_booked(&early).await;
@@ -137,7 +138,7 @@ async fn early_signers_get_an_extra_ticket_and_an_admin_override_wins() {
     assert_eq!(allocation["ticketsBooked"], 6);
 
     let late = w.crm.create_sponsor("Late Ltd", "Bronze", None).await;
-    w.crm.sign(&late, Some("2026-06-01")).await;
+    w.crm.sign(&late, Some(&cut_off)).await;
     let invoice = w.crm.issue_invoice(&late, 200_000).await;
     w.crm.pay(&invoice).await;
     assert_eq!(w.crm.wait_until_booked(&late).await["ticketsBooked"], 1);
@@ -256,8 +257,10 @@ async fn sponsors_filter_by_level_onboarding_and_allocation_status_and_paginate(
 
 #[tokio::test]
 async fn without_ticketing_the_crm_tracks_sponsors_and_says_allocations_are_not_configured() {
-    let crm = CrmServer::spawn(None).await;
-    let conference = uuid::Uuid::new_v4().to_string();
+    // Registered while ticketing was configured; then the CRM runs without it.
+    let w = World::new(10).await;
+    let conference = w.conference.clone();
+    let crm = w.crm.without_ticketing().await;
     let sponsor = crm.create_sponsor("Solo", "Gold", Some(&conference)).await;
     crm.onboard(&sponsor).await;
     let allocation = crm.allocation(&sponsor).await;

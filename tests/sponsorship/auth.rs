@@ -1,4 +1,8 @@
-//! Scopes: `crm:read` to look, `crm:write` for the sales steps, `crm:admin` for the rules.
+//! Scopes: `crm:read` to look, `crm:write` for the sales steps, `crm:admin` for the rules
+//! (every operation against every caller: `authorization_matrix`). Tokens: verified, and with
+//! audiences configured, only those minted for the service that receives them.
+
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -6,10 +10,9 @@ use crate::support::*;
 
 #[tokio::test]
 async fn each_operation_needs_its_scope() {
-    let crm = CrmServer::spawn(None).await;
-    let conference = uuid::Uuid::new_v4().to_string();
-    crm.configure_sponsor_tickets(&conference, &uuid::Uuid::new_v4().to_string())
-        .await;
+    let w = World::new(10).await;
+    let crm = &w.crm;
+    let conference = w.conference.clone();
     let sponsor = crm.create_sponsor("Acme", "Gold", None).await;
 
     let list = "{ sponsors { nodes { id } } }";
@@ -90,4 +93,88 @@ fn foreign_token() -> String {
             std::time::Duration::from_secs(60),
         )
         .expect("mint")
+}
+
+/// `--jwt-audience crm`: a token minted for another service, or for none, does not open the
+/// CRM, however good its signature and scopes.
+#[tokio::test]
+async fn a_crm_with_an_audience_accepts_only_tokens_minted_for_it() {
+    let (database_url, _dir) = fresh_database_url("crm").await;
+    let crm = CrmServer::start_with_keys(
+        crm_settings(&database_url, None),
+        std::sync::Arc::new(platform::JwtKeys::from_secret(SECRET).with_audience(Some("crm"))),
+    )
+    .await;
+    let mint = |audiences: &[&str]| {
+        keys()
+            .mint_for_audiences(
+                "dashboard",
+                &["crm:read"],
+                Duration::from_secs(60),
+                audiences,
+            )
+            .expect("mint")
+    };
+    let levels = "{ sponsorshipLevels { name } }";
+    for refused in [mint(&["ticketing"]), mint(&[])] {
+        let response = reqwest::Client::new()
+            .post(crm.url())
+            .bearer_auth(&refused)
+            .json(&json!({ "query": levels }))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 401);
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body:#}");
+    }
+    crm.ok(Some(&mint(&["crm"])), levels, json!({})).await;
+    crm.ok(Some(&mint(&["ticketing", "crm"])), levels, json!({}))
+        .await;
+}
+
+/// Ticketing with `--jwt-audience ticketing` refuses the CRM's self-signed service tokens
+/// unless they name it: `--ticketing-audience` makes them do so, for looking conferences up
+/// and for booking alike.
+#[tokio::test]
+async fn the_tokens_the_crm_signs_for_ticketing_name_its_audience() {
+    let (database_url, _dir) = fresh_database_url("ticketing").await;
+    let ticketing = TicketingServer::start_for_audience(
+        "127.0.0.1:0".parse().expect("addr"),
+        &database_url,
+        None,
+        Some("ticketing"),
+    )
+    .await;
+    let (conference, ticket_type) = ticketing.conference_with_sponsor_tickets(10).await;
+
+    // Without the audience ticketing refuses the CRM's token: nothing is registered.
+    let unnamed = CrmServer::spawn_with(Some(ticketing.url()), |s| s.ticketing_token = None).await;
+    let body = unnamed
+        .gql(
+            Some(&unnamed.admin()),
+            "mutation($input: ConfigureSponsorTicketsInput!) { configureSponsorTickets(input: $input) { conferenceId } }",
+            json!({ "input": { "conferenceId": conference, "ticketTypeId": ticket_type } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "TICKETING_UNAVAILABLE", "{body:#}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("UNAUTHENTICATED"),
+        "{body:#}"
+    );
+
+    let crm = CrmServer::spawn_with(Some(ticketing.url()), |s| {
+        s.ticketing_token = None;
+        s.ticketing_audience = Some("ticketing".into());
+    })
+    .await;
+    crm.configure_sponsor_tickets(&conference, &ticket_type)
+        .await;
+    let sponsor = crm.create_sponsor("Acme", "Silver", None).await;
+    crm.onboard(&sponsor).await;
+    assert_eq!(crm.wait_until_booked(&sponsor).await["ticketsBooked"], 3);
+    assert_eq!(ticketing.tickets_issued(&conference).await, 3);
 }

@@ -6,18 +6,22 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 struct Fixture {
+    ticketing: TicketingServer,
     crm: CrmServer,
     conference: String,
     sponsor: String,
 }
 
 async fn fixture() -> Fixture {
-    let crm = CrmServer::spawn(None).await;
-    let conference = uuid::Uuid::new_v4().to_string();
-    crm.configure_sponsor_tickets(&conference, &uuid::Uuid::new_v4().to_string())
-        .await;
+    let World {
+        ticketing,
+        crm,
+        conference,
+        ..
+    } = World::new(10).await;
     let sponsor = crm.create_sponsor("Acme", "Gold", None).await;
     Fixture {
+        ticketing,
         crm,
         conference,
         sponsor,
@@ -114,14 +118,22 @@ async fn creating_sponsors_with_bad_input() {
         "not a valid conference id",
     )
     .await;
-    // A second conference: now the CRM cannot guess which one is meant.
-    let other = uuid::Uuid::new_v4().to_string();
+    // A conference the CRM does not serve registers nothing, whatever else is wrong.
+    let (other, other_type) = f.ticketing.conference_with_sponsor_tickets(10).await;
     f.refused(
         &w,
         CREATE,
         sponsor_input("Acme", "Platinum", ok_email, Some(&other)),
         "BAD_USER_INPUT",
         "no sponsorship level",
+    )
+    .await;
+    f.refused(
+        &w,
+        CREATE,
+        sponsor_input("Acme", "Gold", ok_email, Some(&other)),
+        "BAD_USER_INPUT",
+        "does not serve",
     )
     .await;
     let conferences = f
@@ -137,6 +149,8 @@ async fn creating_sponsors_with_bad_input() {
         json!([{ "conferenceId": f.conference }]),
         "a refused sponsor registered its conference"
     );
+    // A second conference: now the CRM cannot guess which one is meant.
+    f.crm.configure_sponsor_tickets(&other, &other_type).await;
     f.crm.create_sponsor("Other", "Bronze", Some(&other)).await;
     let body = f
         .crm
@@ -212,7 +226,7 @@ async fn invoices_with_bad_amounts_or_in_the_wrong_state() {
     let f = fixture().await;
     let w = f.crm.writer();
     let issue = "mutation($input: IssueInvoiceInput!) { issueInvoice(input: $input) { id } }";
-    let input = |sponsor: &str, amount: i64, currency: &str| json!({ "input": { "sponsorId": sponsor, "amount": { "amount": amount, "currency": currency }, "dueOn": "2027-01-31" } });
+    let input = |sponsor: &str, amount: i64, currency: &str| json!({ "input": { "sponsorId": sponsor, "amount": { "amount": amount, "currency": currency }, "dueOn": due_on() } });
     f.refused(
         &w,
         issue,
@@ -372,7 +386,7 @@ async fn levels_overrides_configuration_and_retries_with_bad_input() {
     )
     .await;
     let rule = "mutation($input: SetEarlySigningRuleInput!) { setEarlySigningRule(input: $input) { conferenceId } }";
-    f.refused(&a, rule, json!({ "input": { "conferenceId": f.conference, "signedBefore": "2027-01-01", "extraTickets": -1 } }), "BAD_USER_INPUT", "extraTickets").await;
+    f.refused(&a, rule, json!({ "input": { "conferenceId": f.conference, "signedBefore": day_from_today(30), "extraTickets": -1 } }), "BAD_USER_INPUT", "extraTickets").await;
 
     let retry = "mutation($s: ID!) { retryTicketAllocation(sponsorId: $s) { id } }";
     f.refused(

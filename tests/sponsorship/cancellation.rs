@@ -138,7 +138,7 @@ async fn crm_mutations_cut_off_at_random_points_leave_only_whole_changes() {
                 "mutation($input: IssueInvoiceInput!) { issueInvoice(input: $input) { status } }",
                 json!({ "input": {
                     "sponsorId": sponsor, "amount": { "amount": 50_000, "currency": "EUR" },
-                    "dueOn": "2027-03-01"
+                    "dueOn": due_on()
                 } }),
                 Some(("/issueInvoice/status", json!("ISSUED"))),
             ),
@@ -192,7 +192,7 @@ async fn crm_mutations_cut_off_at_random_points_leave_only_whole_changes() {
                 let before = if dice.below(3) == 0 {
                     Value::Null
                 } else {
-                    json!("2099-01-01")
+                    json!(day_from_today(4 * 365))
                 };
                 (
                     "mutation($input: SetEarlySigningRuleInput!) { setEarlySigningRule(input: $input) { conferenceId } }",
@@ -327,11 +327,13 @@ const MIN_POLLS: u64 = 10;
 async fn allocation_workers_cut_off_mid_job_book_every_sponsor_exactly_once() {
     let ticketing = TicketingServer::spawn().await;
     let (conference, ticket_type) = ticketing.conference_with_sponsor_tickets(1_000_000).await;
-    // The CRM the sales team works in books nothing itself (no ticketing URL): the bookings
-    // are left to the workers under test, on the same database.
-    let crm = CrmServer::spawn(None).await;
+    // The CRM the sales team works in books nothing itself (no ticketing URL once the
+    // conference is registered): the bookings are left to the workers under test, on the
+    // same database.
+    let crm = CrmServer::spawn(Some(ticketing.url())).await;
     crm.configure_sponsor_tickets(&conference, &ticket_type)
         .await;
+    let crm = crm.without_ticketing().await;
     let store = crm::store::connect(&crm.database_url, 4, CommitSignal::new())
         .await
         .expect("the CRM's database");

@@ -12,12 +12,9 @@ use crate::support::*;
 
 #[tokio::test]
 async fn two_workers_never_hold_the_same_request_and_a_lapsed_lease_moves_on() {
-    // No ticketing URL: this CRM queues bookings but runs no worker, so the test is the
-    // only one claiming.
-    let crm = CrmServer::spawn(None).await;
-    let conference = Uuid::new_v4().to_string();
-    crm.configure_sponsor_tickets(&conference, &Uuid::new_v4().to_string())
-        .await;
+    // No ticketing URL once the conference is registered: this CRM queues bookings but runs
+    // no worker, so the test is the only one claiming.
+    let crm = World::new(10).await.crm.without_ticketing().await;
     for name in ["A", "B", "C"] {
         let sponsor = crm.create_sponsor(name, "Gold", None).await;
         crm.onboard(&sponsor).await;

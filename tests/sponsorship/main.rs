@@ -6,10 +6,12 @@ mod support;
 
 mod allocation;
 mod auth;
+mod authorization_matrix;
 mod bad_input;
 mod cancellation;
 mod claims;
 mod faults;
+mod integrity;
 mod scale_out;
 mod schema;
 mod subscriptions;

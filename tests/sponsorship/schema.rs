@@ -53,6 +53,9 @@ async fn the_federation_sdl_declares_the_sponsor_entity_and_extends_ticket_purch
         "{body}"
     );
     assert!(sdl.contains("type Money @shareable"));
+    // Money as ticketing publishes it: the same scalar, so the gateway composes the two.
+    assert!(sdl.contains("scalar MinorUnits"), "{sdl}");
+    assert!(sdl.contains("amount: MinorUnits!"), "{sdl}");
 }
 
 #[tokio::test]
@@ -103,8 +106,9 @@ const PURCHASE_SPONSOR: &str = "query($r: [_Any!]!) { _entities(representations:
 async fn the_sponsor_behind_a_purchase_is_known_from_its_reference_before_the_id_is_recorded() {
     // Without ticketing the request stays PENDING, with no purchase id recorded: the state
     // the CRM is in while ticketing's reply is still on its way.
-    let crm = CrmServer::spawn(None).await;
-    let conference = uuid::Uuid::new_v4().to_string();
+    let w = World::new(10).await;
+    let conference = w.conference.clone();
+    let crm = w.crm.without_ticketing().await;
     let sponsor = crm
         .create_sponsor("Acme", "Bronze", Some(&conference))
         .await;
@@ -205,4 +209,41 @@ async fn get_serves_queries_and_health() {
         .await
         .expect("sent");
     assert_eq!(health.status(), 200);
+}
+
+/// With introspection off the schema stays private: no `__schema`, and no "Did you mean …?"
+/// in validation errors, which would spell out field names one typo at a time.
+#[tokio::test]
+async fn introspection_off_also_hides_suggestions() {
+    let typo = "{ sponsorshipLevel { name } }";
+    let open = CrmServer::spawn(None).await;
+    let body = open.gql(Some(&open.reader()), typo, json!({})).await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Did you mean"),
+        "with introspection on, suggestions help: {body:#}"
+    );
+
+    let closed = CrmServer::spawn_with(None, |s| s.limits.introspection = false).await;
+    for query in [
+        typo,
+        "{ sponsors { nodes { nam } } }",
+        "mutation { createSponsr(input: {}) { id } }",
+    ] {
+        let body = closed.gql(Some(&closed.admin()), query, json!({})).await;
+        assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED", "{body:#}");
+        let text = body["errors"].to_string();
+        assert!(!text.contains("Did you mean"), "{query}: {body:#}");
+    }
+    // async-graphql answers a disabled `__schema` with null rather than an error.
+    let body = closed
+        .gql(
+            Some(&closed.admin()),
+            "{ __schema { types { name } } }",
+            json!({}),
+        )
+        .await;
+    assert!(body["data"]["__schema"].is_null(), "{body:#}");
 }

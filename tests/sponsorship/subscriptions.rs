@@ -19,10 +19,8 @@ fn event(payload: &Value) -> &Value {
 
 #[tokio::test]
 async fn a_subscriber_that_reconnects_with_its_last_cursor_misses_nothing_and_sees_nothing_twice() {
-    let crm = CrmServer::spawn(None).await;
-    let conference = uuid::Uuid::new_v4().to_string();
-    crm.configure_sponsor_tickets(&conference, &uuid::Uuid::new_v4().to_string())
-        .await;
+    let w = World::new(10).await;
+    let crm = &w.crm;
     let init = json!({ "Authorization": format!("Bearer {}", crm.reader()) });
 
     let mut first = WsSubscription::open(
@@ -78,10 +76,8 @@ async fn a_subscriber_that_reconnects_with_its_last_cursor_misses_nothing_and_se
 
 #[tokio::test]
 async fn the_event_log_pages_and_subscribing_needs_crm_read() {
-    let crm = CrmServer::spawn(None).await;
-    let conference = uuid::Uuid::new_v4().to_string();
-    crm.configure_sponsor_tickets(&conference, &uuid::Uuid::new_v4().to_string())
-        .await;
+    let w = World::new(10).await;
+    let crm = &w.crm;
     crm.create_sponsor("A", "Gold", None).await;
     let page = crm
         .ok(Some(&crm.reader()), "{ sponsorEvents(first: 1) { pageInfo { hasNextPage endCursor } nodes { __typename } } }", json!({}))

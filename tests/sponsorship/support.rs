@@ -33,6 +33,17 @@ pub fn crm_service_token() -> String {
     token("crm", &["tickets:issue-complimentary"])
 }
 
+/// The day `days` from today (negative: ago), as the API's `Date`: fixed dates would drift out
+/// of the windows the CRM accepts as the calendar moves on.
+pub fn day_from_today(days: i64) -> String {
+    (chrono::Utc::now().date_naive() + chrono::Duration::days(days)).to_string()
+}
+
+/// A due date every invoice in the tests can use.
+pub fn due_on() -> String {
+    day_from_today(90)
+}
+
 /// A server task and the means to stop it, as a crash would: the task is aborted, open
 /// connections are cut, background work stops with the service.
 struct Running {
@@ -128,6 +139,8 @@ impl Http {
 pub struct TicketingServer {
     running: Running,
     pub database_url: String,
+    /// The audience it demands, if any; its admin tokens name it.
+    audience: Option<String>,
     http: Http,
     _dir: Option<tempfile::TempDir>,
 }
@@ -151,13 +164,24 @@ impl TicketingServer {
         database_url: &str,
         nats_url: Option<String>,
     ) -> Self {
+        Self::start_for_audience(addr, database_url, nats_url, None).await
+    }
+
+    /// Ticketing that accepts only tokens naming `audience` in `aud` (its `--jwt-audience`).
+    pub async fn start_for_audience(
+        addr: SocketAddr,
+        database_url: &str,
+        nats_url: Option<String>,
+        audience: Option<&str>,
+    ) -> Self {
+        let keys = Arc::new(JwtKeys::from_secret(SECRET).with_audience(audience));
         let settings = ticketing::Settings {
             database_url: database_url.to_owned(),
             poll_interval: Duration::from_millis(200),
             ..ticketing::Settings::default()
         };
         let bus = bus_for(ticketing::events::SUBJECT_PREFIX, nats_url).await;
-        let service = ticketing::Ticketing::start(settings, keys(), bus)
+        let service = ticketing::Ticketing::start(settings, keys, bus)
             .await
             .expect("ticketing starts");
         let running = Running::spawn(addr, service, |service, listener, rx| {
@@ -173,6 +197,7 @@ impl TicketingServer {
         Self {
             running,
             database_url: database_url.to_owned(),
+            audience: audience.map(str::to_owned),
             http: Http::new(),
             _dir: None,
         }
@@ -197,7 +222,15 @@ impl TicketingServer {
     }
 
     pub fn admin(&self) -> String {
-        token("ticketing-admin", &["tickets:admin", "events:read"])
+        let audiences: Vec<&str> = self.audience.as_deref().into_iter().collect();
+        keys()
+            .mint_for_audiences(
+                "ticketing-admin",
+                &["tickets:admin", "events:read"],
+                Duration::from_secs(3600),
+                &audiences,
+            )
+            .expect("mint")
     }
 
     pub async fn ok(&self, query: &str, variables: Value) -> Value {
@@ -212,33 +245,51 @@ impl TicketingServer {
         body["data"].clone()
     }
 
-    /// A conference and its restricted sponsor ticket type; returns both ids.
+    /// A conference in EUR and its restricted sponsor ticket type; returns both ids.
     pub async fn conference_with_sponsor_tickets(&self, capacity: i64) -> (String, String) {
+        self.conference_in("EUR", capacity).await
+    }
+
+    /// A conference selling in `currency` and its restricted sponsor ticket type.
+    pub async fn conference_in(&self, currency: &str, capacity: i64) -> (String, String) {
         let data = self
             .ok(
                 "mutation($input: CreateConferenceInput!) { createConference(input: $input) { id } }",
-                json!({ "input": { "name": "RustConf", "currency": "EUR", "startsOn": "2027-05-01", "endsOn": "2027-05-03" } }),
+                json!({ "input": { "name": "RustConf", "currency": currency, "startsOn": "2027-05-01", "endsOn": "2027-05-03" } }),
             )
             .await;
         let conference = data["createConference"]["id"]
             .as_str()
             .expect("id")
             .to_owned();
+        let ticket_type = self
+            .ticket_type(&conference, currency, capacity, "RESTRICTED")
+            .await;
+        (conference, ticket_type)
+    }
+
+    /// Another ticket type of `conference`, `PUBLIC` or `RESTRICTED`.
+    pub async fn ticket_type(
+        &self,
+        conference: &str,
+        currency: &str,
+        capacity: i64,
+        visibility: &str,
+    ) -> String {
         let data = self
             .ok(
                 "mutation($input: CreateTicketTypeInput!) { createTicketType(input: $input) { id } }",
                 json!({ "input": {
-                    "conferenceId": conference, "name": "Sponsor",
-                    "price": { "amount": 0, "currency": "EUR" },
-                    "capacity": capacity, "visibility": "RESTRICTED"
+                    "conferenceId": conference, "name": format!("Sponsor {visibility}"),
+                    "price": { "amount": 0, "currency": currency },
+                    "capacity": capacity, "visibility": visibility
                 } }),
             )
             .await;
-        let ticket_type = data["createTicketType"]["id"]
+        data["createTicketType"]["id"]
             .as_str()
             .expect("id")
-            .to_owned();
-        (conference, ticket_type)
+            .to_owned()
     }
 
     pub async fn set_capacity(&self, ticket_type: &str, capacity: i64) {
@@ -354,14 +405,19 @@ impl CrmServer {
         server
     }
 
-    pub async fn start(mut settings: crm::Settings) -> Self {
+    pub async fn start(settings: crm::Settings) -> Self {
+        Self::start_with_keys(settings, keys()).await
+    }
+
+    /// A CRM verifying tokens with `keys`, e.g. keys that demand an audience.
+    pub async fn start_with_keys(mut settings: crm::Settings, keys: Arc<JwtKeys>) -> Self {
         if settings.nats_url.is_none() {
             settings.nats_url = testkit::nats::shared_nats_url().await;
         }
         let bus = bus_for(crm::events::SUBJECT_PREFIX, settings.nats_url.clone()).await;
         let database_url = settings.database_url.clone();
         let ticketing_url = settings.ticketing_url.clone();
-        let service = crm::Crm::start(settings, keys(), bus)
+        let service = crm::Crm::start(settings, keys, bus)
             .await
             .expect("the CRM starts");
         let running = Running::spawn(
@@ -392,6 +448,18 @@ impl CrmServer {
     pub async fn restart(mut self) -> Self {
         self.running.stop().await;
         let settings = crm_settings(&self.database_url, self.ticketing_url.clone());
+        let dir = self._dir.take();
+        drop(self);
+        let mut server = Self::start(settings).await;
+        server._dir = dir;
+        server
+    }
+
+    /// The same CRM (its database) started again without a ticketing URL: it keeps serving
+    /// the conferences registered, queues bookings and books none.
+    pub async fn without_ticketing(mut self) -> Self {
+        self.running.stop().await;
+        let settings = crm_settings(&self.database_url, None);
         let dir = self._dir.take();
         drop(self);
         let mut server = Self::start(settings).await;
@@ -498,7 +566,7 @@ impl CrmServer {
             .ok(
                 Some(&self.writer()),
                 "mutation($input: IssueInvoiceInput!) { issueInvoice(input: $input) { id status } }",
-                json!({ "input": { "sponsorId": sponsor, "amount": { "amount": amount, "currency": "EUR" }, "dueOn": "2027-03-01" } }),
+                json!({ "input": { "sponsorId": sponsor, "amount": { "amount": amount, "currency": "EUR" }, "dueOn": due_on() } }),
             )
             .await;
         data["issueInvoice"]["id"].as_str().expect("id").to_owned()
@@ -614,4 +682,27 @@ impl World {
             ticket_type,
         }
     }
+}
+
+/// What the CRM's database holds, as counts over every table a write touches (and every
+/// write logs an event): the same before and after a refused request means nothing was
+/// written.
+pub async fn footprint(database_url: &str) -> Vec<(&'static str, i64)> {
+    const COUNTS: [&str; 8] = [
+        "SELECT COUNT(*) FROM sponsor_events",
+        "SELECT COUNT(*) FROM sponsors",
+        "SELECT COUNT(*) FROM invoices",
+        "SELECT COUNT(*) FROM sponsor_conferences",
+        "SELECT COUNT(*) FROM sponsor_conferences WHERE currency IS NOT NULL",
+        "SELECT COUNT(*) FROM ticket_allocation_requests",
+        "SELECT COUNT(*) FROM sponsorship_levels",
+        "SELECT CAST(COALESCE(SUM(ticket_allowance + price_amount), 0) AS BIGINT) FROM sponsorship_levels",
+    ];
+    let db = testkit::TestDatabase::open(database_url).await;
+    let mut counts = Vec::with_capacity(COUNTS.len());
+    for sql in COUNTS {
+        counts.push((sql, db.count(sql).await));
+    }
+    db.close().await;
+    counts
 }

@@ -106,9 +106,11 @@ impl TicketAllowanceExceeded {
     }
 
     /// Tickets requested beyond the new allowance.
-    async fn excess_tickets(&self) -> async_graphql::Result<i64> {
+    async fn excess_tickets(&self) -> async_graphql::Result<i32> {
         match &self.0.kind {
-            SponsorEventKind::TicketAllowanceExceeded { excess_tickets, .. } => Ok(*excess_tickets),
+            SponsorEventKind::TicketAllowanceExceeded { excess_tickets, .. } => {
+                super::types::int(*excess_tickets)
+            }
             _ => Err(mismatch()),
         }
     }

@@ -1,11 +1,11 @@
 //! The CRM's GraphQL API, with the same transport and conventions as ticketing's: a
 //! federation subgraph whose `Sponsor` is an entity and which adds `sponsor` to ticketing's
-//! `TicketPurchase`.
+//! `TicketPurchase`. Who may call what is decided in one place, [`policy`].
 
-pub mod auth;
 pub mod errors;
 pub mod events;
 pub mod mutation;
+pub mod policy;
 pub mod query;
 pub mod subscription;
 pub mod types;
@@ -17,6 +17,7 @@ use platform::EventFeed;
 
 use crate::events::SponsorEvent;
 use crate::store::SharedStore;
+use crate::ticketing_client::TicketingClient;
 
 pub use mutation::Mutation;
 pub use query::Query;
@@ -29,8 +30,17 @@ pub type CrmSchema = Schema<Query, Mutation, Subscription>;
 pub struct ApiContext {
     pub store: SharedStore,
     pub feed: Arc<EventFeed<SponsorEvent>>,
-    /// Whether allocations can be booked at all (a ticketing URL was given).
-    pub ticketing_configured: bool,
+    /// Ticketing's API, when a URL was given: where allocations are booked and where
+    /// conferences are looked up when an admin registers one. Without it nothing is booked
+    /// and no conference can be registered.
+    pub ticketing: Option<TicketingClient>,
+}
+
+impl ApiContext {
+    /// Whether allocations can be booked at all.
+    pub fn ticketing_configured(&self) -> bool {
+        self.ticketing.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -56,9 +66,11 @@ pub fn build_schema(context: Option<ApiContext>, limits: SchemaLimits) -> CrmSch
         .enable_subscription_in_federation()
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
-        .limit_recursive_depth(32);
+        .limit_recursive_depth(32)
+        .extension(errors::ErrorCodes);
     if !limits.introspection {
-        builder = builder.disable_introspection();
+        // "Did you mean …?" would hand out the field names introspection now keeps back.
+        builder = builder.disable_introspection().disable_suggestions();
     }
     if let Some(context) = context {
         builder = builder.data(context);

@@ -1,28 +1,32 @@
 use async_graphql::{Context, ID, InputObject, Object};
 use uuid::Uuid;
 
-use super::auth;
 use super::context;
-use super::errors::{OrGraphQLError, parse_id};
+use super::errors::{OrGraphQLError, parse_id, ticketing_lookup_error};
+use super::policy;
 use super::types::{Date, Invoice, MoneyInput, Sponsor, SponsorConference, SponsorshipLevel};
 use crate::domain::{
     self, CompanyName, DomainError, EarlySigningRule, EmailAddress, LevelChanges, LevelName,
-    NewInvoice, NewSponsor, PersonName, TicketCount,
+    NewInvoice, NewSponsor, PersonName, SponsorTicketSource, TicketCount, calendar,
 };
 use crate::store::SharedStore;
 
 pub struct Mutation;
 
-/// The store and sponsor id for a mutation on one sponsor, once the caller is known to hold
-/// `scope`: the checks every such mutation makes first, in the same order.
+/// The store and sponsor id for a mutation on one sponsor, once the policy admitted the
+/// caller to `operation`: the checks every such mutation makes first, in the same order.
 fn sponsor_target<'c>(
     ctx: &'c Context<'_>,
-    scope: &str,
+    operation: &str,
     sponsor_id: &ID,
 ) -> async_graphql::Result<(&'c SharedStore, Uuid)> {
-    auth::require_in(ctx, scope)?;
+    policy::authorize(ctx, operation)?;
     let id = parse_id("sponsor", sponsor_id)?;
     Ok((&context(ctx)?.store, id))
+}
+
+fn today() -> chrono::NaiveDate {
+    domain::now().date_naive()
 }
 
 #[derive(InputObject)]
@@ -34,14 +38,16 @@ pub struct CreateSponsorInput {
     pub contact_name: String,
     /// Complimentary tickets are booked with this address as the purchaser.
     pub contact_email: String,
-    /// Ticketing's conference id; may be left out while the CRM serves one conference.
+    /// Ticketing's id of a conference the CRM serves; may be left out while it serves one.
     pub conference_id: Option<ID>,
 }
 
 #[derive(InputObject)]
 pub struct IssueInvoiceInput {
     pub sponsor_id: ID,
+    /// In the currency of the sponsor's conference.
     pub amount: MoneyInput,
+    /// At most a year ago and at most five years ahead.
     pub due_on: Date,
 }
 
@@ -49,7 +55,7 @@ pub struct IssueInvoiceInput {
 #[derive(InputObject)]
 pub struct UpdateSponsorshipLevelInput {
     pub price: Option<MoneyInput>,
-    pub ticket_allowance: Option<i64>,
+    pub ticket_allowance: Option<i32>,
 }
 
 #[derive(InputObject)]
@@ -62,22 +68,24 @@ pub struct ConfigureSponsorTicketsInput {
 
 #[derive(InputObject)]
 pub struct SetEarlySigningRuleInput {
+    /// A conference the CRM serves.
     pub conference_id: ID,
     /// Contracts signed strictly before this day earn `extraTickets`; null removes the rule.
     pub signed_before: Option<Date>,
     #[graphql(default = 1)]
-    pub extra_tickets: i64,
+    pub extra_tickets: i32,
 }
 
 #[Object]
 impl Mutation {
-    /// Records a sponsor with a DRAFT contract. Needs `crm:write`.
+    /// Records a sponsor with a DRAFT contract, for a conference the CRM serves. Needs
+    /// `crm:write`.
     async fn create_sponsor(
         &self,
         ctx: &Context<'_>,
         input: CreateSponsorInput,
     ) -> async_graphql::Result<Sponsor> {
-        auth::require_in(ctx, auth::WRITE)?;
+        policy::authorize(ctx, "Mutation.createSponsor")?;
         let conference_id = input
             .conference_id
             .as_ref()
@@ -103,27 +111,22 @@ impl Mutation {
         ctx: &Context<'_>,
         sponsor_id: ID,
     ) -> async_graphql::Result<Sponsor> {
-        let (store, id) = sponsor_target(ctx, auth::WRITE, &sponsor_id)?;
+        let (store, id) = sponsor_target(ctx, "Mutation.sendContract", &sponsor_id)?;
         Ok(Sponsor(store.send_contract(id).await.or_gql()?))
     }
 
-    /// SENT -> SIGNED, on `signedOn` (today when left out; never in the future). With every
-    /// invoice paid this onboards the sponsor. Needs `crm:write`.
+    /// SENT -> SIGNED, on `signedOn` (today when left out; never in the future, at most five
+    /// years ago). With every invoice paid this onboards the sponsor. Needs `crm:write`.
     async fn sign_contract(
         &self,
         ctx: &Context<'_>,
         sponsor_id: ID,
         signed_on: Option<Date>,
     ) -> async_graphql::Result<Sponsor> {
-        let (store, id) = sponsor_target(ctx, auth::WRITE, &sponsor_id)?;
-        let today = domain::now().date_naive();
-        let signed_on = signed_on.map_or(today, |d| d.0);
-        if signed_on > today {
-            return Err(DomainError::invalid(format!(
-                "signedOn {signed_on} is in the future"
-            )))
-            .or_gql();
-        }
+        let (store, id) = sponsor_target(ctx, "Mutation.signContract", &sponsor_id)?;
+        let today = today();
+        let signed_on =
+            calendar::signing_date("signedOn", signed_on.map_or(today, |d| d.0), today).or_gql()?;
         Ok(Sponsor(store.sign_contract(id, signed_on).await.or_gql()?))
     }
 
@@ -133,20 +136,21 @@ impl Mutation {
         ctx: &Context<'_>,
         sponsor_id: ID,
     ) -> async_graphql::Result<Sponsor> {
-        let (store, id) = sponsor_target(ctx, auth::WRITE, &sponsor_id)?;
+        let (store, id) = sponsor_target(ctx, "Mutation.cancelContract", &sponsor_id)?;
         Ok(Sponsor(store.cancel_contract(id).await.or_gql()?))
     }
 
-    /// A new ISSUED invoice. Needs `crm:write`.
+    /// A new ISSUED invoice, in the currency of the sponsor's conference. Needs `crm:write`.
     async fn issue_invoice(
         &self,
         ctx: &Context<'_>,
         input: IssueInvoiceInput,
     ) -> async_graphql::Result<Invoice> {
-        auth::require_in(ctx, auth::WRITE)?;
+        policy::authorize(ctx, "Mutation.issueInvoice")?;
         let sponsor_id = parse_id("sponsor", &input.sponsor_id)?;
         let new =
-            (|| NewInvoice::new(sponsor_id, input.amount.parse()?, input.due_on.0))().or_gql()?;
+            (|| NewInvoice::new(sponsor_id, input.amount.parse()?, input.due_on.0, today()))()
+                .or_gql()?;
         Ok(Invoice(
             context(ctx)?.store.issue_invoice(new).await.or_gql()?,
         ))
@@ -155,7 +159,7 @@ impl Mutation {
     /// ISSUED -> PAID; paying the last open invoice of a signed sponsor onboards it and
     /// queues its ticket booking. Paying again changes nothing. Needs `crm:write`.
     async fn mark_invoice_paid(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Invoice> {
-        auth::require_in(ctx, auth::WRITE)?;
+        policy::authorize(ctx, "Mutation.markInvoicePaid")?;
         let id = parse_id("invoice", &id)?;
         Ok(Invoice(
             context(ctx)?.store.mark_invoice_paid(id).await.or_gql()?,
@@ -164,7 +168,7 @@ impl Mutation {
 
     /// ISSUED -> VOID: the invoice no longer counts for onboarding. Needs `crm:write`.
     async fn void_invoice(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Invoice> {
-        auth::require_in(ctx, auth::WRITE)?;
+        policy::authorize(ctx, "Mutation.voidInvoice")?;
         let id = parse_id("invoice", &id)?;
         Ok(Invoice(
             context(ctx)?.store.void_invoice(id).await.or_gql()?,
@@ -180,7 +184,7 @@ impl Mutation {
         sponsor_id: ID,
         level: String,
     ) -> async_graphql::Result<Sponsor> {
-        let (store, id) = sponsor_target(ctx, auth::WRITE, &sponsor_id)?;
+        let (store, id) = sponsor_target(ctx, "Mutation.changeSponsorLevel", &sponsor_id)?;
         let level = LevelName::parse("level", &level).or_gql()?;
         Ok(Sponsor(
             store.change_level(id, level.as_str()).await.or_gql()?,
@@ -195,13 +199,13 @@ impl Mutation {
         name: String,
         input: UpdateSponsorshipLevelInput,
     ) -> async_graphql::Result<SponsorshipLevel> {
-        auth::require_in(ctx, auth::ADMIN)?;
+        policy::authorize(ctx, "Mutation.updateSponsorshipLevel")?;
         let changes = (|| {
             Ok::<_, DomainError>(LevelChanges {
                 price: input.price.as_ref().map(MoneyInput::parse).transpose()?,
                 ticket_allowance: input
                     .ticket_allowance
-                    .map(|n| TicketCount::parse("ticketAllowance", n))
+                    .map(|n| TicketCount::parse("ticketAllowance", n.into()))
                     .transpose()?,
             })
         })()
@@ -222,11 +226,11 @@ impl Mutation {
         &self,
         ctx: &Context<'_>,
         sponsor_id: ID,
-        tickets: Option<i64>,
+        tickets: Option<i32>,
     ) -> async_graphql::Result<Sponsor> {
-        let (store, id) = sponsor_target(ctx, auth::ADMIN, &sponsor_id)?;
+        let (store, id) = sponsor_target(ctx, "Mutation.setTicketAllowanceOverride", &sponsor_id)?;
         let tickets = tickets
-            .map(|n| TicketCount::parse("tickets", n))
+            .map(|n| TicketCount::parse("tickets", n.into()))
             .transpose()
             .or_gql()?;
         Ok(Sponsor(
@@ -234,39 +238,67 @@ impl Mutation {
         ))
     }
 
-    /// Names the restricted ticket type in ticketing that a conference's sponsor tickets are
-    /// issued from (and registers the conference with the CRM). Needs `crm:admin`.
+    /// Registers a conference with the CRM and names the restricted ticket type in ticketing
+    /// that its sponsor tickets are issued from. The CRM asks ticketing first: the conference
+    /// must exist there, the ticket type must be one of its RESTRICTED types, and the CRM
+    /// records the conference's currency, which its invoices must then use. Registering again
+    /// changes the ticket type. Needs `crm:admin`.
     async fn configure_sponsor_tickets(
         &self,
         ctx: &Context<'_>,
         input: ConfigureSponsorTicketsInput,
     ) -> async_graphql::Result<SponsorConference> {
-        auth::require_in(ctx, auth::ADMIN)?;
+        policy::authorize(ctx, "Mutation.configureSponsorTickets")?;
         let conference_id = parse_id("conference", &input.conference_id)?;
         let ticket_type_id = parse_id("ticket type", &input.ticket_type_id)?;
+        let api = context(ctx)?;
+        let Some(ticketing) = &api.ticketing else {
+            return Err(platform::graphql::coded_error(
+                "TICKETING_UNAVAILABLE",
+                format!(
+                    "the CRM cannot check conference {conference_id} with ticketing: it was started without a ticketing URL (--ticketing-url)"
+                ),
+            ));
+        };
+        let conference = ticketing
+            .conference(conference_id)
+            .await
+            .map_err(|e| ticketing_lookup_error(conference_id, &e))?
+            .ok_or_else(|| {
+                platform::graphql::coded_error(
+                    "NOT_FOUND",
+                    format!("ticketing has no conference {conference_id}"),
+                )
+            })?;
+        let source = SponsorTicketSource::vouched_by(&conference, ticket_type_id).or_gql()?;
         Ok(SponsorConference(
-            context(ctx)?
-                .store
-                .configure_sponsor_tickets(conference_id, ticket_type_id)
-                .await
-                .or_gql()?,
+            api.store.configure_sponsor_tickets(source).await.or_gql()?,
         ))
     }
 
     /// Extra tickets for sponsors who sign before a date; onboarded sponsors of the
-    /// conference are topped up or flagged. Needs `crm:admin`.
+    /// conference are topped up or flagged. Only for a conference the CRM serves. Needs
+    /// `crm:admin`.
     async fn set_early_signing_rule(
         &self,
         ctx: &Context<'_>,
         input: SetEarlySigningRuleInput,
     ) -> async_graphql::Result<SponsorConference> {
-        auth::require_in(ctx, auth::ADMIN)?;
+        policy::authorize(ctx, "Mutation.setEarlySigningRule")?;
         let conference_id = parse_id("conference", &input.conference_id)?;
-        let extra_tickets = TicketCount::parse("extraTickets", input.extra_tickets).or_gql()?;
-        let rule = input.signed_before.map(|d| EarlySigningRule {
-            signed_before: d.0,
-            extra_tickets,
-        });
+        let rule = (|| {
+            let extra_tickets = TicketCount::parse("extraTickets", input.extra_tickets.into())?;
+            input
+                .signed_before
+                .map(|d| {
+                    Ok::<_, DomainError>(EarlySigningRule {
+                        signed_before: calendar::rule_date("signedBefore", d.0, today())?,
+                        extra_tickets,
+                    })
+                })
+                .transpose()
+        })()
+        .or_gql()?;
         Ok(SponsorConference(
             context(ctx)?
                 .store
@@ -283,7 +315,7 @@ impl Mutation {
         ctx: &Context<'_>,
         sponsor_id: ID,
     ) -> async_graphql::Result<Sponsor> {
-        let (store, id) = sponsor_target(ctx, auth::ADMIN, &sponsor_id)?;
+        let (store, id) = sponsor_target(ctx, "Mutation.retryTicketAllocation", &sponsor_id)?;
         Ok(Sponsor(store.retry_allocation(id).await.or_gql()?))
     }
 }

@@ -4,10 +4,10 @@ use platform::Cursor;
 use platform::graphql::{coded_error, event_page, event_position};
 use uuid::Uuid;
 
-use super::auth;
 use super::context;
 use super::errors::{OrGraphQLError, not_found, parse_id};
 use super::events::SponsorEvent;
+use super::policy;
 use super::types::{
     Invoice, Sponsor, SponsorConference, SponsorshipLevel, TicketAllocationStatus, TicketPurchase,
 };
@@ -28,7 +28,7 @@ fn page_size(first: Option<i32>) -> async_graphql::Result<i64> {
 impl Query {
     /// Needs `crm:read`.
     async fn sponsor(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Sponsor>> {
-        auth::require_in(ctx, auth::READ)?;
+        policy::authorize(ctx, "Query.sponsor")?;
         let id = parse_id("sponsor", &id)?;
         match context(ctx)?.store.sponsor(id).await.or_gql()? {
             Some(s) => Ok(Some(Sponsor(s))),
@@ -49,7 +49,7 @@ impl Query {
         onboarded: Option<bool>,
         allocation_status: Option<TicketAllocationStatus>,
     ) -> async_graphql::Result<Connection<String, Sponsor>> {
-        auth::require_in(ctx, auth::READ)?;
+        policy::authorize(ctx, "Query.sponsors")?;
         let first = page_size(first)?;
         let after_id = after
             .as_deref()
@@ -89,7 +89,7 @@ impl Query {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<SponsorshipLevel>> {
-        auth::require_in(ctx, auth::READ)?;
+        policy::authorize(ctx, "Query.sponsorshipLevels")?;
         Ok(context(ctx)?
             .store
             .levels()
@@ -102,7 +102,7 @@ impl Query {
 
     /// Needs `crm:read`.
     async fn invoice(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Invoice>> {
-        auth::require_in(ctx, auth::READ)?;
+        policy::authorize(ctx, "Query.invoice")?;
         let id = parse_id("invoice", &id)?;
         match context(ctx)?.store.invoice(id).await.or_gql()? {
             Some(i) => Ok(Some(Invoice(i))),
@@ -115,7 +115,7 @@ impl Query {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<SponsorConference>> {
-        auth::require_in(ctx, auth::READ)?;
+        policy::authorize(ctx, "Query.sponsorConferences")?;
         Ok(context(ctx)?
             .store
             .conferences()
@@ -133,7 +133,7 @@ impl Query {
         after: Option<String>,
         first: Option<i32>,
     ) -> async_graphql::Result<Connection<String, SponsorEvent>> {
-        auth::require_in(ctx, auth::READ)?;
+        policy::authorize(ctx, "Query.sponsorEvents")?;
         let first = page_size(first)?;
         let position = event_position::<SponsorEventKind>(after.as_deref())?.unwrap_or(0);
         event_page(context(ctx)?.store.as_ref(), position, first)
@@ -147,7 +147,7 @@ impl Query {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Option<Sponsor>> {
-        auth::require_in(ctx, auth::READ)?;
+        policy::authorize(ctx, "Entity.Sponsor")?;
         let Ok(id) = Uuid::parse_str(id.as_str()) else {
             return Ok(None);
         };
@@ -160,12 +160,14 @@ impl Query {
     #[graphql(entity)]
     async fn find_ticket_purchase_by_id(
         &self,
+        ctx: &Context<'_>,
         #[graphql(key)] id: ID,
         external_reference: Option<String>,
-    ) -> TicketPurchase {
-        TicketPurchase {
+    ) -> async_graphql::Result<TicketPurchase> {
+        policy::authorize(ctx, "Entity.TicketPurchase")?;
+        Ok(TicketPurchase {
             id,
             external_reference,
-        }
+        })
     }
 }

@@ -2,10 +2,10 @@ use async_graphql::{Context, Subscription as SubscriptionObject};
 use futures_util::Stream;
 use platform::graphql::{event_position, event_stream};
 
-use super::auth;
 use super::context;
 use super::errors::OrGraphQLError;
 use super::events::SponsorEvent;
+use super::policy;
 use crate::events::SponsorEventKind;
 
 pub struct Subscription;
@@ -21,7 +21,7 @@ impl Subscription {
         after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<SponsorEvent>> + use<>>
     {
-        auth::require_in(ctx, auth::READ)?;
+        policy::authorize(ctx, "Subscription.sponsorEvents")?;
         let api = context(ctx)?;
         let after = match event_position::<SponsorEventKind>(after.as_deref())? {
             Some(position) => position,

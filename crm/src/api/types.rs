@@ -1,24 +1,81 @@
 //! GraphQL object types. Each wraps a domain value; fields that reach further (a sponsor's
 //! invoices, its allocation) load through the store.
 
-use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
+use async_graphql::{
+    ComplexObject, Context, Enum, ID, InputObject, InputValueError, InputValueResult, Object,
+    Scalar, ScalarType, SimpleObject, Value,
+};
 use chrono::{DateTime, Utc};
 
 pub use platform::graphql::Date;
 
-use super::auth;
 use super::context;
 use super::errors::OrGraphQLError;
+use super::policy;
 use crate::allocation::TICKETING_NOT_CONFIGURED;
 use crate::domain::{self, allocation::RequestStatus};
 
-/// An amount in minor units (cents) of an ISO 4217 currency. The same value type as
-/// ticketing's `Money`, hence shareable.
+/// An amount of money as the API carries it: whole minor units, at most 2^53 - 1 either way.
+/// The scalar ticketing publishes under the same name, with the same meaning, so the gateway
+/// composes the two `Money` types into one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinorUnits(pub i64);
+
+impl MinorUnits {
+    /// 2^53 - 1: the largest integer a JavaScript number holds exactly.
+    pub const MAX: i64 = (1 << 53) - 1;
+}
+
+/// A whole amount of money in the currency's minor units, e.g. cents; a JSON number from
+/// -(2^53-1) to 2^53-1 so JavaScript clients keep it exact.
+#[Scalar(name = "MinorUnits")]
+impl ScalarType for MinorUnits {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        const MAX: i64 = MinorUnits::MAX;
+        let Value::Number(number) = &value else {
+            return Err(InputValueError::custom(format!(
+                "an amount must be a JSON number of minor units (e.g. 1999 for 19.99), got {value}"
+            )));
+        };
+        let whole = match number.as_i64() {
+            Some(amount) => Some(amount),
+            // 1999.0 is the same number as 1999 to a JavaScript client.
+            None => number
+                .as_f64()
+                .filter(|f| f.is_finite() && f.fract() == 0.0 && f.abs() <= MAX as f64)
+                .map(|f| f as i64),
+        };
+        match whole {
+            Some(amount) if (-MAX..=MAX).contains(&amount) => Ok(Self(amount)),
+            None if !number.as_f64().is_some_and(|f| f.fract() == 0.0) => {
+                Err(InputValueError::custom(format!(
+                    "an amount must be a whole number of minor units (cents, not euros), got {number}"
+                )))
+            }
+            _ => Err(InputValueError::custom(format!(
+                "an amount must be between -{MAX} and {MAX} minor units (2^53 - 1), got {number}"
+            ))),
+        }
+    }
+
+    fn is_valid(value: &Value) -> bool {
+        // Checked in `parse`, which says what is wrong.
+        matches!(value, Value::Number(_))
+    }
+
+    fn to_value(&self) -> Value {
+        Value::Number(self.0.into())
+    }
+}
+
+/// An amount in minor units (cents) of an ISO 4217 currency.
+// Shareable: ticketing defines the same value type; name, fields and descriptions match
+// ticketing's so the gateway composes them.
 #[derive(SimpleObject, Debug, Clone)]
 #[graphql(shareable)]
 pub struct Money {
     /// Minor units: 1999 is 19.99 in a currency with cents.
-    pub amount: i64,
+    pub amount: MinorUnits,
     /// ISO 4217 code, e.g. `EUR`.
     pub currency: String,
 }
@@ -26,7 +83,7 @@ pub struct Money {
 impl From<domain::Money> for Money {
     fn from(m: domain::Money) -> Self {
         Self {
-            amount: m.amount,
+            amount: MinorUnits(m.amount),
             currency: m.currency.as_str().to_owned(),
         }
     }
@@ -35,14 +92,26 @@ impl From<domain::Money> for Money {
 /// Money as a client sends it: minor units and an ISO 4217 code.
 #[derive(InputObject, Debug, Clone)]
 pub struct MoneyInput {
-    pub amount: i64,
+    pub amount: MinorUnits,
     pub currency: String,
 }
 
 impl MoneyInput {
     pub fn parse(&self) -> Result<domain::Money, domain::DomainError> {
-        domain::Money::new(self.amount, domain::Currency::parse(&self.currency)?)
+        domain::Money::new(self.amount.0, domain::Currency::parse(&self.currency)?)
     }
+}
+
+/// A count the API returns as a GraphQL `Int`, which the spec limits to 32 bits. The domain
+/// keeps counts far below that; this refuses to send one that is not.
+pub fn int(value: i64) -> async_graphql::Result<i32> {
+    i32::try_from(value).map_err(|_| {
+        tracing::error!(value, "a count does not fit a GraphQL Int");
+        platform::graphql::coded_error(
+            "INTERNAL_SERVER_ERROR",
+            "the CRM could not complete the request; it has been logged",
+        )
+    })
 }
 
 pub struct SponsorshipLevel(pub domain::SponsorshipLevel);
@@ -58,13 +127,13 @@ impl SponsorshipLevel {
     }
 
     /// Complimentary tickets a sponsor at this level gets.
-    async fn ticket_allowance(&self) -> i64 {
-        self.0.ticket_allowance.get()
+    async fn ticket_allowance(&self) -> async_graphql::Result<i32> {
+        int(self.0.ticket_allowance.get())
     }
 
     /// 1 is the most valuable level.
-    async fn rank(&self) -> i64 {
-        self.0.rank
+    async fn rank(&self) -> async_graphql::Result<i32> {
+        int(self.0.rank)
     }
 
     async fn updated_at(&self) -> DateTime<Utc> {
@@ -232,22 +301,22 @@ impl From<RequestStatus> for TicketAllocationRequestStatus {
 #[derive(SimpleObject, Debug, Clone)]
 pub struct TicketAllowance {
     /// The sponsorship level's allowance.
-    pub from_level: i64,
+    pub from_level: i32,
     /// Extra tickets from the conference's early-signing rule.
-    pub early_signing_bonus: i64,
+    pub early_signing_bonus: i32,
     /// An admin's override, which replaces the two above.
-    pub overridden: Option<i64>,
-    pub total: i64,
+    pub overridden: Option<i32>,
+    pub total: i32,
 }
 
-impl From<domain::TicketAllowance> for TicketAllowance {
-    fn from(a: domain::TicketAllowance) -> Self {
-        Self {
-            from_level: a.from_level,
-            early_signing_bonus: a.early_signing_bonus,
-            overridden: a.overridden,
-            total: a.total,
-        }
+impl TicketAllowance {
+    fn from_domain(a: domain::TicketAllowance) -> async_graphql::Result<Self> {
+        Ok(Self {
+            from_level: int(a.from_level)?,
+            early_signing_bonus: int(a.early_signing_bonus)?,
+            overridden: a.overridden.map(int).transpose()?,
+            total: int(a.total)?,
+        })
     }
 }
 
@@ -265,12 +334,12 @@ impl TicketAllocationRequest {
     }
 
     /// 1 for the first booking, then 2, 3, … for top-ups.
-    async fn seq(&self) -> i64 {
-        self.0.seq
+    async fn seq(&self) -> async_graphql::Result<i32> {
+        int(self.0.seq)
     }
 
-    async fn quantity(&self) -> i64 {
-        self.0.quantity
+    async fn quantity(&self) -> async_graphql::Result<i32> {
+        int(self.0.quantity)
     }
 
     /// The purchase's `externalReference` in ticketing.
@@ -283,8 +352,8 @@ impl TicketAllocationRequest {
     }
 
     /// Calls made to ticketing (since an admin's last retry).
-    async fn attempts(&self) -> i64 {
-        self.0.attempts
+    async fn attempts(&self) -> async_graphql::Result<i32> {
+        int(self.0.attempts)
     }
 
     async fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
@@ -332,28 +401,28 @@ impl TicketAllocation {
     }
 
     /// Tickets the sponsor is entitled to now.
-    async fn tickets_allowed(&self) -> i64 {
-        self.allocation.allowance.total
+    async fn tickets_allowed(&self) -> async_graphql::Result<i32> {
+        int(self.allocation.allowance.total)
     }
 
-    async fn allowance(&self) -> TicketAllowance {
-        self.allocation.allowance.into()
+    async fn allowance(&self) -> async_graphql::Result<TicketAllowance> {
+        TicketAllowance::from_domain(self.allocation.allowance)
     }
 
     /// Tickets ticketing holds for the sponsor.
-    async fn tickets_booked(&self) -> i64 {
-        self.allocation.tickets_booked()
+    async fn tickets_booked(&self) -> async_graphql::Result<i32> {
+        int(self.allocation.tickets_booked())
     }
 
     /// Tickets asked of ticketing so far, booked or not.
-    async fn tickets_requested(&self) -> i64 {
-        self.allocation.tickets_requested()
+    async fn tickets_requested(&self) -> async_graphql::Result<i32> {
+        int(self.allocation.tickets_requested())
     }
 
     /// Tickets requested beyond the current allowance (it shrank after booking). Nothing is
     /// cancelled automatically: an admin decides.
-    async fn excess_tickets(&self) -> i64 {
-        self.allocation.excess_tickets()
+    async fn excess_tickets(&self) -> async_graphql::Result<i32> {
+        int(self.allocation.excess_tickets())
     }
 
     /// True when the allowance shrank below what was booked or requested, or ticketing
@@ -373,13 +442,14 @@ impl TicketAllocation {
     }
 
     /// Calls to ticketing for the bookings not yet booked.
-    async fn attempts(&self) -> i64 {
-        self.allocation
+    async fn attempts(&self) -> async_graphql::Result<i32> {
+        int(self
+            .allocation
             .requests
             .iter()
             .filter(|r| r.status != RequestStatus::Booked)
             .map(|r| r.attempts)
-            .sum()
+            .sum())
     }
 
     /// Why the allocation is not (yet) booked: the refusal of a FAILED booking, the last
@@ -444,13 +514,16 @@ impl Sponsor {
         self.0.company.as_str()
     }
 
-    async fn contact_name(&self) -> &str {
-        self.0.contact_name.as_str()
+    /// The contact person at the sponsor. Personal data: null unless the caller has
+    /// `crm:write`.
+    async fn contact_name(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        Ok(policy::visible(ctx, "Sponsor.contactName")?.then(|| self.0.contact_name.as_str()))
     }
 
-    /// Tickets are booked with this contact as the purchaser.
-    async fn contact_email(&self) -> &str {
-        self.0.contact_email.as_str()
+    /// Tickets are booked with this contact as the purchaser. Personal data: null unless the
+    /// caller has `crm:write`.
+    async fn contact_email(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        Ok(policy::visible(ctx, "Sponsor.contactEmail")?.then(|| self.0.contact_email.as_str()))
     }
 
     async fn level(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<SponsorshipLevel>> {
@@ -461,8 +534,11 @@ impl Sponsor {
             .map(SponsorshipLevel))
     }
 
-    async fn ticket_allowance_override(&self) -> Option<i64> {
-        self.0.ticket_allowance_override.map(|t| t.get())
+    async fn ticket_allowance_override(&self) -> async_graphql::Result<Option<i32>> {
+        self.0
+            .ticket_allowance_override
+            .map(|t| int(t.get()))
+            .transpose()
     }
 
     async fn contract(&self) -> Contract {
@@ -501,7 +577,7 @@ impl Sponsor {
         let allocation = api.store.allocation_of(&self.0).await.or_gql()?;
         Ok(TicketAllocation {
             allocation,
-            ticketing_configured: api.ticketing_configured,
+            ticketing_configured: api.ticketing_configured(),
         })
     }
 
@@ -553,7 +629,7 @@ impl TicketPurchase {
     // purchases reached without it.
     #[graphql(requires = "externalReference")]
     async fn sponsor(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Sponsor>> {
-        auth::require_in(ctx, auth::READ)?;
+        policy::authorize(ctx, "TicketPurchase.sponsor")?;
         let Ok(id) = uuid::Uuid::parse_str(self.id.as_str()) else {
             return Ok(None);
         };
@@ -575,7 +651,7 @@ impl TicketPurchase {
 pub struct EarlySigningRule {
     /// Contracts signed strictly before this day earn the extra tickets.
     pub signed_before: Date,
-    pub extra_tickets: i64,
+    pub extra_tickets: i32,
 }
 
 /// A conference the CRM serves, with its sponsor-ticket settings.
@@ -593,11 +669,24 @@ impl SponsorConference {
         self.0.sponsor_ticket_type_id.map(|id| ID(id.to_string()))
     }
 
-    async fn early_signing_rule(&self) -> Option<EarlySigningRule> {
-        self.0.early_signing.map(|r| EarlySigningRule {
-            signed_before: Date(r.signed_before),
-            extra_tickets: r.extra_tickets.get(),
-        })
+    /// The ISO 4217 currency the conference sells in, learned from ticketing when it was
+    /// registered: its sponsors are invoiced in it. Null for a conference an earlier version
+    /// recorded without asking ticketing, which the CRM no longer serves until an admin
+    /// registers it again (`configureSponsorTickets`).
+    async fn currency(&self) -> Option<&str> {
+        self.0.currency.as_ref().map(|c| c.as_str())
+    }
+
+    async fn early_signing_rule(&self) -> async_graphql::Result<Option<EarlySigningRule>> {
+        self.0
+            .early_signing
+            .map(|r| {
+                Ok(EarlySigningRule {
+                    signed_before: Date(r.signed_before),
+                    extra_tickets: int(r.extra_tickets.get())?,
+                })
+            })
+            .transpose()
     }
 
     async fn updated_at(&self) -> DateTime<Utc> {

@@ -1,11 +1,10 @@
 //! How many complimentary tickets a sponsor gets. The rules live here, in the CRM: ticketing
 //! only ever sees a complimentary purchase of some quantity.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
-use super::{Sponsor, SponsorshipLevel, TicketCount};
+use super::{ConferenceSetup, Sponsor, SponsorshipLevel, TicketCount};
 
 /// Extra tickets for sponsors who sign before a date: rewards committing early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,17 +13,6 @@ pub struct EarlySigningRule {
     /// Contracts signed on a day strictly before this one earn the extra tickets.
     pub signed_before: NaiveDate,
     pub extra_tickets: TicketCount,
-}
-
-/// What the CRM knows about one of ticketing's conferences: which restricted ticket type its
-/// sponsors' tickets are issued from, and its date rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ConferenceSetup {
-    pub conference_id: Uuid,
-    pub sponsor_ticket_type_id: Option<Uuid>,
-    pub early_signing: Option<EarlySigningRule>,
-    pub updated_at: DateTime<Utc>,
 }
 
 /// A sponsor's allowance and how it was reached, so the API can explain the number.
@@ -67,6 +55,9 @@ impl TicketAllowance {
 
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+    use uuid::Uuid;
+
     use super::*;
     use crate::domain::{
         AllocationStatus, CompanyName, Contract, ContractStatus, Currency, EmailAddress, LevelName,
@@ -107,6 +98,7 @@ mod tests {
         ConferenceSetup {
             conference_id: Uuid::nil(),
             sponsor_ticket_type_id: None,
+            currency: None,
             early_signing: Some(EarlySigningRule {
                 signed_before: before.parse().unwrap(),
                 extra_tickets: TicketCount::trusted(1),

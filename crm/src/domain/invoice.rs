@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::sponsor::Transition;
-use super::{DomainError, Money};
+use super::{DomainError, Money, calendar};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -76,14 +76,22 @@ pub struct NewInvoice {
 }
 
 impl NewInvoice {
-    pub fn new(sponsor_id: Uuid, amount: Money, due_on: NaiveDate) -> Result<Self, DomainError> {
+    /// Above zero, due on a plausible day ([`calendar::due_date`]). Whether the currency is
+    /// the conference's is checked where the invoice is written, against the conference as
+    /// stored then.
+    pub fn new(
+        sponsor_id: Uuid,
+        amount: Money,
+        due_on: NaiveDate,
+        today: NaiveDate,
+    ) -> Result<Self, DomainError> {
         if amount.amount == 0 {
             return Err(DomainError::invalid("an invoice amount must be above zero"));
         }
         Ok(Self {
             sponsor_id,
             amount,
-            due_on,
+            due_on: calendar::due_date("dueOn", due_on, today)?,
         })
     }
 }

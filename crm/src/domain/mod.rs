@@ -4,6 +4,8 @@
 
 pub mod allocation;
 pub mod allowance;
+pub mod calendar;
+pub mod conference;
 pub mod invoice;
 pub mod level;
 pub mod money;
@@ -13,7 +15,8 @@ pub mod values;
 pub use allocation::{
     AllocationReference, AllocationStatus, TicketAllocation, TicketAllocationRequest,
 };
-pub use allowance::{ConferenceSetup, EarlySigningRule, TicketAllowance};
+pub use allowance::{EarlySigningRule, TicketAllowance};
+pub use conference::{ConferenceSetup, ListedTicketType, SponsorTicketSource, TicketingConference};
 pub use invoice::{Invoice, InvoiceStatus, NewInvoice};
 pub use level::{LevelChanges, SponsorshipLevel};
 pub use money::{Currency, Money};

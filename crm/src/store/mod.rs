@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::domain::{
     AllocationReference, AllocationStatus, ConferenceSetup, DomainError, EarlySigningRule, Invoice,
-    LevelChanges, NewInvoice, NewSponsor, Sponsor, SponsorshipLevel, TicketAllocation,
-    TicketAllocationRequest, TicketCount,
+    LevelChanges, NewInvoice, NewSponsor, Sponsor, SponsorTicketSource, SponsorshipLevel,
+    TicketAllocation, TicketAllocationRequest, TicketCount,
 };
 use crate::events::SponsorEventKind;
 
@@ -85,17 +85,20 @@ pub trait CrmStore: platform::EventStorage<Kind = SponsorEventKind, Error = Stor
 
     async fn conferences(&self) -> Result<Vec<ConferenceSetup>, StoreError>;
     async fn conference(&self, id: Uuid) -> Result<Option<ConferenceSetup>, StoreError>;
+    /// Registers a conference ticketing vouched for (or refreshes it): from then on the CRM
+    /// serves it.
     async fn configure_sponsor_tickets(
         &self,
-        conference_id: Uuid,
-        ticket_type_id: Uuid,
+        source: SponsorTicketSource,
     ) -> Result<ConferenceSetup, StoreError>;
+    /// Only for a conference the CRM serves.
     async fn set_early_signing_rule(
         &self,
         conference_id: Uuid,
         rule: Option<EarlySigningRule>,
     ) -> Result<ConferenceSetup, StoreError>;
 
+    /// Only for a conference the CRM serves.
     async fn create_sponsor(&self, new: NewSponsor) -> Result<Sponsor, StoreError>;
     async fn sponsor(&self, id: Uuid) -> Result<Option<Sponsor>, StoreError>;
     async fn sponsors(
@@ -118,6 +121,7 @@ pub trait CrmStore: platform::EventStorage<Kind = SponsorEventKind, Error = Stor
         tickets: Option<TicketCount>,
     ) -> Result<Sponsor, StoreError>;
 
+    /// Only for a sponsor whose contract is not cancelled, in its conference's currency.
     async fn issue_invoice(&self, new: NewInvoice) -> Result<Invoice, StoreError>;
     async fn mark_invoice_paid(&self, id: Uuid) -> Result<Invoice, StoreError>;
     async fn void_invoice(&self, id: Uuid) -> Result<Invoice, StoreError>;

@@ -35,8 +35,9 @@ use crate::domain::sponsor::Transition;
 use crate::domain::{
     self, AllocationReference, AllocationStatus, CompanyName, ConferenceSetup, Contract,
     ContractStatus, Currency, DomainError, EarlySigningRule, EmailAddress, Invoice, InvoiceStatus,
-    LevelChanges, LevelName, Money, NewInvoice, NewSponsor, PersonName, Sponsor, SponsorshipLevel,
-    TicketAllocation, TicketAllocationRequest, TicketAllowance, TicketCount,
+    LevelChanges, LevelName, Money, NewInvoice, NewSponsor, PersonName, Sponsor,
+    SponsorTicketSource, SponsorshipLevel, TicketAllocation, TicketAllocationRequest,
+    TicketAllowance, TicketCount,
 };
 use crate::events::{SponsorEvent, SponsorEventKind};
 
@@ -123,8 +124,7 @@ pub async fn connect(
 
 const LEVEL_COLUMNS: &str =
     "name, price_amount, price_currency, ticket_allowance, rank, updated_at";
-const CONFERENCE_COLUMNS: &str =
-    "conference_id, sponsor_ticket_type_id, early_signing_before, early_signing_extra, updated_at";
+const CONFERENCE_COLUMNS: &str = "conference_id, sponsor_ticket_type_id, currency, early_signing_before, early_signing_extra, updated_at";
 const SPONSOR_COLUMNS: &str = "id, conference_id, company, contact_name, contact_email, level_name, ticket_allowance_override, contract_status, contract_sent_at, contract_signed_at, contract_signed_on, contract_cancelled_at, onboarded_at, allocation_status, created_at";
 const INVOICE_COLUMNS: &str =
     "id, sponsor_id, amount, currency, due_on, status, issued_at, paid_at, voided_at";
@@ -132,7 +132,8 @@ const REQUEST_COLUMNS: &str = "id, sponsor_id, seq, quantity, external_reference
 const PAGE_MAX: i64 = 100;
 
 fn currency(value: &str) -> Result<Currency, StoreError> {
-    Currency::parse(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+    Currency::from_stored(value)
+        .ok_or_else(|| StoreError::Corrupt(format!("{value:?} is not a currency code")))
 }
 
 fn sponsor_not_found(id: Uuid) -> StoreError {
@@ -174,6 +175,7 @@ macro_rules! crm_store_for {
             Ok(ConferenceSetup {
                 conference_id: row.try_get("conference_id")?,
                 sponsor_ticket_type_id: row.try_get("sponsor_ticket_type_id")?,
+                currency: row.try_get::<Option<&str>, _>("currency")?.map(currency).transpose()?,
                 early_signing: match (before, extra) {
                     (Some(signed_before), Some(extra)) => Some(EarlySigningRule {
                         signed_before,
@@ -449,15 +451,6 @@ macro_rules! crm_store_for {
                 Ok(())
             }
 
-            async fn upsert_conference(tx: &mut Tx<'_>, conference_id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
-                sqlx::query("INSERT INTO sponsor_conferences (conference_id, updated_at) VALUES ($1, $2) ON CONFLICT (conference_id) DO NOTHING")
-                    .bind(conference_id)
-                    .bind(now)
-                    .execute(&mut **tx)
-                    .await?;
-                Ok(())
-            }
-
             /// Re-reconciles every onboarded sponsor a rule change may affect, in id order.
             async fn reconcile_all(tx: &mut Tx<'_>, scope: RuleScope, now: DateTime<Utc>) -> Result<Vec<SponsorEventKind>, StoreError> {
                 let ids: Vec<Uuid> = match scope {
@@ -504,15 +497,25 @@ macro_rules! crm_store_for {
                             return Err(DomainError::InvalidState("a contract cannot go back to DRAFT".into()).into());
                         }
                     };
-                    sqlx::query(&format!(
-                        "UPDATE sponsors SET contract_status = $1, {column} = $2, contract_signed_on = COALESCE($3, contract_signed_on) WHERE id = $4"
+                    // The state decided from is part of the UPDATE: the row lock already keeps it,
+                    // and the statement says so itself.
+                    let changed = sqlx::query(&format!(
+                        "UPDATE sponsors SET contract_status = $1, {column} = $2, contract_signed_on = COALESCE($3, contract_signed_on) WHERE id = $4 AND contract_status = $5"
                     ))
                     .bind(status.as_str())
                     .bind(now)
                     .bind(signed_on.filter(|_| status == ContractStatus::Signed))
                     .bind(sponsor_id)
+                    .bind(sponsor.contract.status.as_str())
                     .execute(&mut *tx)
-                    .await?;
+                    .await?
+                    .rows_affected();
+                    if changed != 1 {
+                        return Err(DomainError::InvalidState(format!(
+                            "the contract of sponsor {sponsor_id} changed meanwhile; try again"
+                        ))
+                        .into());
+                    }
                     let updated = reload_sponsor(&mut tx, sponsor_id).await?;
                     let mut events = vec![match status {
                         ContractStatus::Sent => SponsorEventKind::ContractSent { sponsor: updated },
@@ -553,14 +556,19 @@ macro_rules! crm_store_for {
                         return Ok(invoice);
                     };
                     let column = if status == InvoiceStatus::Paid { "paid_at" } else { "voided_at" };
+                    // The state decided from is part of the UPDATE, as for contracts.
                     let row = sqlx::query(&format!(
-                        "UPDATE invoices SET status = $1, {column} = $2 WHERE id = $3 RETURNING {INVOICE_COLUMNS}"
+                        "UPDATE invoices SET status = $1, {column} = $2 WHERE id = $3 AND status = $4 RETURNING {INVOICE_COLUMNS}"
                     ))
                     .bind(status.as_str())
                     .bind(now)
                     .bind(id)
-                    .fetch_one(&mut *tx)
+                    .bind(invoice.status.as_str())
+                    .fetch_optional(&mut *tx)
                     .await?;
+                    let Some(row) = row else {
+                        return Err(DomainError::InvalidState(format!("invoice {id} changed meanwhile; try again")).into());
+                    };
                     let updated = invoice_from(&row)?;
                     let mut events = vec![if status == InvoiceStatus::Paid {
                         SponsorEventKind::InvoicePaid { invoice: updated.clone() }
@@ -632,17 +640,20 @@ macro_rules! crm_store_for {
                 load_setup(&self.reader, id).await
             }
 
-            async fn configure_sponsor_tickets(&self, conference_id: Uuid, ticket_type_id: Uuid) -> Result<ConferenceSetup, StoreError> {
+            async fn configure_sponsor_tickets(&self, source: SponsorTicketSource) -> Result<ConferenceSetup, StoreError> {
                 self.write(move |store, mut connection| async move {
                     let now = domain::now();
                     let mut tx = connection.begin_with($begin).await?;
-                    Self::upsert_conference(&mut tx, conference_id, now).await?;
+                    // Registers the conference, or refreshes what ticketing vouched for.
                     let row = sqlx::query(&format!(
-                        "UPDATE sponsor_conferences SET sponsor_ticket_type_id = $1, updated_at = $2 WHERE conference_id = $3 RETURNING {CONFERENCE_COLUMNS}"
+                        "INSERT INTO sponsor_conferences (conference_id, sponsor_ticket_type_id, currency, updated_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (conference_id) DO UPDATE SET sponsor_ticket_type_id = $2, currency = $3, updated_at = $4 \
+                         RETURNING {CONFERENCE_COLUMNS}"
                     ))
-                    .bind(ticket_type_id)
+                    .bind(source.conference_id)
+                    .bind(source.ticket_type_id)
+                    .bind(source.currency.as_str())
                     .bind(now)
-                    .bind(conference_id)
                     .fetch_one(&mut *tx)
                     .await?;
                     let setup = conference_from(&row)?;
@@ -656,16 +667,19 @@ macro_rules! crm_store_for {
                 self.write(move |store, mut connection| async move {
                     let now = domain::now();
                     let mut tx = connection.begin_with($begin).await?;
-                    Self::upsert_conference(&mut tx, conference_id, now).await?;
+                    // Only a served conference has rules: the condition is part of the UPDATE.
                     let row = sqlx::query(&format!(
-                        "UPDATE sponsor_conferences SET early_signing_before = $1, early_signing_extra = $2, updated_at = $3 WHERE conference_id = $4 RETURNING {CONFERENCE_COLUMNS}"
+                        "UPDATE sponsor_conferences SET early_signing_before = $1, early_signing_extra = $2, updated_at = $3 WHERE conference_id = $4 AND currency IS NOT NULL RETURNING {CONFERENCE_COLUMNS}"
                     ))
                     .bind(rule.map(|r| r.signed_before))
                     .bind(rule.map(|r| r.extra_tickets.get()))
                     .bind(now)
                     .bind(conference_id)
-                    .fetch_one(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
+                    let Some(row) = row else {
+                        return Err(domain::conference::not_served(conference_id).into());
+                    };
                     let setup = conference_from(&row)?;
                     let mut events = vec![SponsorEventKind::SponsorConferenceConfigured { conference: setup.clone() }];
                     events.extend(Self::reconcile_all(&mut tx, RuleScope::Conference(conference_id), now).await?);
@@ -680,12 +694,9 @@ macro_rules! crm_store_for {
                     let now = domain::now();
                     let mut tx = connection.begin_with($begin).await?;
                     let conference_id = match new.conference_id {
-                        Some(id) => {
-                            Self::upsert_conference(&mut tx, id, now).await?;
-                            id
-                        }
+                        Some(id) => id,
                         None => {
-                            let known: Vec<Uuid> = sqlx::query_scalar("SELECT conference_id FROM sponsor_conferences ORDER BY conference_id LIMIT 2")
+                            let known: Vec<Uuid> = sqlx::query_scalar("SELECT conference_id FROM sponsor_conferences WHERE currency IS NOT NULL ORDER BY conference_id LIMIT 2")
                                 .fetch_all(&mut *tx)
                                 .await?;
                             match known.as_slice() {
@@ -700,8 +711,11 @@ macro_rules! crm_store_for {
                         }
                     };
                     let level = known_level(&mut tx, &new.level).await?;
+                    // Only for a conference the CRM serves, decided by the INSERT itself.
                     let row = sqlx::query(&format!(
-                        "INSERT INTO sponsors (id, conference_id, company, contact_name, contact_email, level_name, contract_status, allocation_status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING {SPONSOR_COLUMNS}"
+                        "INSERT INTO sponsors (id, conference_id, company, contact_name, contact_email, level_name, contract_status, allocation_status, created_at, updated_at) \
+                         SELECT $1, conference_id, $3, $4, $5, $6, $7, $8, $9, $9 FROM sponsor_conferences WHERE conference_id = $2 AND currency IS NOT NULL \
+                         RETURNING {SPONSOR_COLUMNS}"
                     ))
                     .bind(domain::new_id())
                     .bind(conference_id)
@@ -712,8 +726,11 @@ macro_rules! crm_store_for {
                     .bind(ContractStatus::Draft.as_str())
                     .bind(AllocationStatus::NotDue.as_str())
                     .bind(now)
-                    .fetch_one(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
+                    let Some(row) = row else {
+                        return Err(domain::conference::not_served(conference_id).into());
+                    };
                     let sponsor = sponsor_from(&row)?;
                     store.commit(tx, vec![SponsorEventKind::SponsorCreated { sponsor: sponsor.clone() }], now).await?;
                     Ok(sponsor)
@@ -822,15 +839,13 @@ macro_rules! crm_store_for {
                     let now = domain::now();
                     let mut tx = connection.begin_with($begin).await?;
                     let sponsor = lock_sponsor(&mut tx, new.sponsor_id, now).await?;
-                    if sponsor.contract.status == ContractStatus::Cancelled {
-                        return Err(DomainError::InvalidState(format!(
-                            "sponsor {} has a CANCELLED contract: no invoices can be issued",
-                            sponsor.id
-                        ))
-                        .into());
-                    }
+                    // The INSERT itself requires a live contract and a served conference that
+                    // sells in the invoice's currency; the reads below only explain a refusal.
                     let row = sqlx::query(&format!(
-                        "INSERT INTO invoices (id, sponsor_id, amount, currency, due_on, status, issued_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {INVOICE_COLUMNS}"
+                        "INSERT INTO invoices (id, sponsor_id, amount, currency, due_on, status, issued_at) \
+                         SELECT $1, s.id, $3, $4, $5, $6, $7 FROM sponsors s JOIN sponsor_conferences c ON c.conference_id = s.conference_id \
+                         WHERE s.id = $2 AND s.contract_status <> $8 AND c.currency = $4 \
+                         RETURNING {INVOICE_COLUMNS}"
                     ))
                     .bind(domain::new_id())
                     .bind(new.sponsor_id)
@@ -839,8 +854,24 @@ macro_rules! crm_store_for {
                     .bind(new.due_on)
                     .bind(InvoiceStatus::Issued.as_str())
                     .bind(now)
-                    .fetch_one(&mut *tx)
+                    .bind(ContractStatus::Cancelled.as_str())
+                    .fetch_optional(&mut *tx)
                     .await?;
+                    let Some(row) = row else {
+                        if sponsor.contract.status == ContractStatus::Cancelled {
+                            return Err(DomainError::InvalidState(format!(
+                                "sponsor {} has a CANCELLED contract: no invoices can be issued",
+                                sponsor.id
+                            ))
+                            .into());
+                        }
+                        return Err(match load_setup(&mut *tx, sponsor.conference_id).await? {
+                            Some(setup) => setup.check_invoice(&new.amount).err(),
+                            None => Some(domain::conference::not_served(sponsor.conference_id)),
+                        }
+                        .unwrap_or_else(|| DomainError::InvalidState("the invoice could not be issued; try again".into()))
+                        .into());
+                    };
                     let invoice = invoice_from(&row)?;
                     store.commit(tx, vec![SponsorEventKind::InvoiceIssued { invoice: invoice.clone() }], now).await?;
                     Ok(invoice)

@@ -10,6 +10,13 @@ use graphql_client::GraphQLQuery;
 use platform::JwtKeys;
 use uuid::Uuid;
 
+use crate::domain::{ListedTicketType, TicketingConference};
+
+/// Ticketing's custom scalars, as graphql_client maps them: it looks for a Rust type of the
+/// scalar's name wherever an operation selects one. `MinorUnits` is a whole number of minor
+/// units within ±(2^53 - 1), so `i64` holds every value exactly.
+pub type MinorUnits = i64;
+
 #[derive(GraphQLQuery)]
 #[graphql(
     schema_path = "../ticketing/schema.graphql",
@@ -25,6 +32,14 @@ pub struct IssueComplimentaryTickets;
     response_derives = "Debug, Clone"
 )]
 pub struct TicketPurchaseByReference;
+
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "../ticketing/schema.graphql",
+    query_path = "src/ticketing_client/operations.graphql",
+    response_derives = "Debug, Clone"
+)]
+pub struct SponsorConferenceLookup;
 
 /// One complimentary purchase the CRM asks ticketing to issue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,8 +107,13 @@ pub enum ServiceCredentials {
     Token(String),
     /// No token was given: the CRM signs short-lived ones itself with the secret the services
     /// share. It could sign any token with that secret anyway, so signing one narrow to
-    /// [`ISSUE_SCOPE`] grants nothing new, and such a token never expires in service.
-    Minted(Arc<JwtKeys>),
+    /// [`ISSUE_SCOPE`] grants nothing new, and such a token never expires in service. They
+    /// name `audience` in `aud` when one is configured (ticketing's `--jwt-audience`), so a
+    /// ticketing that demands its audience accepts them and no other service would.
+    Minted {
+        keys: Arc<JwtKeys>,
+        audience: Option<String>,
+    },
 }
 
 /// The only ticketing scope the CRM needs: issuing restricted, complimentary tickets (its
@@ -109,11 +129,18 @@ impl ServiceCredentials {
     fn bearer(&self) -> Result<String, TicketingError> {
         match self {
             Self::Token(token) => Ok(token.clone()),
-            Self::Minted(keys) => keys
-                .mint(SERVICE_SUBJECT, &[ISSUE_SCOPE], Duration::from_secs(300))
+            Self::Minted { keys, audience } => {
+                let audiences: Vec<&str> = audience.as_deref().into_iter().collect();
+                keys.mint_for_audiences(
+                    SERVICE_SUBJECT,
+                    &[ISSUE_SCOPE],
+                    Duration::from_secs(300),
+                    &audiences,
+                )
                 .map_err(|e| {
                     TicketingError::InvalidResponse(format!("cannot sign a service token: {e}"))
-                }),
+                })
+            }
         }
     }
 }
@@ -212,6 +239,44 @@ impl TicketingClient {
             .transpose()
     }
 
+    /// The conference as ticketing shows it to the CRM: its currency and its ticket types
+    /// (restricted ones included, which the CRM's scope sees). `None` when ticketing has no
+    /// such conference.
+    pub async fn conference(
+        &self,
+        conference_id: Uuid,
+    ) -> Result<Option<TicketingConference>, TicketingError> {
+        use sponsor_conference_lookup as op;
+        let data = match self
+            .send::<SponsorConferenceLookup>(op::Variables {
+                id: conference_id.to_string(),
+            })
+            .await
+        {
+            Ok(data) => data,
+            Err(error) if error.code() == Some("NOT_FOUND") => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let Some(conference) = data.conference else {
+            return Ok(None);
+        };
+        let ticket_types = conference
+            .ticket_types
+            .into_iter()
+            .map(|t| {
+                Ok(ListedTicketType {
+                    id: parse_uuid(&t.id)?,
+                    restricted: matches!(t.visibility, op::Visibility::RESTRICTED),
+                })
+            })
+            .collect::<Result<_, TicketingError>>()?;
+        Ok(Some(TicketingConference {
+            id: parse_uuid(&conference.id)?,
+            currency: conference.currency,
+            ticket_types,
+        }))
+    }
+
     async fn send<Q: GraphQLQuery>(
         &self,
         variables: Q::Variables,
@@ -279,12 +344,36 @@ fn refusal(error: &graphql_client::Error) -> TicketingError {
 
 fn parse_uuid(value: &str) -> Result<Uuid, TicketingError> {
     Uuid::parse_str(value)
-        .map_err(|_| TicketingError::InvalidResponse(format!("{value:?} is not a purchase id")))
+        .map_err(|_| TicketingError::InvalidResponse(format!("{value:?} is not a ticketing id")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(GraphQLQuery)]
+    #[graphql(
+        schema_path = "../ticketing/schema.graphql",
+        query_path = "src/ticketing_client/scalar_probe.graphql",
+        response_derives = "Debug"
+    )]
+    struct SponsorTicketPrice;
+
+    #[test]
+    fn ticketings_minor_units_map_to_exact_integers() {
+        let largest = (1_i64 << 53) - 1;
+        let data: sponsor_ticket_price::ResponseData = serde_json::from_value(serde_json::json!({
+            "ticketType": { "price": { "amount": largest, "currency": "EUR" } }
+        }))
+        .expect("a price");
+        let price = data.ticket_type.expect("ticket type").price;
+        let amount: MinorUnits = price.amount;
+        assert_eq!(amount, largest);
+        let request = SponsorTicketPrice::build_query(sponsor_ticket_price::Variables {
+            id: Uuid::nil().to_string(),
+        });
+        assert_eq!(request.operation_name, "SponsorTicketPrice");
+    }
 
     fn refused(code: &str) -> TicketingError {
         TicketingError::Refused {

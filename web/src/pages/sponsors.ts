@@ -130,7 +130,7 @@ export const sponsorsPage: Page = (root, { conference, signedIn }) => {
       'article',
       { class: `sponsor-card ${stage}`, 'data-sponsor': sponsor.name, 'data-stage': stage },
       h('header', {}, h('strong', {}, sponsor.name), levelPicker),
-      h('p', { class: 'muted small' }, `${sponsor.contactName} · contract ${sponsor.contract.status.toLowerCase()}`),
+      h('p', { class: 'muted small' }, `${sponsor.contactName ?? '—'} · contract ${sponsor.contract.status.toLowerCase()}`),
       sponsor.invoices.length
         ? h('ul', { class: 'invoices small' }, ...sponsor.invoices.map((i) => h('li', { class: i.status.toLowerCase() }, `${money(i.amount)} ${i.status.toLowerCase()}`)))
         : null,
