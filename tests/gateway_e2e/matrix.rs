@@ -4,9 +4,9 @@
 
 #[allow(dead_code)]
 #[path = "../../ticketing/tests/api/authorization_matrix/matrix.rs"]
-mod matrix;
+mod ticketing_matrix;
 
-use matrix::{Probe, Target, run_matrix};
+use ticketing_matrix::{Probe, Target, run_matrix};
 
 use crate::support::{Stack, keys};
 

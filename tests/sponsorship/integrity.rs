@@ -214,22 +214,24 @@ async fn a_conference_recorded_without_ticketing_is_not_served_until_registered(
     crm.create_sponsor("Acme", "Gold", Some(&legacy)).await;
 }
 
+/// Writes a value as a SQL literal of one dialect.
+type SqlLiteral = fn(&str) -> String;
+
 /// What an earlier CRM left in its database: a conference row without a currency and a
 /// sponsor of it, in either dialect's encoding of ids and times.
 async fn write_legacy_rows(database_url: &str, conference: &str, sponsor: &str) {
     let now = "2026-01-01T00:00:00+00:00";
-    let (id, time): (fn(&str) -> String, fn(&str) -> String) =
-        if database_url.starts_with("sqlite:") {
-            (
-                |uuid| format!("X'{}'", uuid.replace('-', "")),
-                |t| format!("'{t}'"),
-            )
-        } else {
-            (
-                |uuid| format!("'{uuid}'::uuid"),
-                |t| format!("'{t}'::timestamptz"),
-            )
-        };
+    let (id, time): (SqlLiteral, SqlLiteral) = if database_url.starts_with("sqlite:") {
+        (
+            |uuid| format!("X'{}'", uuid.replace('-', "")),
+            |t| format!("'{t}'"),
+        )
+    } else {
+        (
+            |uuid| format!("'{uuid}'::uuid"),
+            |t| format!("'{t}'::timestamptz"),
+        )
+    };
     let statements = [
         format!(
             "INSERT INTO sponsor_conferences (conference_id, updated_at) VALUES ({}, {})",
