@@ -2,19 +2,12 @@
 //! from `conftools token` used against the running services and the gateway in front of them.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use testkit::ServiceProcess as Running;
 
 fn conftools() -> Command {
     Command::new(env!("CARGO_BIN_EXE_conftools"))
@@ -399,23 +392,7 @@ async fn sigterm_stops_up_within_its_grace_period_whatever_is_stuck() {
     assert!(!stuck.is_finished(), "the write should be stuck");
 
     let mut process = launched._process;
-    let signalled = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-TERM", &process.0.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(kill.success());
-    let exit = loop {
-        if let Some(status) = process.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(8),
-            "conftools up did not stop within its 2 s grace period (plus margin)"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let took = signalled.elapsed();
+    let (exit, took) = process.terminate(Duration::from_secs(8)).await;
     assert!(exit.success(), "exit status {exit}");
     assert!(
         took < Duration::from_secs(5),

@@ -265,6 +265,165 @@ impl ScalarType for Date {
     }
 }
 
+/// An amount of money as the services' APIs carry it: whole minor units, at most 2^53 - 1
+/// either way. One definition for both services, so the gateway composes their `Money` types
+/// into one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinorUnits(pub i64);
+
+impl MinorUnits {
+    /// 2^53 - 1: the largest integer a JavaScript number holds exactly.
+    pub const MAX: i64 = (1 << 53) - 1;
+}
+
+/// A whole amount of money in the currency's minor units, e.g. cents; a JSON number from
+/// -(2^53-1) to 2^53-1 so JavaScript clients keep it exact.
+#[Scalar(name = "MinorUnits")]
+impl ScalarType for MinorUnits {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        const MAX: i64 = MinorUnits::MAX;
+        let Value::Number(number) = &value else {
+            return Err(InputValueError::custom(format!(
+                "an amount must be a JSON number of minor units (e.g. 1999 for 19.99), got {value}"
+            )));
+        };
+        let whole = match number.as_i64() {
+            Some(amount) => Some(amount),
+            // 1999.0 is the same number as 1999 to a JavaScript client.
+            None => number
+                .as_f64()
+                .filter(|f| f.is_finite() && f.fract() == 0.0 && f.abs() <= MAX as f64)
+                .map(|f| f as i64),
+        };
+        match whole {
+            Some(amount) if (-MAX..=MAX).contains(&amount) => Ok(Self(amount)),
+            None if !number.as_f64().is_some_and(|f| f.fract() == 0.0) => {
+                Err(InputValueError::custom(format!(
+                    "an amount must be a whole number of minor units (cents, not euros), got {number}"
+                )))
+            }
+            _ => Err(InputValueError::custom(format!(
+                "an amount must be between -{MAX} and {MAX} minor units (2^53 - 1), got {number}"
+            ))),
+        }
+    }
+
+    fn is_valid(value: &Value) -> bool {
+        // Checked in `parse`, which says what is wrong.
+        matches!(value, Value::Number(_))
+    }
+
+    fn to_value(&self) -> Value {
+        Value::Number(self.0.into())
+    }
+}
+
+/// Gives the errors async-graphql raises itself an `extensions.code`, as the gateway does
+/// for the same errors: a value that does not fit its type (an `Int` over 2^31 - 1, a
+/// fraction where `MinorUnits` are expected), in the query or in the variables, is
+/// `BAD_USER_INPUT`; other validation failures `GRAPHQL_VALIDATION_FAILED`; unparsable
+/// documents `GRAPHQL_PARSE_FAILED`. Errors that already carry a code keep it.
+pub struct ErrorCodes;
+
+impl async_graphql::extensions::ExtensionFactory for ErrorCodes {
+    fn create(&self) -> std::sync::Arc<dyn async_graphql::extensions::Extension> {
+        std::sync::Arc::new(ErrorCodes)
+    }
+}
+
+fn has_code(error: &async_graphql::ServerError) -> bool {
+    error
+        .extensions
+        .as_ref()
+        .is_some_and(|e| e.get("code").is_some())
+}
+
+fn set_code(error: &mut async_graphql::ServerError, code: &str) {
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+}
+
+/// The code of an input value that does not fit its type, by the messages async-graphql
+/// words them with (argument validation and input coercion).
+fn is_bad_input_value(error: &async_graphql::ServerError) -> bool {
+    error.message.starts_with("Invalid value for argument")
+        || error.message.starts_with("Failed to parse")
+}
+
+fn code_execution_errors(response: &mut async_graphql::Response) {
+    for error in &mut response.errors {
+        if !has_code(error) && is_bad_input_value(error) {
+            set_code(error, "BAD_USER_INPUT");
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl async_graphql::extensions::Extension for ErrorCodes {
+    async fn parse_query(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        query: &str,
+        variables: &async_graphql::Variables,
+        next: async_graphql::extensions::NextParseQuery<'_>,
+    ) -> async_graphql::ServerResult<async_graphql::parser::types::ExecutableDocument> {
+        next.run(ctx, query, variables).await.map_err(|mut error| {
+            if !has_code(&error) {
+                set_code(&mut error, "GRAPHQL_PARSE_FAILED");
+            }
+            error
+        })
+    }
+
+    async fn validation(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        next: async_graphql::extensions::NextValidation<'_>,
+    ) -> Result<async_graphql::ValidationResult, Vec<async_graphql::ServerError>> {
+        next.run(ctx).await.map_err(|mut errors| {
+            for error in &mut errors {
+                if !has_code(error) {
+                    let code = if is_bad_input_value(error) {
+                        "BAD_USER_INPUT"
+                    } else {
+                        "GRAPHQL_VALIDATION_FAILED"
+                    };
+                    set_code(error, code);
+                }
+            }
+            errors
+        })
+    }
+
+    async fn execute(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: async_graphql::extensions::NextExecute<'_>,
+    ) -> async_graphql::Response {
+        let mut response = next.run(ctx, operation_name).await;
+        code_execution_errors(&mut response);
+        response
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        stream: futures_util::stream::BoxStream<'s, async_graphql::Response>,
+        next: async_graphql::extensions::NextSubscribe<'_>,
+    ) -> futures_util::stream::BoxStream<'s, async_graphql::Response> {
+        use futures_util::StreamExt;
+        next.run(ctx, stream)
+            .map(|mut response| {
+                code_execution_errors(&mut response);
+                response
+            })
+            .boxed()
+    }
+}
+
 /// `first` as a page size: `default` when left out, refused outside `0..=max`.
 pub fn page_size(first: Option<i32>, default: i32, max: i32) -> async_graphql::Result<i64> {
     match first.unwrap_or(default) {

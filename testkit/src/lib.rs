@@ -406,10 +406,122 @@ impl TestDatabase {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// `count` on PostgreSQL; `None` on SQLite (for checks only PostgreSQL can make).
+    pub async fn count_postgres(&self, sql: &str) -> Option<i64> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(_) => Some(self.count(sql).await),
+        }
+    }
+
+    /// The rows `sql` selects, as `T`.
+    pub async fn rows<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
+        match self {
+            Self::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+            Self::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     pub async fn close(self) {
         match self {
             Self::Sqlite(pool) => pool.close().await,
             Self::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+/// A small xorshift generator for tests that spread work at random (hang-up delays, which
+/// mutation comes next): random enough, and reproducible from the seed it prints.
+pub struct Dice(u64);
+
+impl Dice {
+    pub fn seeded() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            | 1;
+        eprintln!("test seed: {seed}");
+        Self(seed)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// A client that gives up: sends one GraphQL POST to `/graphql` on a connection of its own,
+/// waits `patience`, then closes the connection unless the whole answer came first, so the
+/// server sees its request dropped wherever it had got to. True when the answer came.
+pub async fn hang_up_after(
+    addr: std::net::SocketAddr,
+    token: &str,
+    body: Value,
+    patience: Duration,
+) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.to_string();
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\nauthorization: Bearer {token}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    socket
+        .write_all(request.as_bytes())
+        .await
+        .expect("request sent");
+    let mut answer = Vec::new();
+    // `connection: close`: the server ends the stream after a whole answer.
+    matches!(
+        tokio::time::timeout(patience, socket.read_to_end(&mut answer)).await,
+        Ok(Ok(_))
+    )
+}
+
+/// A service binary run by a test, as an orchestrator runs it; killed if the test ends first.
+pub struct ServiceProcess(pub std::process::Child);
+
+impl ServiceProcess {
+    /// Sends SIGTERM, as orchestrators do, and waits (at most `max`) until the process has
+    /// exited: its exit status and how long stopping took.
+    pub async fn terminate(&mut self, max: Duration) -> (std::process::ExitStatus, Duration) {
+        let signalled = std::time::Instant::now();
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(kill.success(), "kill -TERM failed");
+        loop {
+            if let Some(status) = self.0.try_wait().expect("wait") {
+                return (status, signalled.elapsed());
+            }
+            assert!(
+                signalled.elapsed() < max,
+                "the process did not stop within {max:?} of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

@@ -20,33 +20,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::support::*;
-
-/// A small xorshift generator: random enough to spread hang-ups over a write's awaits, and
-/// reproducible from the seed the test prints.
-struct Dice(u64);
-
-impl Dice {
-    fn seeded() -> Self {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-            | 1;
-        eprintln!("cancellation test seed: {seed}");
-        Self(seed)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
+use testkit::{Dice, TestDatabase as Database, hang_up_after};
 
 const REQUESTS: usize = 400;
 const AT_ONCE: usize = 32;
@@ -294,7 +268,7 @@ async fn crm_mutations_cut_off_at_random_points_leave_only_whole_changes() {
         }
     }
 
-    crm_db.wait_until_nothing_pending().await;
+    wait_until_nothing_pending(&crm_db).await;
     assert_no_abandoned_transactions(&crm_db).await;
     assert_whole_changes(&crm_db).await;
     assert_requests_cover_allowances(&w.crm, &crm_db).await;
@@ -472,7 +446,7 @@ async fn allocation_workers_cut_off_mid_job_book_every_sponsor_exactly_once() {
             "{allocation:#}"
         );
     }
-    crm_db.wait_until_nothing_pending().await;
+    wait_until_nothing_pending(&crm_db).await;
     assert_whole_changes(&crm_db).await;
     let ticketing_db = Database::open(&ticketing.database_url).await;
     let booked = assert_booked_exactly_once(&crm_db, &ticketing_db).await;
@@ -692,100 +666,20 @@ async fn assert_no_abandoned_transactions(db: &Database) {
     }
 }
 
-/// Sends one GraphQL POST on its own connection, waits `patience`, then closes the
-/// connection unless the whole answer came first. True when it did.
-async fn hang_up_after(
-    addr: std::net::SocketAddr,
-    token: &str,
-    body: Value,
-    patience: Duration,
-) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = body.to_string();
-    let request = format!(
-        "POST /graphql HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\nauthorization: Bearer {token}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    socket
-        .write_all(request.as_bytes())
-        .await
-        .expect("request sent");
-    let mut answer = Vec::new();
-    // `connection: close`: the server ends the stream after a whole answer.
-    matches!(
-        tokio::time::timeout(patience, socket.read_to_end(&mut answer)).await,
-        Ok(Ok(_))
-    )
-}
-
-/// The test's own read-only look at a service's database, in either dialect.
-enum Database {
-    Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool),
-}
-
-impl Database {
-    async fn open(url: &str) -> Self {
-        if url.starts_with("sqlite:") {
-            Self::Sqlite(sqlx::SqlitePool::connect(url).await.expect("open SQLite"))
-        } else {
-            Self::Postgres(sqlx::PgPool::connect(url).await.expect("open PostgreSQL"))
+/// Waits for the allocation worker to work off the queue (it books through ticketing, so this
+/// can take a while after a storm of top-ups).
+async fn wait_until_nothing_pending(database: &Database) {
+    let sql = "SELECT COUNT(*) FROM ticket_allocation_requests WHERE status = 'PENDING'";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let pending = database.count(sql).await;
+        if pending == 0 {
+            return;
         }
-    }
-
-    async fn count(&self, sql: &str) -> i64 {
-        match self {
-            Self::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
-            Self::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
-        }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-    }
-
-    /// `None` on SQLite.
-    async fn count_postgres(&self, sql: &str) -> Option<i64> {
-        match self {
-            Self::Sqlite(_) => None,
-            Self::Postgres(_) => Some(self.count(sql).await),
-        }
-    }
-
-    async fn rows<T>(&self, sql: &str) -> Vec<T>
-    where
-        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
-            + Send
-            + Unpin,
-    {
-        match self {
-            Self::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
-            Self::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
-        }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-    }
-
-    /// Waits for the allocation worker to work off the queue (it books through ticketing,
-    /// so this can take a while after a storm of top-ups).
-    async fn wait_until_nothing_pending(&self) {
-        let sql = "SELECT COUNT(*) FROM ticket_allocation_requests WHERE status = 'PENDING'";
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let pending = self.count(sql).await;
-            if pending == 0 {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{pending} allocation requests are still pending"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn close(self) {
-        match self {
-            Self::Sqlite(pool) => pool.close().await,
-            Self::Postgres(pool) => pool.close().await,
-        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{pending} allocation requests are still pending"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -67,7 +67,7 @@ pub fn build_schema(context: Option<ApiContext>, limits: SchemaLimits) -> CrmSch
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
         .limit_recursive_depth(32)
-        .extension(errors::ErrorCodes);
+        .extension(platform::graphql::ErrorCodes);
     if !limits.introspection {
         // "Did you mean …?" would hand out the field names introspection now keeps back.
         builder = builder.disable_introspection().disable_suggestions();

@@ -1,10 +1,7 @@
 //! GraphQL object types. Each wraps a domain value; fields that reach further (a sponsor's
 //! invoices, its allocation) load through the store.
 
-use async_graphql::{
-    ComplexObject, Context, Enum, ID, InputObject, InputValueError, InputValueResult, Object,
-    Scalar, ScalarType, SimpleObject, Value,
-};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 pub use platform::graphql::Date;
@@ -14,59 +11,7 @@ use super::errors::OrGraphQLError;
 use super::policy;
 use crate::allocation::TICKETING_NOT_CONFIGURED;
 use crate::domain::{self, allocation::RequestStatus};
-
-/// An amount of money as the API carries it: whole minor units, at most 2^53 - 1 either way.
-/// The scalar ticketing publishes under the same name, with the same meaning, so the gateway
-/// composes the two `Money` types into one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MinorUnits(pub i64);
-
-impl MinorUnits {
-    /// 2^53 - 1: the largest integer a JavaScript number holds exactly.
-    pub const MAX: i64 = (1 << 53) - 1;
-}
-
-/// A whole amount of money in the currency's minor units, e.g. cents; a JSON number from
-/// -(2^53-1) to 2^53-1 so JavaScript clients keep it exact.
-#[Scalar(name = "MinorUnits")]
-impl ScalarType for MinorUnits {
-    fn parse(value: Value) -> InputValueResult<Self> {
-        const MAX: i64 = MinorUnits::MAX;
-        let Value::Number(number) = &value else {
-            return Err(InputValueError::custom(format!(
-                "an amount must be a JSON number of minor units (e.g. 1999 for 19.99), got {value}"
-            )));
-        };
-        let whole = match number.as_i64() {
-            Some(amount) => Some(amount),
-            // 1999.0 is the same number as 1999 to a JavaScript client.
-            None => number
-                .as_f64()
-                .filter(|f| f.is_finite() && f.fract() == 0.0 && f.abs() <= MAX as f64)
-                .map(|f| f as i64),
-        };
-        match whole {
-            Some(amount) if (-MAX..=MAX).contains(&amount) => Ok(Self(amount)),
-            None if !number.as_f64().is_some_and(|f| f.fract() == 0.0) => {
-                Err(InputValueError::custom(format!(
-                    "an amount must be a whole number of minor units (cents, not euros), got {number}"
-                )))
-            }
-            _ => Err(InputValueError::custom(format!(
-                "an amount must be between -{MAX} and {MAX} minor units (2^53 - 1), got {number}"
-            ))),
-        }
-    }
-
-    fn is_valid(value: &Value) -> bool {
-        // Checked in `parse`, which says what is wrong.
-        matches!(value, Value::Number(_))
-    }
-
-    fn to_value(&self) -> Value {
-        Value::Number(self.0.into())
-    }
-}
+pub use platform::graphql::MinorUnits;
 
 /// An amount in minor units (cents) of an ISO 4217 currency.
 // Shareable: ticketing defines the same value type; name, fields and descriptions match

@@ -59,7 +59,7 @@ pub fn build_schema(context: Option<ApiContext>, limits: SchemaLimits) -> Ticket
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
         .limit_recursive_depth(32)
-        .extension(errors::ErrorCodes);
+        .extension(platform::graphql::ErrorCodes);
     if !limits.introspection {
         // "Did you mean …?" in a validation error names fields of the schema: with
         // introspection off, that is the schema leaking one guess at a time.

@@ -3,10 +3,7 @@
 //! access token they were reached with, so their private fields can tell a holder from a
 //! stranger ([`policy`]).
 
-use async_graphql::{
-    Context, Enum, ID, InputObject, InputValueError, InputValueResult, Object, Scalar, ScalarType,
-    SimpleObject, Value,
-};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 pub use platform::graphql::Date;
@@ -16,54 +13,7 @@ use super::errors::OrGraphQLError;
 use super::policy;
 use crate::domain::{self, Access, HeldPurchase};
 
-/// An amount of money as the API carries it: whole minor units, at most 2^53 - 1 either way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MinorUnits(pub i64);
-
-/// A whole amount of money in the currency's minor units, e.g. cents; a JSON number from
-/// -(2^53-1) to 2^53-1 so JavaScript clients keep it exact.
-#[Scalar(name = "MinorUnits")]
-impl ScalarType for MinorUnits {
-    fn parse(value: Value) -> InputValueResult<Self> {
-        const MAX: i64 = domain::Money::MAX_EXACT;
-        let Value::Number(number) = &value else {
-            return Err(InputValueError::custom(format!(
-                "an amount must be a JSON number of minor units (e.g. 1999 for 19.99), got {value}"
-            )));
-        };
-        let whole = match number.as_i64() {
-            Some(amount) => Some(amount),
-            // 1999.0 is the same number as 1999 to a JavaScript client.
-            None => number
-                .as_f64()
-                .filter(|f| f.is_finite() && f.fract() == 0.0 && f.abs() <= MAX as f64)
-                .map(|f| f as i64),
-        };
-        match whole {
-            Some(amount) if (-MAX..=MAX).contains(&amount) => Ok(Self(amount)),
-            Some(_) => Err(InputValueError::custom(format!(
-                "an amount must be between -{MAX} and {MAX} minor units (2^53 - 1), got {number}"
-            ))),
-            None if number.as_f64().is_some_and(|f| f.fract() == 0.0) => {
-                Err(InputValueError::custom(format!(
-                    "an amount must be between -{MAX} and {MAX} minor units (2^53 - 1), got {number}"
-                )))
-            }
-            None => Err(InputValueError::custom(format!(
-                "an amount must be a whole number of minor units (cents, not euros), got {number}"
-            ))),
-        }
-    }
-
-    fn is_valid(value: &Value) -> bool {
-        // Checked in `parse`, which says what is wrong.
-        matches!(value, Value::Number(_))
-    }
-
-    fn to_value(&self) -> Value {
-        Value::Number(self.0.into())
-    }
-}
+pub use platform::graphql::MinorUnits;
 
 /// An amount in minor units (cents) of an ISO 4217 currency.
 // Shareable: other subgraphs (the CRM's invoices) define the same value type.

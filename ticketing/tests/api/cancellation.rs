@@ -11,29 +11,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::support::*;
-
-/// A small xorshift generator: random enough to spread hang-ups over a write's awaits, and
-/// reproducible from the seed the test prints.
-struct Dice(u64);
-
-impl Dice {
-    fn seeded() -> Self {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-            | 1;
-        eprintln!("cancellation test seed: {seed}");
-        Self(seed)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
+use testkit::{Dice, hang_up_after};
 
 const REQUESTS: usize = 400;
 const AT_ONCE: usize = 32;
@@ -250,31 +228,4 @@ async fn mutations_cut_off_at_random_points_leave_only_whole_changes() {
         stock["capacity"].as_i64().unwrap_or_default() - stock["sold"].as_i64().unwrap_or_default(),
         stock["remaining"].as_i64().unwrap_or(-1)
     );
-}
-
-/// Sends one GraphQL POST on its own connection, waits `patience`, then closes the
-/// connection unless the whole answer came first. True when it did.
-async fn hang_up_after(
-    addr: std::net::SocketAddr,
-    token: &str,
-    body: Value,
-    patience: Duration,
-) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = body.to_string();
-    let request = format!(
-        "POST /graphql HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\nauthorization: Bearer {token}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    socket
-        .write_all(request.as_bytes())
-        .await
-        .expect("request sent");
-    let mut answer = Vec::new();
-    // `connection: close`: the server ends the stream after a whole answer.
-    matches!(
-        tokio::time::timeout(patience, socket.read_to_end(&mut answer)).await,
-        Ok(Ok(_))
-    )
 }

@@ -81,7 +81,7 @@ async fn sigterm_stops_the_binary_within_its_grace_period_with_a_write_in_flight
         .env("RUST_LOG", "warn")
         .spawn()
         .expect("the ticketing binary starts");
-    let mut child = KillOnDrop(child);
+    let mut child = testkit::ServiceProcess(child);
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -113,24 +113,7 @@ async fn sigterm_stops_the_binary_within_its_grace_period_with_a_write_in_flight
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!in_flight.is_finished(), "the write should be stuck");
 
-    let pid = child.0.id().to_string();
-    let signalled = Instant::now();
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(kill.success());
-    let exit = loop {
-        if let Some(status) = child.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(8),
-            "ticketing did not stop within its 2 s grace period (plus margin)"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let took = signalled.elapsed();
+    let (exit, took) = child.terminate(Duration::from_secs(8)).await;
     assert!(exit.success(), "exit status {exit}");
     assert!(
         took < Duration::from_secs(5),
@@ -151,14 +134,4 @@ async fn sigterm_stops_the_binary_within_its_grace_period_with_a_write_in_flight
         assert_eq!(database.count(sql).await, 0, "{sql}");
     }
     database.close().await;
-}
-
-/// The child process is killed if the test fails before it exits on its own.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
