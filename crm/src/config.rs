@@ -96,6 +96,15 @@ pub struct Config {
     #[arg(long, env = "CRM_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
 
+    /// The largest request body read, in bytes; a larger one is refused (413) after reading
+    /// no more than this.
+    #[arg(long, env = "CRM_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// The most operations in one batched POST (a JSON array); 1 refuses batches.
+    #[arg(long, env = "CRM_MAX_BATCH", default_value_t = 10)]
+    pub max_batch: usize,
+
     /// Log lines as `text` or `json` (one object per line).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -144,6 +153,10 @@ impl Config {
             nats_url: self.nats_url.clone().filter(|u| !u.trim().is_empty()),
             ticketing_events_consumer: self.ticketing_events_consumer.clone(),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            request_limits: platform::graphql::RequestLimits {
+                max_body_bytes: self.max_body_bytes,
+                max_batch: self.max_batch.max(1),
+            },
             ..Settings::default()
         }
     }

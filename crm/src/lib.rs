@@ -61,6 +61,8 @@ pub struct Settings {
     /// The longest the service takes to stop once shutdown begins: in-flight requests that
     /// have not finished by then are abandoned (their writes commit or roll back whole).
     pub shutdown_grace: Duration,
+    /// What one HTTP request may bring: body size, operations per batch.
+    pub request_limits: platform::graphql::RequestLimits,
 }
 
 impl Default for Settings {
@@ -79,6 +81,7 @@ impl Default for Settings {
             ticketing_events_consumer: ticketing_events::DEFAULT_CONSUMER.to_owned(),
             ticketing_events_consumer_ttl: None,
             shutdown_grace: platform::server::DEFAULT_SHUTDOWN_GRACE,
+            request_limits: platform::graphql::RequestLimits::default(),
         }
     }
 }
@@ -178,7 +181,8 @@ impl Crm {
         Ok(Self {
             store,
             service: GraphQLService::new("crm", schema, keys, background)
-                .with_shutdown_grace(settings.shutdown_grace),
+                .with_shutdown_grace(settings.shutdown_grace)
+                .with_request_limits(settings.request_limits),
         })
     }
 

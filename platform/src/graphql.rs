@@ -11,9 +11,11 @@ use async_graphql::{
     BatchResponse, Data, ErrorExtensionValues, Executor, InputValueError, InputValueResult,
     OutputType, Scalar, ScalarType, ServerError, Value,
 };
-use async_graphql_axum::{GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
-use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -35,27 +37,96 @@ pub fn coded_error(code: &str, message: impl Into<String>) -> async_graphql::Err
     error
 }
 
+/// What one HTTP request to a service may bring. Every refusal is decided before any
+/// GraphQL work and answers with a status and an `extensions.code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// The largest request body read, in bytes: a larger one is cut off after this many bytes
+    /// (`413`, `PAYLOAD_TOO_LARGE`), never read in full.
+    pub max_body_bytes: usize,
+    /// The most operations in one batched POST (a JSON array); more is `400`,
+    /// `BATCH_LIMIT_EXCEEDED`, with none of them executed. `1` refuses batches.
+    pub max_batch: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self {
+            // The gateway's default too: a mutation with a few hundred purchase lines is a
+            // few tens of kilobytes.
+            max_body_bytes: 2 * 1024 * 1024,
+            // Apollo Client's BatchHttpLink sends at most 10 by default.
+            max_batch: 10,
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Endpoint<E> {
     service: &'static str,
     executor: E,
     keys: Arc<JwtKeys>,
+    limits: RequestLimits,
 }
 
 /// `/graphql`: POST and GET queries, GraphiQL for a browser, and WebSocket subscriptions
 /// (`graphql-transport-ws` and the legacy `graphql-ws`) on the same path.
 /// `service` labels the error metrics.
-pub fn graphql_router<E>(service: &'static str, executor: E, keys: Arc<JwtKeys>) -> Router
+pub fn graphql_router<E>(
+    service: &'static str,
+    executor: E,
+    keys: Arc<JwtKeys>,
+    limits: RequestLimits,
+) -> Router
 where
     E: Executor + Clone,
 {
     Router::new()
-        .route("/graphql", get(get_graphql::<E>).post(post_graphql::<E>))
+        .route(
+            "/graphql",
+            get(get_graphql::<E>)
+                .post(post_graphql::<E>)
+                .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
+        )
         .with_state(Endpoint {
             service,
             executor,
             keys,
+            limits,
         })
+}
+
+/// A request refused before execution, as a GraphQL response with `extensions.code`.
+fn refused(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let mut server_error = ServerError::new(message, None);
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", code);
+    server_error.extensions = Some(extensions);
+    let mut response =
+        GraphQLResponse::from(async_graphql::Response::from_errors(vec![server_error]))
+            .into_response();
+    *response.status_mut() = status;
+    response
+}
+
+/// POST bodies must say they are JSON. A browser sends `text/plain`, form and multipart
+/// bodies from any web page to any site without asking first (no CORS preflight), with the
+/// visitor's cookies and credentials: accepting them would let any page buy or cancel in the
+/// visitor's name (cross-site request forgery).
+fn is_json_post(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence == "application/graphql-response+json"
 }
 
 /// Counts a response with errors: GraphQL sends them with HTTP 200.
@@ -88,13 +159,57 @@ fn unauthenticated(error: &AuthError) -> Response {
 async fn post_graphql<E: Executor>(
     State(endpoint): State<Endpoint<E>>,
     headers: HeaderMap,
-    request: GraphQLBatchRequest,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    if !is_json_post(&headers) {
+        return refused(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "POST requests must use Content-Type: application/json",
+        );
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(BytesRejection::FailedToBufferBody(_)) => {
+            return refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                format!(
+                    "the request body is larger than {} bytes",
+                    endpoint.limits.max_body_bytes
+                ),
+            );
+        }
+        Err(other) => return other.into_response(),
+    };
     let principal = match endpoint.keys.principal_from_authorization(bearer(&headers)) {
         Ok(p) => p,
         Err(e) => return unauthenticated(&e),
     };
-    let request = request.into_inner().data(principal);
+    let request: async_graphql::BatchRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!("the body is not a GraphQL request: {e}"),
+            );
+        }
+    };
+    if let async_graphql::BatchRequest::Batch(operations) = &request
+        && operations.len() > endpoint.limits.max_batch
+    {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "BATCH_LIMIT_EXCEEDED",
+            format!(
+                "a batch may hold at most {} operations, this one has {}",
+                endpoint.limits.max_batch,
+                operations.len()
+            ),
+        );
+    }
+    let request = request.data(principal);
     let response = endpoint.executor.execute_batch(request).await;
     count_errors(endpoint.service, &response);
     GraphQLResponse(response).into_response()

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::JwtKeys;
 use crate::feed::OpenSubscriptions;
-use crate::graphql::graphql_router;
+use crate::graphql::{RequestLimits, graphql_router};
 use crate::telemetry;
 
 /// One dependency `/ready` checks: the database, the bus.
@@ -200,6 +200,7 @@ pub struct GraphQLService<E> {
     keys: Arc<JwtKeys>,
     background: Background,
     shutdown_grace: Duration,
+    request_limits: RequestLimits,
 }
 
 impl<E: Executor + Clone> GraphQLService<E> {
@@ -216,7 +217,14 @@ impl<E: Executor + Clone> GraphQLService<E> {
             keys,
             background,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            request_limits: RequestLimits::default(),
         }
+    }
+
+    /// What one request may bring (body size, batch size).
+    pub fn with_request_limits(mut self, limits: RequestLimits) -> Self {
+        self.request_limits = limits;
+        self
     }
 
     /// The longest the service takes to stop once shutdown begins.
@@ -233,13 +241,18 @@ impl<E: Executor + Clone> GraphQLService<E> {
     /// counted and timed.
     pub fn router(&self) -> Router {
         let service = self.service;
-        graphql_router(service, self.executor.clone(), Arc::clone(&self.keys))
-            .merge(health_router())
-            .route("/ready", get(ready).with_state(self.background.readiness()))
-            .route("/metrics", get(telemetry::render_metrics))
-            .layer(axum::middleware::from_fn(move |request, next| {
-                telemetry::track_http(service, request, next)
-            }))
+        graphql_router(
+            service,
+            self.executor.clone(),
+            Arc::clone(&self.keys),
+            self.request_limits,
+        )
+        .merge(health_router())
+        .route("/ready", get(ready).with_state(self.background.readiness()))
+        .route("/metrics", get(telemetry::render_metrics))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            telemetry::track_http(service, request, next)
+        }))
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests, ends the

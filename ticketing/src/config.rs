@@ -60,6 +60,15 @@ pub struct Config {
     #[arg(long, env = "TICKETING_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
 
+    /// The largest request body read, in bytes; a larger one is refused (413) after reading
+    /// no more than this.
+    #[arg(long, env = "TICKETING_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// The most operations in one batched POST (a JSON array); 1 refuses batches.
+    #[arg(long, env = "TICKETING_MAX_BATCH", default_value_t = 10)]
+    pub max_batch: usize,
+
     /// NATS server with JetStream, e.g. nats://127.0.0.1:4222: the outbox is relayed to the
     /// stream TICKETING_EVENTS (subjects `ticketing.events.<Type>`). Without it events stay on the
     /// in-process bus.
@@ -95,6 +104,10 @@ impl Config {
                 ..SchemaLimits::default()
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            request_limits: platform::graphql::RequestLimits {
+                max_body_bytes: self.max_body_bytes,
+                max_batch: self.max_batch.max(1),
+            },
             purchase_token_secret: self
                 .purchase_token_secret
                 .as_ref()

@@ -41,6 +41,8 @@ pub struct Settings {
     /// The longest the service takes to stop once shutdown begins: in-flight requests that
     /// have not finished by then are abandoned (their writes commit or roll back whole).
     pub shutdown_grace: Duration,
+    /// What one HTTP request may bring: body size, operations per batch.
+    pub request_limits: platform::graphql::RequestLimits,
     /// The secret the access tokens of purchases made without a bearer token are derived
     /// from (HMAC-SHA256), at least 32 bytes. Every instance of the service must share it,
     /// and it must outlive restarts, or buyers' tokens stop working. `None` generates a
@@ -59,6 +61,7 @@ impl std::fmt::Debug for Settings {
             .field("poll_interval", &self.poll_interval)
             .field("limits", &self.limits)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("request_limits", &self.request_limits)
             .field(
                 "purchase_token_secret",
                 &self.purchase_token_secret.as_ref().map(|_| "<redacted>"),
@@ -78,6 +81,7 @@ impl Default for Settings {
             poll_interval: Duration::from_millis(500),
             limits: SchemaLimits::default(),
             shutdown_grace: platform::server::DEFAULT_SHUTDOWN_GRACE,
+            request_limits: platform::graphql::RequestLimits::default(),
             purchase_token_secret: None,
         }
     }
@@ -163,7 +167,8 @@ impl Ticketing {
         Ok(Self {
             store,
             service: GraphQLService::new("ticketing", schema, keys, background)
-                .with_shutdown_grace(settings.shutdown_grace),
+                .with_shutdown_grace(settings.shutdown_grace)
+                .with_request_limits(settings.request_limits),
         })
     }
 

@@ -10,6 +10,7 @@ mod authorization_matrix;
 mod bad_input;
 mod cancellation;
 mod concurrency;
+mod hostile;
 mod idempotency;
 mod lifecycle;
 mod operations;
