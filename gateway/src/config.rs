@@ -106,6 +106,11 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,
 
+    /// Operations one WebSocket connection may run at once; a `subscribe` beyond it gets an
+    /// `error` (`TOO_MANY_OPERATIONS`) and starts nothing.
+    #[arg(long, env = "GATEWAY_MAX_OPERATIONS_PER_SOCKET", default_value_t = 50)]
+    pub max_operations_per_socket: usize,
+
     /// Number of query plans kept in memory.
     #[arg(long, env = "GATEWAY_PLAN_CACHE_SIZE", default_value_t = 1024)]
     pub plan_cache_size: usize,

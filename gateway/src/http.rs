@@ -138,6 +138,32 @@ pub fn static_files(
         .fallback(tower_http::services::ServeFile::new(dir.join("index.html")))
 }
 
+/// What the browser must enforce for the served frontend, whose admin token sits in the
+/// page's storage: only the page's own scripts, styles and connections (an injected script
+/// could neither load nor send the token elsewhere), never framed by another site
+/// (clickjacking), no content-type guessing, no referrer leaving the page.
+pub const FRONTEND_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+pub async fn frontend_headers<B>(mut response: axum::http::Response<B>) -> axum::http::Response<B> {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(FRONTEND_CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
 async fn health() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, JSON)], r#"{"status":"ok"}"#)
 }

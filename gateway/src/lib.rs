@@ -79,6 +79,7 @@ pub fn build_pipeline(config: &Config, supergraph: Supergraph) -> Result<Pipelin
         max_depth: config.max_depth,
         max_aliases: config.max_aliases,
         introspection: config.introspection,
+        max_operations_per_socket: config.max_operations_per_socket.max(1),
     };
     let propagation = HeaderPropagation::new(&config.propagate_headers)?;
     let tokens = match config.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
@@ -112,7 +113,11 @@ pub async fn run(
     let readiness = http::Readiness::default();
     let mut app = http::router(pipeline, readiness.clone(), config.max_body_bytes);
     if let Some(dir) = &config.web_dir {
-        app = app.fallback_service(http::static_files(dir));
+        app = app.fallback_service(
+            tower::ServiceBuilder::new()
+                .layer(axum::middleware::map_response(http::frontend_headers))
+                .service(http::static_files(dir)),
+        );
     }
     if let Some(cors) = cors {
         app = app.layer(cors);

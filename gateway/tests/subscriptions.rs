@@ -510,3 +510,59 @@ async fn sse_over_get_refuses_mutations() {
     );
     assert!(stack.reviews.requests().is_empty());
 }
+
+/// One client socket cannot make the gateway open hundreds of upstream subscriptions: past
+/// `--max-operations-per-socket`, a `subscribe` is answered with an `error` and starts nothing;
+/// once one completes, the next is accepted.
+#[tokio::test]
+async fn a_socket_runs_at_most_its_share_of_operations() {
+    let subgraphs = start_subgraphs().await;
+    let mut config = Config::with_supergraph("unused");
+    config.supergraph = None;
+    config.subgraphs = vec![
+        ("tickets".into(), subgraphs.tickets_server.url.clone()),
+        ("crm".into(), subgraphs.crm.url.clone()),
+    ];
+    config.max_operations_per_socket = 2;
+    let gateway = support::spawn_gateway(config).await;
+    let mut socket = connect(gateway, "graphql-transport-ws", None).await;
+    send(&mut socket, json!({ "type": "connection_init" })).await;
+    assert_eq!(
+        receive(&mut socket).await.expect("ack")["type"],
+        "connection_ack"
+    );
+    for id in ["1", "2", "3", "4"] {
+        send(
+            &mut socket,
+            json!({ "id": id, "type": "subscribe", "payload": { "query": SUBSCRIPTION } }),
+        )
+        .await;
+    }
+    for id in ["3", "4"] {
+        let refused = receive(&mut socket).await.expect("an error");
+        assert_eq!(refused["type"], "error", "{refused}");
+        assert_eq!(refused["id"], id, "{refused}");
+        assert_eq!(
+            refused["payload"][0]["extensions"]["code"],
+            "TOO_MANY_OPERATIONS"
+        );
+    }
+    wait_for_subscribers(&subgraphs, 2).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        subgraphs.tickets.subscribers(),
+        2,
+        "only two reached the subgraph"
+    );
+
+    send(&mut socket, json!({ "id": "1", "type": "complete" })).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    send(
+        &mut socket,
+        json!({ "id": "5", "type": "subscribe", "payload": { "query": SUBSCRIPTION } }),
+    )
+    .await;
+    subgraphs.tickets.publish(purchase(1, "Acme"));
+    let event = receive(&mut socket).await.expect("an event");
+    assert_eq!(event["type"], "next", "{event}");
+}

@@ -87,3 +87,51 @@ async fn without_a_web_dir_the_root_is_not_found() {
         .expect("GET /");
     assert_eq!(response.status(), 404);
 }
+
+/// The frontend is served with headers that keep its admin token in it: a strict content
+/// security policy (own scripts, styles and connections only; never framed), no sniffing, no
+/// referrer. The API itself is not a page and does not need them.
+#[tokio::test]
+async fn the_frontend_comes_with_a_strict_content_security_policy() {
+    let stack = start_with(Options {
+        configure: with_frontend,
+        ..Options::default()
+    })
+    .await;
+    let base = format!("http://{}", stack.gateway);
+    for path in ["/", "/sales", "/index.html"] {
+        let page = stack
+            .http
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .expect("GET");
+        let header = |name: &str| {
+            page.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let csp = header("content-security-policy");
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "connect-src 'self'",
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+        ] {
+            assert!(
+                csp.contains(directive),
+                "{path}: {directive} missing from {csp}"
+            );
+        }
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+            "{csp}"
+        );
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+    }
+}

@@ -51,6 +51,9 @@ pub struct Limits {
     pub max_depth: usize,
     pub max_aliases: usize,
     pub introspection: bool,
+    /// Operations one WebSocket may run at once: each subscription holds an upstream socket
+    /// to a subgraph, so one client must not open hundreds.
+    pub max_operations_per_socket: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +134,10 @@ impl Pipeline {
     pub fn verify_bearer_tokens(mut self, tokens: BearerTokens) -> Self {
         self.tokens = tokens;
         self
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     pub fn bearer_tokens(&self) -> &BearerTokens {

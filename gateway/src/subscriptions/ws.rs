@@ -232,6 +232,16 @@ impl Connection {
                 else {
                     return self.invalid("Invalid subscribe payload");
                 };
+                if self.operations.len() >= self.pipeline.limits().max_operations_per_socket
+                    && !self.operations.contains_key(&id)
+                {
+                    let error = GraphQLError::new(format!(
+                        "This connection already runs {} operations, the most one connection may; complete one first.",
+                        self.operations.len()
+                    ))
+                    .with_code("TOO_MANY_OPERATIONS");
+                    return Next::Reply(encode("error", Some(&id), Some(&[error][..])));
+                }
                 if self.operations.contains_key(&id) {
                     return match self.protocol {
                         Protocol::TransportWs => {
