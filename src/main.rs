@@ -356,7 +356,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
 
     // The gateway is what frontends use: if it stops on its own, so does everything.
     tokio::select! {
-        () = platform::server::termination_signal() => {}
+        () = platform::signal::termination_signal() => {}
         ended = &mut gateway_task => {
             let _ = stop.send(true);
             return Err(gateway_ended(ended));

@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
         .context("the CRM could not start")?;
     tracing::info!("CRM serving GraphQL at http://{}/graphql", config.listen);
     service
-        .serve(listener, platform::server::termination_signal())
+        .serve(listener, platform::signal::termination_signal())
         .await?;
     Ok(())
 }

@@ -21,6 +21,6 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    gateway::run(listener, config, gateway::termination_signal()).await?;
+    gateway::run(listener, config, platform::signal::termination_signal()).await?;
     Ok(())
 }

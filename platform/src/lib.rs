@@ -5,9 +5,11 @@
 //! domain, storage and schema; nothing in here knows what a ticket or a sponsor is.
 
 pub mod auth;
+pub mod signal;
 pub use auth::{AuthError, JwtKeys, Principal};
 
-// The gateway uses `auth` alone (`default-features = false`); the services use everything.
+// The gateway uses `auth` and `signal` alone (`default-features = false`); the services use
+// everything.
 #[cfg(feature = "service")]
 pub mod bus;
 #[cfg(feature = "service")]
@@ -30,6 +32,8 @@ pub mod page;
 pub mod server;
 #[cfg(feature = "service")]
 pub mod telemetry;
+#[cfg(feature = "service")]
+pub mod text;
 
 #[cfg(feature = "service")]
 pub use bus::{BusError, BusMessage, EventBus, InProcessBus};

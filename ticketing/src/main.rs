@@ -62,7 +62,7 @@ async fn main() -> anyhow::Result<()> {
         config.listen
     );
     service
-        .serve(listener, platform::server::termination_signal())
+        .serve(listener, platform::signal::termination_signal())
         .await?;
     Ok(())
 }

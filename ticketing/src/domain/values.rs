@@ -10,49 +10,16 @@ use serde::{Deserialize, Serialize};
 
 use super::DomainError;
 
-/// Characters that change how the text around them is displayed without being visible:
-/// bidirectional embeddings, overrides, isolates and marks, and zero-width characters.
-pub fn is_invisible_formatting(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061C}'                      // Arabic letter mark
-            | '\u{200B}'..='\u{200F}'  // zero-width space, (non-)joiner, LRM, RLM
-            | '\u{202A}'..='\u{202E}'  // LRE, RLE, PDF, LRO, RLO
-            | '\u{2060}'                // word joiner
-            | '\u{2066}'..='\u{2069}'  // LRI, RLI, FSI, PDI
-            | '\u{FEFF}' // zero-width no-break space (BOM)
-    )
-}
-
-/// Refuses control characters and invisible formatting in `value`.
+/// Refuses control characters and invisible formatting in `value` ([`platform::text`]).
 fn check_displayable(field: &str, value: &str) -> Result<(), DomainError> {
-    if value.chars().any(char::is_control) {
-        return Err(DomainError::invalid(format!(
-            "{field} must not contain control characters"
-        )));
-    }
-    if let Some(c) = value.chars().find(|c| is_invisible_formatting(*c)) {
-        return Err(DomainError::invalid(format!(
-            "{field} must not contain invisible formatting characters (found U+{:04X}): \
-             bidirectional overrides and zero-width characters make text display as something else",
-            u32::from(c)
-        )));
-    }
-    Ok(())
+    platform::text::check_displayable(field, value).map_err(DomainError::invalid)
 }
 
+/// Trimmed, not empty, at most `max` characters, nothing invisible ([`platform::text`]).
 fn bounded_text(field: &str, value: &str, max: usize) -> Result<String, DomainError> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Err(DomainError::invalid(format!("{field} must not be empty")));
-    }
-    if trimmed.chars().count() > max {
-        return Err(DomainError::invalid(format!(
-            "{field} must be at most {max} characters"
-        )));
-    }
-    check_displayable(field, trimmed)?;
-    Ok(trimmed.to_owned())
+    platform::text::bounded_text(field, value, max)
+        .map(str::to_owned)
+        .map_err(DomainError::invalid)
 }
 
 /// A display name: a person, a conference, a ticket type.
@@ -82,7 +49,7 @@ impl Name {
 pub struct EmailAddress(String);
 
 impl EmailAddress {
-    pub const MAX: usize = 254;
+    pub const MAX: usize = platform::text::EMAIL_ADDRESS_MAX;
 
     /// The address syntax of RFC 5321/5322 as the `email_address` crate checks it, narrowed to
     /// what a confirmation e-mail can be sent to and a person can read: a domain with a dot
@@ -91,30 +58,9 @@ impl EmailAddress {
     /// invisible characters. Whether the mailbox exists is for the confirmation e-mail to
     /// find out.
     pub fn parse(field: &str, value: &str) -> Result<Self, DomainError> {
-        let value = value.trim();
-        if value.len() > Self::MAX {
-            return Err(DomainError::invalid(format!(
-                "{field} must be at most {} characters",
-                Self::MAX
-            )));
-        }
-        check_displayable(field, value)?;
-        let bad =
-            || DomainError::invalid(format!("{field} {value:?} is not a valid e-mail address"));
-        if value.contains('"') {
-            return Err(bad());
-        }
-        let options = email_address::Options::default()
-            .with_required_tld()
-            .without_domain_literal()
-            .without_display_text();
-        let parsed =
-            email_address::EmailAddress::parse_with_options(value, options).map_err(|_| bad())?;
-        // The library accepts a display form only when asked to; this keeps it that way.
-        if parsed.email() != value {
-            return Err(bad());
-        }
-        Ok(Self(value.to_owned()))
+        platform::text::email_address(field, value)
+            .map(|address| Self(address.to_owned()))
+            .map_err(DomainError::invalid)
     }
 
     pub fn as_str(&self) -> &str {
