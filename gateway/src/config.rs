@@ -80,6 +80,44 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_DEDUPE_CLIENT_REQUESTS", default_value_t = false, action = clap::ArgAction::Set)]
     pub dedupe_client_requests: bool,
 
+    /// Let identical subscriptions (same operation, variables apart from the cursor, and
+    /// forwarded headers) share one upstream subscription, each event enriched and shaped
+    /// once for all of them.
+    #[arg(long, env = "GATEWAY_DEDUPE_SUBSCRIPTIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub dedupe_subscriptions: bool,
+
+    /// The root field argument a subscription resumes from (an event stream's cursor): it is
+    /// left out when comparing subscriptions, and late subscribers resume from it.
+    #[arg(
+        long,
+        env = "GATEWAY_SUBSCRIPTION_CURSOR_ARGUMENT",
+        default_value = "after"
+    )]
+    pub subscription_cursor_argument: String,
+
+    /// The field of each subscription event that holds its cursor.
+    #[arg(
+        long,
+        env = "GATEWAY_SUBSCRIPTION_CURSOR_FIELD",
+        default_value = "cursor"
+    )]
+    pub subscription_cursor_field: String,
+
+    /// Events a subscriber may fall behind the live ones before it is cut off (WebSocket
+    /// close 1013, resubscribe from the last cursor); also the recent events each shared
+    /// subscription keeps for subscribers that join late.
+    #[arg(long, env = "GATEWAY_SUBSCRIPTION_BUFFER", default_value_t = 128)]
+    pub subscription_buffer: usize,
+
+    /// Seconds one WebSocket message may take to write before the client counts as stalled
+    /// and the connection is closed.
+    #[arg(
+        long,
+        env = "GATEWAY_WEBSOCKET_SEND_TIMEOUT_SECS",
+        default_value_t = 15
+    )]
+    pub websocket_send_timeout_secs: u64,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,

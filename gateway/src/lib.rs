@@ -32,6 +32,7 @@ pub use error::GatewayError;
 use forwarded_headers::HeaderPropagation;
 use pipeline::{Limits, Pipeline};
 use subgraph_client::SubgraphClient;
+use subscriptions::shared::SharingSettings;
 use supergraph::Supergraph;
 
 /// Loads the supergraph named by the configuration.
@@ -80,6 +81,7 @@ pub fn build_pipeline(config: &Config, supergraph: Supergraph) -> Result<Pipelin
         max_aliases: config.max_aliases,
         introspection: config.introspection,
         max_operations_per_socket: config.max_operations_per_socket.max(1),
+        websocket_send_timeout: Duration::from_secs(config.websocket_send_timeout_secs.max(1)),
     };
     let propagation = HeaderPropagation::new(&config.propagate_headers)?;
     let tokens = match config.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
@@ -91,6 +93,15 @@ pub fn build_pipeline(config: &Config, supergraph: Supergraph) -> Result<Pipelin
     let pipeline = Pipeline::new(Arc::new(supergraph), client, limits, config.plan_cache_size)
         .propagate_headers(propagation)
         .verify_bearer_tokens(tokens);
+    let pipeline = if config.dedupe_subscriptions {
+        pipeline.share_identical_subscriptions(SharingSettings {
+            cursor_argument: config.subscription_cursor_argument.clone(),
+            cursor_field: config.subscription_cursor_field.clone(),
+            buffer: config.subscription_buffer,
+        })
+    } else {
+        pipeline
+    };
     Ok(if config.dedupe_client_requests {
         pipeline.share_identical_client_requests()
     } else {

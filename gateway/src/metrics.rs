@@ -143,6 +143,8 @@ pub struct Metrics {
     /// Indexed by `SubgraphId`.
     subgraphs: Box<[SubgraphSeries]>,
     subscriptions: AtomicI64,
+    upstreams: AtomicI64,
+    cut_off: AtomicU64,
 }
 
 impl Metrics {
@@ -160,6 +162,8 @@ impl Metrics {
                 })
                 .collect(),
             subscriptions: AtomicI64::new(0),
+            upstreams: AtomicI64::new(0),
+            cut_off: AtomicU64::new(0),
         }
     }
 
@@ -180,6 +184,18 @@ impl Metrics {
     pub fn subscription_opened(self: &Arc<Self>) -> ActiveSubscription {
         self.subscriptions.fetch_add(1, Ordering::Relaxed);
         ActiveSubscription(Arc::clone(self))
+    }
+
+    /// Counts an upstream subscription (to the subgraph owning a subscription's root field)
+    /// as open until the returned guard is dropped.
+    pub fn upstream_opened(self: &Arc<Self>) -> ActiveUpstream {
+        self.upstreams.fetch_add(1, Ordering::Relaxed);
+        ActiveUpstream(Arc::clone(self))
+    }
+
+    /// A subscriber fell too far behind and was cut off.
+    pub fn subscriber_cut_off(&self) {
+        self.cut_off.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Every series in the Prometheus text exposition format.
@@ -240,6 +256,22 @@ impl Metrics {
              gateway_subscriptions_active {}",
             self.subscriptions.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP gateway_subscription_upstreams_active Subscriptions this gateway holds open \
+             to subgraphs; identical client subscriptions share one.\n\
+             # TYPE gateway_subscription_upstreams_active gauge\n\
+             gateway_subscription_upstreams_active {}",
+            self.upstreams.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP gateway_subscribers_cut_off_total Subscribers cut off because they fell \
+             further behind than their buffer allows.\n\
+             # TYPE gateway_subscribers_cut_off_total counter\n\
+             gateway_subscribers_cut_off_total {}",
+            self.cut_off.load(Ordering::Relaxed)
+        );
         out
     }
 }
@@ -251,6 +283,16 @@ pub struct ActiveSubscription(Arc<Metrics>);
 impl Drop for ActiveSubscription {
     fn drop(&mut self) {
         self.0.subscriptions.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An open upstream subscription, counted until dropped.
+#[derive(Debug)]
+pub struct ActiveUpstream(Arc<Metrics>);
+
+impl Drop for ActiveUpstream {
+    fn drop(&mut self) {
+        self.0.upstreams.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -524,6 +524,8 @@ async fn a_socket_runs_at_most_its_share_of_operations() {
         ("crm".into(), subgraphs.crm.url.clone()),
     ];
     config.max_operations_per_socket = 2;
+    // Identical subscriptions would share one upstream: each its own shows the cap.
+    config.dedupe_subscriptions = false;
     let gateway = support::spawn_gateway(config).await;
     let mut socket = connect(gateway, "graphql-transport-ws", None).await;
     send(&mut socket, json!({ "type": "connection_init" })).await;

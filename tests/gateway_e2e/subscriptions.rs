@@ -6,6 +6,8 @@
 //! of the purchase id, names the sponsor.
 
 use serde_json::{Value, json};
+use std::time::Duration;
+
 use testkit::{SseSubscription, WsSubscription};
 
 use crate::support::{Stack, WAIT, admin, token};
@@ -126,4 +128,100 @@ async fn over_legacy_graphql_ws() {
 #[tokio::test]
 async fn over_sse() {
     events_are_enriched_with_the_sponsor("sse").await;
+}
+
+const TYPE_EVENTS: &str = "subscription($after: String) { ticketEvents(after: $after) {
+    __typename cursor ... on TicketTypeCreated { ticketType { name } }
+} }";
+
+/// The cursors of the next `count` events.
+async fn cursors(live: &mut WsSubscription, count: usize) -> Vec<String> {
+    let mut cursors = Vec::new();
+    while cursors.len() < count {
+        let payload = live
+            .next_payload(WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("waiting for event {}: {e}", cursors.len() + 1));
+        assert!(payload.get("errors").is_none(), "errors: {payload:#}");
+        let cursor = payload["data"]["ticketEvents"]["cursor"].as_str();
+        cursors.push(cursor.expect("a cursor").to_owned());
+    }
+    cursors
+}
+
+/// Dashboards that open later, each after the last event it saw, share the first one's
+/// upstream subscription to ticketing: each gets exactly the events after its cursor, then
+/// the live ones, once and in order.
+#[tokio::test]
+async fn late_dashboards_share_one_upstream_and_resume_exactly() {
+    let stack = Stack::start().await;
+    let conference = stack.conference().await;
+    let start = stack.last_ticket_event_cursor().await;
+    // One token for every dashboard: identical subscriptions, apart from the cursor.
+    let dashboard = token("dashboard", &["events:read", "tickets:read"]);
+    let open = |after: String| {
+        let url = stack.ws_url();
+        let init = json!({ "Authorization": format!("Bearer {dashboard}") });
+        async move {
+            WsSubscription::open(
+                &url,
+                "graphql-transport-ws",
+                init,
+                TYPE_EVENTS,
+                json!({ "after": after }),
+            )
+            .await
+            .expect("subscription opens")
+        }
+    };
+    let create_ticket_types = |names: std::ops::Range<u32>| {
+        let stack = &stack;
+        let conference = conference.clone();
+        async move {
+            for n in names {
+                stack
+                    .ok(
+                        &admin(),
+                        "mutation($input: CreateTicketTypeInput!) { createTicketType(input: $input) { id } }",
+                        json!({ "input": {
+                            "conferenceId": conference, "name": format!("Day {n}"),
+                            "price": { "amount": 1000, "currency": "EUR" }, "capacity": 10
+                        } }),
+                    )
+                    .await;
+            }
+        }
+    };
+
+    let mut first = open(start.clone()).await;
+    create_ticket_types(1..4).await;
+    let seen = cursors(&mut first, 3).await;
+
+    // After the first event it saw, and from the very start.
+    let mut second = open(seen[0].clone()).await;
+    let mut third = open(start).await;
+    assert_eq!(cursors(&mut second, 2).await, seen[1..]);
+    assert_eq!(cursors(&mut third, 3).await, seen);
+
+    create_ticket_types(4..6).await;
+    let live = cursors(&mut first, 2).await;
+    assert_eq!(cursors(&mut second, 2).await, live);
+    assert_eq!(cursors(&mut third, 2).await, live);
+    for dashboard in [&mut first, &mut second, &mut third] {
+        let extra = dashboard.next_payload(Duration::from_millis(300)).await;
+        assert!(extra.is_err(), "an event twice: {extra:?}");
+    }
+
+    let metrics = reqwest::get(format!("http://{}/metrics", stack.gateway.addr()))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "gateway_subscription_upstreams_active 1"),
+        "one upstream subscription for the three dashboards:\n{metrics}"
+    );
 }

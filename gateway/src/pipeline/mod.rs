@@ -28,6 +28,7 @@ use crate::in_flight::InFlight;
 use crate::metrics::Metrics;
 use crate::response::{GraphQLError, Response};
 use crate::subgraph_client::{SubgraphClient, SubgraphResponse};
+use crate::subscriptions::shared::{SharingSettings, SubscriptionGroups};
 use crate::supergraph::Supergraph;
 use document_cache::DocumentCache;
 use execute::ExecutionContext;
@@ -54,6 +55,9 @@ pub struct Limits {
     /// Operations one WebSocket may run at once: each subscription holds an upstream socket
     /// to a subgraph, so one client must not open hundreds.
     pub max_operations_per_socket: usize,
+    /// How long one WebSocket message may take to write before the client counts as stalled
+    /// and its connection is closed.
+    pub websocket_send_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +101,8 @@ pub struct Pipeline {
     client: SubgraphClient,
     /// Identical client queries in flight at the same moment, executed once; `None` when off.
     client_requests: Option<InFlight<ClientRequestKey, SharedResponse>>,
+    /// Identical subscriptions sharing one upstream subscription; `None` when off.
+    subscription_groups: Option<Arc<SubscriptionGroups>>,
     plans: PlanCache,
     documents: DocumentCache,
     limits: Limits,
@@ -125,6 +131,7 @@ impl Pipeline {
             documents: DocumentCache::new(plan_cache_size),
             limits,
             client_requests: None,
+            subscription_groups: None,
             propagation: HeaderPropagation::default(),
             tokens: BearerTokens::default(),
         }
@@ -168,6 +175,17 @@ impl Pipeline {
 
     pub fn shared_client_requests(&self) -> Option<&InFlight<ClientRequestKey, SharedResponse>> {
         self.client_requests.as_ref()
+    }
+
+    /// Lets identical subscriptions share one upstream subscription and one execution per
+    /// event (see [`SubscriptionGroups`]).
+    pub fn share_identical_subscriptions(mut self, settings: SharingSettings) -> Self {
+        self.subscription_groups = Some(SubscriptionGroups::new(settings));
+        self
+    }
+
+    pub fn subscription_groups(&self) -> Option<&Arc<SubscriptionGroups>> {
+        self.subscription_groups.as_ref()
     }
 
     pub fn client(&self) -> &SubgraphClient {

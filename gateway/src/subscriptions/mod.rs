@@ -8,7 +8,12 @@
 //! the plan (entity fetches to other subgraphs) runs per event and the client receives fully
 //! shaped responses. The client's forwarded headers (credentials and the configured ones) go
 //! with the upstream subscription and with every entity fetch.
+//!
+//! Identical subscriptions (same operation, variables and forwarded headers) share one
+//! upstream subscription and one execution per event (`shared`); a subscription that cannot
+//! be shared, or every subscription when sharing is off, runs alone.
 
+pub mod shared;
 pub mod sse;
 pub mod upstream;
 pub mod ws;
@@ -22,15 +27,32 @@ use reqwest::header::HeaderValue;
 use serde_json::{Map, Value};
 
 use crate::forwarded_headers::ForwardedHeaders;
-use crate::metrics::ActiveSubscription;
+use crate::metrics::{ActiveSubscription, ActiveUpstream};
 use crate::pipeline::execute::root_error;
 use crate::pipeline::{GraphQLRequest, Outcome, Pipeline, Prepared, Transport};
 use crate::response::{GraphQLError, Response};
 use upstream::{UpstreamEvent, UpstreamSubscription};
 
-/// The responses of one operation: one for queries and mutations, one per event for
+/// What a streaming operation hands its transport next.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// One result, already serialised: subscribers of a shared subscription all get the very
+    /// same text, so it is written once per event rather than once per subscriber.
+    Result(Arc<str>),
+    /// The subscriber fell further behind the live events than its buffer allows and is cut
+    /// off; it resubscribes with the cursor of the last event it received.
+    FellBehind,
+}
+
+impl Delivery {
+    pub fn of(response: &Response) -> Self {
+        Delivery::Result(response.to_json_string().into())
+    }
+}
+
+/// The deliveries of one operation: one for queries and mutations, one per event for
 /// subscriptions. The stream ending means `complete`.
-pub type ResponseStream = BoxStream<'static, Response>;
+pub type ResponseStream = BoxStream<'static, Delivery>;
 
 /// Starts an operation on a streaming transport. `Err` carries request errors (validation,
 /// or the subgraph refusing the subscription): the transport reports them as a failed
@@ -48,75 +70,129 @@ pub async fn execute_stream(
     };
     if prepared.operation_type() != OperationType::Subscription {
         let response = pipeline.execute(&prepared, &forwarded, None).await;
-        return Ok(stream::once(async move { response }).boxed());
+        return Ok(stream::once(async move { Delivery::of(&response) }).boxed());
     }
-
-    let Some(root) = prepared.plan.fetches.first() else {
-        return Err(vec![
-            GraphQLError::new("The subscription selects no subgraph field.")
-                .with_code("BAD_REQUEST"),
-        ]);
-    };
-    let subgraph = root.subgraph;
-    let client = pipeline.client();
-    let service = client.name(subgraph).to_string();
-    let failed = |message: String| {
-        vec![
-            GraphQLError::new(format!(
-                "Cannot subscribe to subgraph '{service}': {message}"
-            ))
-            .with_code("SUBSCRIPTION_UPSTREAM_FAILED")
-            .with_extension("service", Value::String(service.clone())),
-        ]
-    };
-    let Some(url) = client.websocket_url(subgraph) else {
-        return Err(failed(upstream::UpstreamError::NoUrl.to_string()));
-    };
-    let mut variables = Map::new();
-    for name in &root.variables {
-        if let Some(value) = prepared.variables.get(name.as_str()) {
-            variables.insert(name.to_string(), value.clone());
-        }
-    }
-    let timeout = client.timeout(subgraph).unwrap_or_default();
-    let upstream =
-        UpstreamSubscription::start(url, &forwarded, &root.operation, variables, timeout)
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-
     let active = pipeline.metrics().subscription_opened();
-    let state = EventLoop {
-        _active: active,
-        pipeline,
-        prepared,
-        forwarded,
-        upstream,
-        service,
-        done: false,
-    };
-    Ok(stream::unfold(state, EventLoop::next).boxed())
+    if let Some(groups) = pipeline.subscription_groups().cloned() {
+        return groups
+            .subscribe(pipeline, prepared, forwarded, active)
+            .await;
+    }
+    subscribe_alone(pipeline, prepared, forwarded, active).await
 }
 
-/// State of a running subscription between two events.
-struct EventLoop {
-    /// Counts the subscription as active for exactly as long as it runs: the state is dropped
-    /// when the stream ends or the client goes away.
-    _active: ActiveSubscription,
+/// A subscription with an upstream subscription of its own.
+async fn subscribe_alone(
     pipeline: Arc<Pipeline>,
     prepared: Prepared,
     forwarded: ForwardedHeaders,
-    upstream: UpstreamSubscription,
+    active: ActiveSubscription,
+) -> Result<ResponseStream, Vec<GraphQLError>> {
+    let upstream = OpenUpstream::start(&pipeline, &prepared, &forwarded).await?;
+    let events = EventLoop::new(pipeline, prepared, forwarded, upstream);
+    Ok(
+        stream::unfold((events, active), |(mut events, active)| async move {
+            let response = events.next().await?;
+            Some((Delivery::of(&response), (events, active)))
+        })
+        .boxed(),
+    )
+}
+
+/// An upstream subscription to the subgraph that owns the operation's root field, counted
+/// in the metrics while it is open.
+pub(crate) struct OpenUpstream {
+    subscription: UpstreamSubscription,
     service: String,
+    _open: ActiveUpstream,
+}
+
+impl OpenUpstream {
+    /// Subscribes to the plan's root fetch with the request's variables and credentials.
+    pub(crate) async fn start(
+        pipeline: &Pipeline,
+        prepared: &Prepared,
+        forwarded: &ForwardedHeaders,
+    ) -> Result<Self, Vec<GraphQLError>> {
+        let Some(root) = prepared.plan.fetches.first() else {
+            return Err(vec![
+                GraphQLError::new("The subscription selects no subgraph field.")
+                    .with_code("BAD_REQUEST"),
+            ]);
+        };
+        let subgraph = root.subgraph;
+        let client = pipeline.client();
+        let service = client.name(subgraph).to_string();
+        let failed = |message: String| {
+            vec![
+                GraphQLError::new(format!(
+                    "Cannot subscribe to subgraph '{service}': {message}"
+                ))
+                .with_code("SUBSCRIPTION_UPSTREAM_FAILED")
+                .with_extension("service", Value::String(service.clone())),
+            ]
+        };
+        let Some(url) = client.websocket_url(subgraph) else {
+            return Err(failed(upstream::UpstreamError::NoUrl.to_string()));
+        };
+        let mut variables = Map::new();
+        for name in &root.variables {
+            if let Some(value) = prepared.variables.get(name.as_str()) {
+                variables.insert(name.to_string(), value.clone());
+            }
+        }
+        let timeout = client.timeout(subgraph).unwrap_or_default();
+        let subscription =
+            UpstreamSubscription::start(url, forwarded, &root.operation, variables, timeout)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+        Ok(OpenUpstream {
+            subscription,
+            _open: pipeline.metrics().upstream_opened(),
+            service,
+        })
+    }
+}
+
+/// Runs a subscription's events through the rest of its plan, one at a time.
+pub(crate) struct EventLoop {
+    pipeline: Arc<Pipeline>,
+    prepared: Prepared,
+    forwarded: ForwardedHeaders,
+    upstream: OpenUpstream,
     /// A final error was sent; the stream ends next.
     done: bool,
 }
 
 impl EventLoop {
-    async fn next(mut self) -> Option<(Response, Self)> {
+    pub(crate) fn new(
+        pipeline: Arc<Pipeline>,
+        prepared: Prepared,
+        forwarded: ForwardedHeaders,
+        upstream: OpenUpstream,
+    ) -> Self {
+        EventLoop {
+            pipeline,
+            prepared,
+            forwarded,
+            upstream,
+            done: false,
+        }
+    }
+
+    /// A final error was returned: nothing follows.
+    pub(crate) fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The next shaped result: an event enriched by the plan's other fetches, or a final
+    /// error; `None` once the subscription is over.
+    pub(crate) async fn next(&mut self) -> Option<Response> {
         if self.done {
             return None;
         }
-        let response = match self.upstream.next().await {
+        let service = &self.upstream.service;
+        let response = match self.upstream.subscription.next().await {
             UpstreamEvent::Next(event) => {
                 self.pipeline
                     .execute(&self.prepared, &self.forwarded, Some(event))
@@ -126,27 +202,23 @@ impl EventLoop {
             UpstreamEvent::Error(errors) => {
                 self.done = true;
                 Response::request_error(
-                    errors
-                        .into_iter()
-                        .map(|e| root_error(e, &self.service))
-                        .collect(),
+                    errors.into_iter().map(|e| root_error(e, service)).collect(),
                 )
             }
             UpstreamEvent::Dropped(reason) => {
                 self.done = true;
-                tracing::warn!(service = %self.service, %reason, "upstream subscription dropped");
+                tracing::warn!(%service, %reason, "upstream subscription dropped");
                 Response::request_error(vec![
                     GraphQLError::new(format!(
-                        "The subscription to subgraph '{}' ended unexpectedly ({reason}); \
-                         subscribe again to continue.",
-                        self.service
+                        "The subscription to subgraph '{service}' ended unexpectedly ({reason}); \
+                         subscribe again to continue."
                     ))
                     .with_code("SUBSCRIPTION_UPSTREAM_CLOSED")
-                    .with_extension("service", Value::String(self.service.clone())),
+                    .with_extension("service", Value::String(service.clone())),
                 ])
             }
         };
-        Some((response, self))
+        Some(response)
     }
 }
 

@@ -12,10 +12,10 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use reqwest::header::HeaderValue;
 
-use super::execute_stream;
+use super::{Delivery, execute_stream};
 use crate::forwarded_headers::ForwardedHeaders;
 use crate::pipeline::{GraphQLRequest, Pipeline, Transport};
-use crate::response::Response;
+use crate::response::{GraphQLError, Response};
 
 /// Whether the client asked for an event stream.
 pub fn wants_event_stream(accept: Option<&HeaderValue>) -> bool {
@@ -40,14 +40,37 @@ pub async fn respond(
 ) -> HttpResponse {
     // Request errors travel in the stream too (`next` with errors, then `complete`), as
     // graphql-sse does: an EventSource-style client cannot read an error response body.
-    let responses = match execute_stream(pipeline, request, transport, forwarded).await {
-        Ok(responses) => responses,
-        Err(errors) => stream::once(async move { Response::request_error(errors) }).boxed(),
+    let deliveries = match execute_stream(pipeline, request, transport, forwarded).await {
+        Ok(deliveries) => deliveries,
+        Err(errors) => {
+            stream::once(async move { Delivery::of(&Response::request_error(errors)) }).boxed()
+        }
     };
-    let events = responses
-        .map(|response| {
-            let data = response.to_json_string();
-            Ok::<_, Infallible>(Event::default().event("next").data(data))
+    // A subscriber that fell behind gets an error it can act on (resubscribe from its last
+    // cursor), then the stream ends.
+    let events = deliveries
+        .scan(false, |cut_off, delivery| {
+            if *cut_off {
+                return std::future::ready(None);
+            }
+            let result = match delivery {
+                Delivery::Result(result) => result,
+                Delivery::FellBehind => {
+                    *cut_off = true;
+                    Arc::from(
+                        Response::request_error(vec![
+                            GraphQLError::new(
+                                "Fell behind the live events; resubscribe from the last cursor.",
+                            )
+                            .with_code("SUBSCRIPTION_FELL_BEHIND"),
+                        ])
+                        .to_json_string(),
+                    )
+                }
+            };
+            std::future::ready(Some(Ok::<_, Infallible>(
+                Event::default().event("next").data(&*result),
+            )))
         })
         .chain(stream::once(async {
             Ok(Event::default().event("complete").data(""))

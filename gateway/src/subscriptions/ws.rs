@@ -4,7 +4,10 @@
 //! One task reads client messages and writes every outgoing message; each operation runs in a
 //! task of its own and sends through a bounded channel, so a slow client slows its own
 //! operations instead of buffering without limit, and `complete`/`stop` aborts exactly one
-//! operation.
+//! operation. A client that falls too far behind a shared subscription is closed with 1013
+//! (Try Again Later): graphql-ws clients retry on it and resubscribe from their last cursor.
+//! One that stops reading altogether is dropped when a write has waited longer than the send
+//! timeout.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,10 +22,10 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use super::execute_stream;
+use super::{Delivery, execute_stream};
 use crate::forwarded_headers::ForwardedHeaders;
 use crate::pipeline::{GraphQLRequest, Pipeline, Transport};
-use crate::response::{GraphQLError, Response};
+use crate::response::GraphQLError;
 
 const TRANSPORT_WS: &str = "graphql-transport-ws";
 const LEGACY_WS: &str = "graphql-ws";
@@ -90,20 +93,19 @@ fn encode<P: Serialize>(kind: &str, id: Option<&str>, payload: Option<P>) -> Mes
     Message::text(text)
 }
 
-/// A `next`/`data` message: built by hand around the response's own JSON, whose `data` is
-/// already JSON text.
-fn encode_response(kind: &str, id: &str, response: &Response) -> Message {
-    let mut text =
-        Vec::with_capacity(64 + response.data.as_ref().map_or(0, |d| d.as_bytes().len()));
-    text.extend_from_slice(b"{\"type\":");
-    // Strings serialise into memory without fail; the id is the client's own string.
-    let _ = serde_json::to_writer(&mut text, kind);
-    text.extend_from_slice(b",\"id\":");
-    let _ = serde_json::to_writer(&mut text, id);
-    text.extend_from_slice(b",\"payload\":");
-    response.write_json(&mut text);
-    text.push(b'}');
-    Message::text(String::from_utf8(text).unwrap_or_else(|_| String::from(r#"{"type":"error"}"#)))
+/// A `next`/`data` message: built by hand around the result's JSON text, which subscribers
+/// of a shared subscription all share.
+fn encode_result(kind: &str, id: &str, result: &str) -> Message {
+    let mut text = String::with_capacity(40 + id.len() + result.len());
+    text.push_str("{\"type\":\"");
+    text.push_str(kind);
+    text.push_str("\",\"id\":");
+    // The id is the client's own string; a string always serialises.
+    text.push_str(&serde_json::to_string(id).unwrap_or_else(|_| String::from("null")));
+    text.push_str(",\"payload\":");
+    text.push_str(result);
+    text.push('}');
+    Message::text(text)
 }
 
 fn close(code: u16, reason: &str) -> Message {
@@ -119,6 +121,8 @@ enum Outgoing {
     /// The operation is over; its id may be used again. The generation tells a late notice of
     /// an aborted operation from the end of a newer one with the same id.
     Finished(String, u64),
+    /// The client fell behind a subscription: close the connection, after what is queued.
+    FellBehind,
 }
 
 struct Connection {
@@ -164,6 +168,10 @@ impl Connection {
                         }
                         Next::Continue
                     }
+                    Outgoing::FellBehind => Next::Close(close(
+                        1013,
+                        "Fell behind the live events; resubscribe from the last cursor",
+                    )),
                 },
                 () = &mut init_deadline, if !self.initialised
                     && self.protocol == Protocol::TransportWs => {
@@ -173,15 +181,24 @@ impl Connection {
                     Next::Reply(encode::<()>("ka", None, None))
                 }
             };
+            // A client that reads nothing lets writes wait for ever: past the send timeout it
+            // counts as gone, and dropping the connection frees what its operations hold.
+            let send_timeout = self.pipeline.limits().websocket_send_timeout;
             match next {
                 Next::Continue => {}
                 Next::Reply(message) => {
-                    if sink.send(message).await.is_err() {
-                        break;
+                    match tokio::time::timeout(send_timeout, sink.send(message)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break,
+                        Err(_) => {
+                            tracing::debug!("WebSocket client stopped reading; closing");
+                            self.pipeline.metrics().subscriber_cut_off();
+                            break;
+                        }
                     }
                 }
                 Next::Close(message) => {
-                    let _ = sink.send(message).await;
+                    let _ = tokio::time::timeout(send_timeout, sink.send(message)).await;
                     break;
                 }
             }
@@ -311,9 +328,9 @@ async fn run_operation(
         Protocol::Legacy => ("data", "complete"),
     };
     let send = |message: Message| outgoing.send(Outgoing::Message(message));
-    let mut responses = match execute_stream(pipeline, request, Transport::Stream, forwarded).await
+    let mut deliveries = match execute_stream(pipeline, request, Transport::Stream, forwarded).await
     {
-        Ok(responses) => responses,
+        Ok(deliveries) => deliveries,
         Err(errors) => {
             // The operation failed before producing results: `error` ends it (graphql-
             // transport-ws sends no `complete` after `error`).
@@ -324,9 +341,17 @@ async fn run_operation(
             return;
         }
     };
-    while let Some(response) = responses.next().await {
-        if send(encode_response(next, id, &response)).await.is_err() {
-            return;
+    while let Some(delivery) = deliveries.next().await {
+        match delivery {
+            Delivery::Result(result) => {
+                if send(encode_result(next, id, &result)).await.is_err() {
+                    return;
+                }
+            }
+            Delivery::FellBehind => {
+                let _ = outgoing.send(Outgoing::FellBehind).await;
+                return;
+            }
         }
     }
     let _ = send(encode::<()>(complete, Some(id), None)).await;

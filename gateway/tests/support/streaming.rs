@@ -25,10 +25,19 @@ pub struct Sponsor {
 }
 
 #[derive(SimpleObject, Clone)]
+#[graphql(complex)]
 pub struct Purchase {
     pub id: ID,
     pub seq: i32,
     pub sponsor: Sponsor,
+}
+
+#[async_graphql::ComplexObject]
+impl Purchase {
+    /// Filler of the requested size: large events fill a slow client's buffers quickly.
+    async fn padding(&self, bytes: usize) -> String {
+        "x".repeat(bytes.min(1 << 20))
+    }
 }
 
 pub fn purchase(seq: i32, sponsor: &str) -> Purchase {
@@ -237,7 +246,7 @@ pub struct Streaming {
 }
 
 pub async fn start_subgraphs() -> Streaming {
-    let (live, _) = broadcast::channel(64);
+    let (live, _) = broadcast::channel(256);
     let (kill, _) = broadcast::channel(4);
     let tickets = Tickets {
         log: Arc::default(),
