@@ -23,6 +23,18 @@ fn name_millis(input: &str) -> Result<(String, Duration), String> {
     Ok((name, Duration::from_millis(millis)))
 }
 
+/// `Type.field=N`: the expected size of one list field, for cost analysis.
+fn list_size(input: &str) -> Result<((String, String), u64), String> {
+    let (field, size) = name_value(input)?;
+    let expected = || format!("expected Type.field=SIZE, got '{input}'");
+    let (parent, name) = field.split_once('.').ok_or_else(expected)?;
+    if parent.is_empty() || name.is_empty() {
+        return Err(expected());
+    }
+    let size = size.parse().map_err(|_| expected())?;
+    Ok(((parent.to_string(), name.to_string()), size))
+}
+
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "gateway", about = "Apollo Federation v2 gateway")]
 pub struct Config {
@@ -125,6 +137,20 @@ pub struct Config {
     /// Deepest field nesting accepted in an operation.
     #[arg(long, env = "GATEWAY_MAX_DEPTH", default_value_t = 32)]
     pub max_depth: usize,
+
+    /// Highest estimated cost accepted for an operation: each object, interface or union a
+    /// field returns counts 1 (a mutation field 10), multiplied along lists by their expected
+    /// size. Above it: `COST_LIMIT_EXCEEDED`, before any subgraph is asked.
+    #[arg(long, env = "GATEWAY_MAX_COST", default_value_t = 50_000)]
+    pub max_cost: u64,
+
+    /// Expected size of a list field without `first`/`last` or a `--list-size`.
+    #[arg(long, env = "GATEWAY_DEFAULT_LIST_SIZE", default_value_t = 10)]
+    pub default_list_size: u64,
+
+    /// Expected size of one list field, `Type.field=N` (repeatable).
+    #[arg(long = "list-size", env = "GATEWAY_LIST_SIZES", value_delimiter = ',', value_parser = list_size)]
+    pub list_sizes: Vec<((String, String), u64)>,
 
     /// Most aliases accepted in an operation.
     #[arg(long, env = "GATEWAY_MAX_ALIASES", default_value_t = 64)]

@@ -30,6 +30,7 @@ use authentication::BearerTokens;
 pub use config::Config;
 pub use error::GatewayError;
 use forwarded_headers::HeaderPropagation;
+use pipeline::cost::CostLimits;
 use pipeline::{Limits, Pipeline};
 use subgraph_client::SubgraphClient;
 use subscriptions::shared::SharingSettings;
@@ -82,6 +83,12 @@ pub fn build_pipeline(config: &Config, supergraph: Supergraph) -> Result<Pipelin
         introspection: config.introspection,
         max_operations_per_socket: config.max_operations_per_socket.max(1),
         websocket_send_timeout: Duration::from_secs(config.websocket_send_timeout_secs.max(1)),
+        max_websocket_message_bytes: config.max_body_bytes.max(1024),
+        cost: CostLimits {
+            max_cost: config.max_cost,
+            default_list_size: config.default_list_size,
+            list_sizes: config.list_sizes.iter().cloned().collect(),
+        },
     };
     let propagation = HeaderPropagation::new(&config.propagate_headers)?;
     let tokens = match config.jwt_secret.as_deref().filter(|s| !s.is_empty()) {

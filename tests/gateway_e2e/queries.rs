@@ -79,3 +79,42 @@ async fn a_purchase_with_its_sponsor_in_one_request() {
         json!([{ "id": purchase, "ticketCount": 3, "sponsor": { "name": "Acme" } }])
     );
 }
+
+/// A few nested lists ask for objects by the power of their depth: the gateway estimates the
+/// cost before planning and refuses, with the estimate, and no subgraph is asked; the same
+/// question at a sane depth is answered.
+#[tokio::test]
+async fn an_operation_over_the_cost_limit_is_refused_before_planning() {
+    let stack = Stack::start().await;
+    // tickets { purchase { tickets { ... six lists deep ... { id } } } }
+    let walk = "tickets { purchase { ".repeat(5) + "tickets { id }" + &" } }".repeat(5);
+    let nested = format!("query($id: ID!) {{ ticketPurchase(id: $id) {{ {walk} }} }}");
+    let body = stack
+        .gql(Some(&admin()), &nested, json!({ "id": "nope" }))
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "COST_LIMIT_EXCEEDED",
+        "{body:#}"
+    );
+    let estimated = body["errors"][0]["extensions"]["cost"]["estimated"]
+        .as_u64()
+        .expect("the estimate");
+    assert!(estimated > 50_000, "{body:#}");
+    assert_eq!(body["errors"][0]["extensions"]["cost"]["limit"], 50_000);
+    assert!(body.get("data").is_none(), "nothing executed: {body:#}");
+
+    // Two levels of the same walk cost a few hundred: planned and sent to ticketing, which
+    // answers for itself (the id is not one of its ids).
+    let body = stack
+        .gql(
+            Some(&admin()),
+            "query($id: ID!) { ticketPurchase(id: $id) { tickets { purchase { tickets { id } } } } }",
+            json!({ "id": "nope" }),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["service"], "ticketing",
+        "{body:#}"
+    );
+    assert_eq!(body["data"]["ticketPurchase"], serde_json::Value::Null);
+}

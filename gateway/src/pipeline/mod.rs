@@ -2,6 +2,7 @@
 //! parse + validate (`validate`) → normalise (`normalize`) → plan (`plan`, cached in
 //! `plan_cache`) → execute (`execute`) → shape (`shape`).
 
+pub mod cost;
 pub mod document_cache;
 pub mod execute;
 pub mod json;
@@ -58,6 +59,9 @@ pub struct Limits {
     /// How long one WebSocket message may take to write before the client counts as stalled
     /// and its connection is closed.
     pub websocket_send_timeout: std::time::Duration,
+    /// Largest message a WebSocket client may send (the body size limit).
+    pub max_websocket_message_bytes: usize,
+    pub cost: cost::CostLimits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,6 +309,9 @@ impl Pipeline {
             Err(error) => return Err(rejected(error.to_string(), "OPERATION_TOO_LARGE")),
         };
         if let Err(error) = validate::check_limits(&normalized, &self.limits) {
+            return Err(Outcome::Rejected(Response::request_error(vec![error])));
+        }
+        if let Err(error) = cost::check(&sg.api, &normalized, &variables, &self.limits.cost) {
             return Err(Outcome::Rejected(Response::request_error(vec![error])));
         }
 

@@ -23,6 +23,15 @@
 //! operation that passes the cursor as a literal, uses the cursor variable anywhere else, or
 //! resumes from a cursor without selecting the cursor field, is not shared: it runs alone.
 //!
+//! **Distinct credentials.** Viewers with different tokens form different groups, one
+//! upstream subscription and one enrichment fetch per event each, and these are not merged
+//! further on purpose: `graphql-transport-ws` binds credentials to the connection
+//! (`connection_init` and the upgrade request), so operations under different tokens cannot
+//! share a socket, and a subgraph fetch carries one `Authorization` header, so enrichment for
+//! two tokens cannot travel in one request without the gateway deciding what each token may
+//! see, which is the subgraphs' job. The cost therefore grows with the number of distinct
+//! tokens watching, not with the number of viewers.
+//!
 //! **Backpressure.** The broadcast channel keeps the last `buffer` events for everyone; a
 //! subscriber that falls further behind than that (its client reads too slowly) is cut off
 //! with [`Delivery::FellBehind`] instead of holding memory or the others back. The transport

@@ -34,6 +34,8 @@ const LEGACY_WS: &str = "graphql-ws";
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Legacy protocol keep-alive (`ka`), which its clients use to detect dead connections.
 const LEGACY_KEEP_ALIVE: Duration = Duration::from_secs(12);
+/// Bytes read from a client socket at a time.
+const READ_BUFFER: usize = 4096;
 /// Outgoing messages buffered per connection before operations wait for the client.
 const OUTGOING_BUFFER: usize = 64;
 
@@ -46,7 +48,15 @@ enum Protocol {
 pub fn upgrade(pipeline: Arc<Pipeline>, ws: WebSocketUpgrade, headers: &HeaderMap) -> HttpResponse {
     // Until `connection_init` says otherwise, the upgrade request's headers are forwarded.
     let upgrade_headers = pipeline.forwarded_headers(headers);
-    let ws = ws.protocols([TRANSPORT_WS, LEGACY_WS]);
+    // Client messages are small; tungstenite's default 128 KiB read buffer is zeroed before
+    // every read, which with thousands of viewers was a third of the gateway's CPU and most
+    // of its memory. Messages are bounded like request bodies.
+    let max_message = pipeline.limits().max_websocket_message_bytes;
+    let ws = ws
+        .read_buffer_size(READ_BUFFER)
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
+        .protocols([TRANSPORT_WS, LEGACY_WS]);
     // A client naming no subprotocol gets the current one.
     let protocol = match ws.selected_protocol().and_then(|p| p.to_str().ok()) {
         Some(LEGACY_WS) => Protocol::Legacy,
