@@ -105,6 +105,27 @@ pub struct Config {
     #[arg(long, env = "CRM_MAX_BATCH", default_value_t = 10)]
     pub max_batch: usize,
 
+    /// Mutations one client (a token's subject, or an anonymous caller's address) may send
+    /// per minute, sustained, on this instance; more is refused with 429 and `Retry-After`.
+    /// 0 turns the limit off.
+    #[arg(long, env = "CRM_MUTATION_RATE_PER_MINUTE", default_value_t = platform::rate_limit::RateLimits::default().mutations_per_minute)]
+    pub mutation_rate_per_minute: u32,
+
+    /// Mutations one client may send at once before the per-minute rate applies.
+    #[arg(long, env = "CRM_MUTATION_BURST", default_value_t = platform::rate_limit::RateLimits::default().mutation_burst)]
+    pub mutation_burst: u32,
+
+    /// A proxy (address or CIDR range, repeatable) whose `X-Forwarded-For` or `Forwarded`
+    /// header names the client: a load balancer, the gateway. Without one, the peer's
+    /// address is the client's.
+    #[arg(
+        long = "trusted-proxy",
+        env = "CRM_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = platform::client_address::ProxyRange::parse
+    )]
+    pub trusted_proxies: Vec<platform::client_address::ProxyRange>,
+
     /// Log lines as `text` or `json` (one object per line).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -157,6 +178,13 @@ impl Config {
                 max_body_bytes: self.max_body_bytes,
                 max_batch: self.max_batch.max(1),
             },
+            rate_limits: platform::rate_limit::RateLimits {
+                mutations_per_minute: self.mutation_rate_per_minute,
+                mutation_burst: self.mutation_burst,
+            },
+            trusted_proxies: platform::client_address::TrustedProxies::new(
+                self.trusted_proxies.iter().copied(),
+            ),
             ..Settings::default()
         }
     }

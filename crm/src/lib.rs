@@ -63,6 +63,11 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// What one HTTP request may bring: body size, operations per batch.
     pub request_limits: platform::graphql::RequestLimits,
+    /// How many mutations one client (token subject, or address) may send, per instance.
+    pub rate_limits: platform::rate_limit::RateLimits,
+    /// Proxies (load balancers, the gateway) whose `X-Forwarded-For`/`Forwarded` header
+    /// names the client's address; none by default.
+    pub trusted_proxies: platform::client_address::TrustedProxies,
 }
 
 impl Default for Settings {
@@ -82,6 +87,8 @@ impl Default for Settings {
             ticketing_events_consumer_ttl: None,
             shutdown_grace: platform::server::DEFAULT_SHUTDOWN_GRACE,
             request_limits: platform::graphql::RequestLimits::default(),
+            rate_limits: platform::rate_limit::RateLimits::default(),
+            trusted_proxies: platform::client_address::TrustedProxies::none(),
         }
     }
 }
@@ -182,7 +189,9 @@ impl Crm {
             store,
             service: GraphQLService::new("crm", schema, keys, background)
                 .with_shutdown_grace(settings.shutdown_grace)
-                .with_request_limits(settings.request_limits),
+                .with_request_limits(settings.request_limits)
+                .with_rate_limits(settings.rate_limits)
+                .with_trusted_proxies(settings.trusted_proxies),
         })
     }
 

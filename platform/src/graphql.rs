@@ -23,10 +23,12 @@ use chrono::NaiveDate;
 use futures_util::{Stream, StreamExt};
 
 use crate::auth::{AuthError, JwtKeys, Principal};
+use crate::client_address::{ClientAddress, TrustedProxies};
 use crate::cursor::Cursor;
 use crate::event_log::{EventKind, EventStorage, LoggedEvent};
 use crate::feed::EventFeed;
 use crate::page::Page;
+use crate::rate_limit::{MutationLimiter, RateKey, Refusal};
 
 /// A GraphQL error with a machine-readable `extensions.code`.
 pub fn coded_error(code: &str, message: impl Into<String>) -> async_graphql::Error {
@@ -61,22 +63,41 @@ impl Default for RequestLimits {
     }
 }
 
+/// How requests are told apart by client: the address behind trusted proxies, and the
+/// mutation rate limit per client.
+#[derive(Debug, Clone, Default)]
+pub struct ClientLimits {
+    /// `None`: mutations are not rate limited.
+    pub mutations: Option<Arc<MutationLimiter>>,
+    pub trusted_proxies: TrustedProxies,
+}
+
 #[derive(Clone)]
 struct Endpoint<E> {
     service: &'static str,
     executor: E,
     keys: Arc<JwtKeys>,
     limits: RequestLimits,
+    clients: ClientLimits,
+}
+
+/// The peer of the connection, when the server was started with connection info.
+type Peer = Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>;
+
+fn peer_address(peer: &Peer) -> Option<std::net::SocketAddr> {
+    peer.as_ref().map(|axum::Extension(info)| info.0)
 }
 
 /// `/graphql`: POST and GET queries, GraphiQL for a browser, and WebSocket subscriptions
 /// (`graphql-transport-ws` and the legacy `graphql-ws`) on the same path.
-/// `service` labels the error metrics.
+/// `service` labels the error metrics. Each request's [`Principal`] and, when the server
+/// was started with connection info, its [`ClientAddress`] go into the request data.
 pub fn graphql_router<E>(
     service: &'static str,
     executor: E,
     keys: Arc<JwtKeys>,
     limits: RequestLimits,
+    clients: ClientLimits,
 ) -> Router
 where
     E: Executor + Clone,
@@ -93,6 +114,7 @@ where
             executor,
             keys,
             limits,
+            clients,
         })
 }
 
@@ -107,6 +129,31 @@ fn refused(status: StatusCode, code: &str, message: impl Into<String>) -> Respon
             .into_response();
     *response.status_mut() = status;
     response
+}
+
+/// 429 with `Retry-After` (when waiting helps) and `extensions.code` `RATE_LIMITED`.
+fn rate_limited(service: &'static str, refusal: &Refusal) -> Response {
+    crate::telemetry::rate_limited(service);
+    let mut response = refused(
+        StatusCode::TOO_MANY_REQUESTS,
+        "RATE_LIMITED",
+        refusal.message(),
+    );
+    if let Some(secs) = refusal.retry_after_secs() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+/// How many of the operations are mutations. The documents are parsed here, once: the
+/// executor uses the parsed document (`Request::parsed_query`), so counting costs no second
+/// parse. A document that does not parse counts as no mutation; execution reports why.
+fn count_mutations<'a>(requests: impl Iterator<Item = &'a mut async_graphql::Request>) -> u32 {
+    requests
+        .map(|request| u32::from(is_mutation(request)))
+        .sum()
 }
 
 /// POST bodies must say they are JSON. A browser sends `text/plain`, form and multipart
@@ -158,6 +205,7 @@ fn unauthenticated(error: &AuthError) -> Response {
 
 async fn post_graphql<E: Executor>(
     State(endpoint): State<Endpoint<E>>,
+    peer: Peer,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -186,7 +234,7 @@ async fn post_graphql<E: Executor>(
         Ok(p) => p,
         Err(e) => return unauthenticated(&e),
     };
-    let request: async_graphql::BatchRequest = match serde_json::from_slice(&body) {
+    let mut request: async_graphql::BatchRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(e) => {
             return refused(
@@ -209,7 +257,21 @@ async fn post_graphql<E: Executor>(
             ),
         );
     }
-    let request = request.data(principal);
+    let address = endpoint
+        .clients
+        .trusted_proxies
+        .client_address(peer_address(&peer), &headers)
+        .map(ClientAddress::new);
+    if let Some(limiter) = &endpoint.clients.mutations {
+        let mutations = count_mutations(request.iter_mut());
+        if let Err(refusal) = limiter.check(&RateKey::of(&principal, address), mutations) {
+            return rate_limited(endpoint.service, &refusal);
+        }
+    }
+    let mut request = request.data(principal);
+    if let Some(address) = address {
+        request = request.data(address);
+    }
     let response = endpoint.executor.execute_batch(request).await;
     count_errors(endpoint.service, &response);
     GraphQLResponse(response).into_response()
@@ -231,11 +293,17 @@ fn wants_html(headers: &HeaderMap) -> bool {
 
 async fn get_graphql<E: Executor>(
     State(endpoint): State<Endpoint<E>>,
+    peer: Peer,
     request: Request,
 ) -> Response {
     let (mut parts, _) = request.into_parts();
+    let address = endpoint
+        .clients
+        .trusted_proxies
+        .client_address(peer_address(&peer), &parts.headers)
+        .map(ClientAddress::new);
     if is_websocket_upgrade(&parts.headers) {
-        return upgrade_websocket(endpoint, &mut parts).await;
+        return upgrade_websocket(endpoint, &mut parts, address).await;
     }
     let query = parts.uri.query().unwrap_or_default();
     if query.is_empty() && wants_html(&parts.headers) {
@@ -254,7 +322,7 @@ async fn get_graphql<E: Executor>(
         Ok(p) => p,
         Err(e) => return unauthenticated(&e),
     };
-    let request = match async_graphql::http::parse_query_string(query) {
+    let mut request = match async_graphql::http::parse_query_string(query) {
         Ok(r) => r,
         Err(e) => {
             return (
@@ -265,7 +333,7 @@ async fn get_graphql<E: Executor>(
         }
     };
     // GraphQL over HTTP: GET must never change state.
-    if is_mutation(&request) {
+    if is_mutation(&mut request) {
         let mut response = (
             StatusCode::METHOD_NOT_ALLOWED,
             "mutations must be sent with POST",
@@ -276,24 +344,27 @@ async fn get_graphql<E: Executor>(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    let response: BatchResponse = endpoint
-        .executor
-        .execute(request.data(principal))
-        .await
-        .into();
+    let mut request = request.data(principal);
+    if let Some(address) = address {
+        request = request.data(address);
+    }
+    let response: BatchResponse = endpoint.executor.execute(request).await.into();
     count_errors(endpoint.service, &response);
     GraphQLResponse(response).into_response()
 }
 
-fn is_mutation(request: &async_graphql::Request) -> bool {
+/// Whether the operation the request runs is a mutation. Parses the document into the
+/// request, where execution finds it.
+fn is_mutation(request: &mut async_graphql::Request) -> bool {
     use async_graphql::parser::types::OperationType;
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+    let wanted = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
         return false;
     };
     document
         .operations
         .iter()
-        .filter(|(name, _)| match (&request.operation_name, name) {
+        .filter(|(name, _)| match (&wanted, name) {
             (Some(wanted), Some(name)) => wanted.as_str() == name.as_str(),
             _ => true,
         })
@@ -303,6 +374,7 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
 async fn upgrade_websocket<E: Executor>(
     endpoint: Endpoint<E>,
     parts: &mut axum::http::request::Parts,
+    address: Option<ClientAddress>,
 ) -> Response {
     let protocol = match GraphQLProtocol::from_request_parts(parts, &()).await {
         Ok(p) => p,
@@ -318,7 +390,16 @@ async fn upgrade_websocket<E: Executor>(
         .keys
         .principal_from_authorization(bearer(&parts.headers));
     let keys = Arc::clone(&endpoint.keys);
-    let executor = endpoint.executor.clone();
+    // Mutations sent over the socket draw from the same bucket as over HTTP: the client is
+    // known once `connection_init` has named it.
+    let client = Arc::new(std::sync::OnceLock::new());
+    let executor = SocketExecutor {
+        inner: endpoint.executor.clone(),
+        service: endpoint.service,
+        limiter: endpoint.clients.mutations.clone(),
+        client: Arc::clone(&client),
+        address,
+    };
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
@@ -329,12 +410,64 @@ async fn upgrade_websocket<E: Executor>(
                         None => header_principal,
                     }
                     .map_err(|e| coded_error("UNAUTHENTICATED", e.to_string()))?;
+                    let _ = client.set(RateKey::of(&principal, address));
                     let mut data = Data::default();
                     data.insert(principal);
+                    if let Some(address) = address {
+                        data.insert(address);
+                    }
                     Ok(data)
                 })
                 .serve()
         })
+}
+
+/// The service's executor as a WebSocket runs it: a mutation over the socket is counted
+/// against the client's bucket like one over HTTP, and refused with `RATE_LIMITED` (and
+/// `extensions.retryAfter` in seconds) as the operation's only result.
+#[derive(Clone)]
+struct SocketExecutor<E> {
+    inner: E,
+    service: &'static str,
+    limiter: Option<Arc<MutationLimiter>>,
+    /// Set by `connection_init`.
+    client: Arc<std::sync::OnceLock<RateKey>>,
+    address: Option<ClientAddress>,
+}
+
+impl<E: Executor> Executor for SocketExecutor<E> {
+    async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
+        self.inner.execute(request).await
+    }
+
+    fn execute_stream(
+        &self,
+        mut request: async_graphql::Request,
+        session_data: Option<Arc<Data>>,
+    ) -> futures_util::stream::BoxStream<'static, async_graphql::Response> {
+        if let Some(limiter) = &self.limiter
+            && is_mutation(&mut request)
+        {
+            let key = self
+                .client
+                .get()
+                .cloned()
+                .unwrap_or_else(|| RateKey::of(&Principal::anonymous(), self.address));
+            if let Err(refusal) = limiter.check(&key, 1) {
+                crate::telemetry::rate_limited(self.service);
+                let mut error = ServerError::new(refusal.message(), None);
+                let mut extensions = ErrorExtensionValues::default();
+                extensions.set("code", "RATE_LIMITED");
+                if let Some(secs) = refusal.retry_after_secs() {
+                    extensions.set("retryAfter", secs);
+                }
+                error.extensions = Some(extensions);
+                let response = async_graphql::Response::from_errors(vec![error]);
+                return futures_util::stream::once(async move { response }).boxed();
+            }
+        }
+        self.inner.execute_stream(request, session_data)
+    }
 }
 
 /// Accepts `{"Authorization": "Bearer …"}` in any letter case, or `{"token": "…"}`.

@@ -1,6 +1,6 @@
 //! Plumbing the Conference Tools services share and that carries no domain knowledge:
 //! bearer-token auth, the event bus (in-process or NATS JetStream), the outbox relay, the
-//! resumable event feed, the GraphQL transport, server start-up with readiness and graceful
+//! resumable event feed, the GraphQL transport with its limits per client, server start-up with readiness and graceful
 //! shutdown, logs and metrics, and opening a database. Each service keeps its own
 //! domain, storage and schema; nothing in here knows what a ticket or a sponsor is.
 
@@ -12,6 +12,8 @@ pub use auth::{AuthError, JwtKeys, Principal};
 // everything.
 #[cfg(feature = "service")]
 pub mod bus;
+#[cfg(feature = "service")]
+pub mod client_address;
 #[cfg(feature = "service")]
 pub mod cursor;
 #[cfg(feature = "service")]
@@ -28,6 +30,8 @@ pub mod jetstream;
 pub mod outbox;
 #[cfg(feature = "service")]
 pub mod page;
+#[cfg(feature = "service")]
+pub mod rate_limit;
 #[cfg(feature = "service")]
 pub mod server;
 #[cfg(feature = "service")]

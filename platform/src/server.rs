@@ -27,8 +27,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::JwtKeys;
+use crate::client_address::TrustedProxies;
 use crate::feed::OpenSubscriptions;
-use crate::graphql::{RequestLimits, graphql_router};
+use crate::graphql::{ClientLimits, RequestLimits, graphql_router};
+use crate::rate_limit::{MutationLimiter, RateLimits};
 use crate::telemetry;
 
 /// One dependency `/ready` checks: the database, the bus.
@@ -201,6 +203,7 @@ pub struct GraphQLService<E> {
     background: Background,
     shutdown_grace: Duration,
     request_limits: RequestLimits,
+    clients: ClientLimits,
 }
 
 impl<E: Executor + Clone> GraphQLService<E> {
@@ -218,12 +221,34 @@ impl<E: Executor + Clone> GraphQLService<E> {
             background,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             request_limits: RequestLimits::default(),
+            clients: ClientLimits::default(),
         }
     }
 
     /// What one request may bring (body size, batch size).
     pub fn with_request_limits(mut self, limits: RequestLimits) -> Self {
         self.request_limits = limits;
+        self
+    }
+
+    /// How many mutations one client may send (`429 RATE_LIMITED` beyond). Buckets of quiet
+    /// clients are forgotten by a background task of the service.
+    pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
+        let limiter = MutationLimiter::new(limits).map(Arc::new);
+        if let Some(limiter) = &limiter {
+            let limiter = Arc::clone(limiter);
+            let service = self.service;
+            self.background
+                .spawn(move |shutdown| forget_quiet_clients(limiter, service, shutdown));
+        }
+        self.clients.mutations = limiter;
+        self
+    }
+
+    /// The proxies (load balancers, the gateway) whose `X-Forwarded-For` or `Forwarded`
+    /// header names the client's address.
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.clients.trusted_proxies = proxies;
         self
     }
 
@@ -246,6 +271,7 @@ impl<E: Executor + Clone> GraphQLService<E> {
             self.executor.clone(),
             Arc::clone(&self.keys),
             self.request_limits,
+            self.clients.clone(),
         )
         .merge(health_router())
         .route("/ready", get(ready).with_state(self.background.readiness()))
@@ -288,6 +314,27 @@ impl<E: Executor + Clone> GraphQLService<E> {
     }
 }
 
+/// Drops the rate limit buckets of clients that have been quiet long enough to be back at a
+/// full burst, every minute, until shutdown.
+async fn forget_quiet_clients(
+    limiter: Arc<MutationLimiter>,
+    service: &'static str,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(crate::rate_limit::FORGET_EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        limiter.forget_quiet_clients();
+        metrics::gauge!(crate::telemetry::names::RATE_LIMITED_CLIENTS, "service" => service)
+            .set(limiter.clients() as f64);
+    }
+}
+
 /// Liveness: the process answers HTTP.
 pub fn health_router() -> Router {
     Router::new().route("/health", get(|| async { "ok" }))
@@ -306,9 +353,14 @@ pub async fn serve(
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // With the peer's address in each request's extensions: limits for anonymous callers
+    // count by it.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Runs `work` to its end, or until `grace` has passed since `begun` fired, whichever comes

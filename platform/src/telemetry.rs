@@ -30,6 +30,10 @@ pub mod names {
     pub const SUBSCRIPTIONS: &str = "event_subscriptions_active";
     /// Gauge: ticket allocation requests waiting to be booked, by `service`.
     pub const ALLOCATION_QUEUE_DEPTH: &str = "allocation_queue_depth";
+    /// Counter: mutations refused by the per-client rate limit (`RATE_LIMITED`), by `service`.
+    pub const RATE_LIMITED: &str = "rate_limited_requests_total";
+    /// Gauge: clients with a rate limit bucket on this instance, by `service`.
+    pub const RATE_LIMITED_CLIENTS: &str = "rate_limit_clients";
 }
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -108,6 +112,11 @@ pub async fn track_http(service: &'static str, request: Request, next: Next) -> 
 /// cannot see it).
 pub fn graphql_errored(service: &'static str) {
     metrics::counter!(names::ERRORS, "service" => service, "kind" => "graphql").increment(1);
+}
+
+/// Counts a request refused by the per-client mutation rate limit.
+pub fn rate_limited(service: &'static str) {
+    metrics::counter!(names::RATE_LIMITED, "service" => service).increment(1);
 }
 
 /// The `service` label of a service whose events are published under `prefix`

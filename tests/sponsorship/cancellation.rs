@@ -299,7 +299,12 @@ const MIN_POLLS: u64 = 10;
 /// ticketing holds for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn allocation_workers_cut_off_mid_job_book_every_sponsor_exactly_once() {
-    let ticketing = TicketingServer::spawn().await;
+    // 360 bookings within seconds, far past the rate one client may book at (the CRM's
+    // booking worker would pace them over minutes): ticketing's rate limit is off here.
+    let ticketing = TicketingServer::spawn_with(|s| {
+        s.rate_limits = platform::rate_limit::RateLimits::OFF;
+    })
+    .await;
     let (conference, ticket_type) = ticketing.conference_with_sponsor_tickets(1_000_000).await;
     // The CRM the sales team works in books nothing itself (no ticketing URL once the
     // conference is registered): the bookings are left to the workers under test, on the

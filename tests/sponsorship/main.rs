@@ -11,6 +11,7 @@ mod bad_input;
 mod cancellation;
 mod claims;
 mod faults;
+mod hostile;
 mod integrity;
 mod scale_out;
 mod schema;

@@ -147,8 +147,20 @@ pub struct TicketingServer {
 
 impl TicketingServer {
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Ticketing with its settings adjusted (its defaults otherwise, limits included).
+    pub async fn spawn_with(adjust: impl FnOnce(&mut ticketing::Settings)) -> Self {
         let (database_url, dir) = fresh_database_url("ticketing").await;
-        let mut server = Self::start_on("127.0.0.1:0".parse().expect("addr"), &database_url).await;
+        let mut server = Self::start_with(
+            "127.0.0.1:0".parse().expect("addr"),
+            &database_url,
+            None,
+            None,
+            adjust,
+        )
+        .await;
         server._dir = dir;
         server
     }
@@ -174,12 +186,23 @@ impl TicketingServer {
         nats_url: Option<String>,
         audience: Option<&str>,
     ) -> Self {
+        Self::start_with(addr, database_url, nats_url, audience, |_| {}).await
+    }
+
+    async fn start_with(
+        addr: SocketAddr,
+        database_url: &str,
+        nats_url: Option<String>,
+        audience: Option<&str>,
+        adjust: impl FnOnce(&mut ticketing::Settings),
+    ) -> Self {
         let keys = Arc::new(JwtKeys::from_secret(SECRET).with_audience(audience));
-        let settings = ticketing::Settings {
+        let mut settings = ticketing::Settings {
             database_url: database_url.to_owned(),
             poll_interval: Duration::from_millis(200),
             ..ticketing::Settings::default()
         };
+        adjust(&mut settings);
         let bus = bus_for(ticketing::events::SUBJECT_PREFIX, nats_url).await;
         let service = ticketing::Ticketing::start(settings, keys, bus)
             .await
@@ -368,6 +391,10 @@ pub fn crm_settings(database_url: &str, ticketing_url: Option<String>) -> crm::S
         // ticketing's events, shared by its instances, forgotten soon after the test.
         ticketing_events_consumer: format!("crm-test-{}", database_digest(database_url)),
         ticketing_events_consumer_ttl: Some(Duration::from_secs(120)),
+        // Tests onboard dozens of sponsors within a second as one client: the CRM's rate
+        // limit is off here, and on in the tests of it (`hostile.rs`). Ticketing keeps its
+        // defaults, which the CRM's bookings must never hit.
+        rate_limits: platform::rate_limit::RateLimits::OFF,
         ..crm::Settings::default()
     }
 }

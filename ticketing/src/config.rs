@@ -8,6 +8,7 @@ use platform::telemetry::LogFormat;
 
 use crate::Settings;
 use crate::api::SchemaLimits;
+use crate::domain::PurchaseLimits;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -69,6 +70,37 @@ pub struct Config {
     #[arg(long, env = "TICKETING_MAX_BATCH", default_value_t = 10)]
     pub max_batch: usize,
 
+    /// Mutations one client (a token's subject, or an anonymous caller's address) may send
+    /// per minute, sustained, on this instance; more is refused with 429 and `Retry-After`.
+    /// 0 turns the limit off.
+    #[arg(long, env = "TICKETING_MUTATION_RATE_PER_MINUTE", default_value_t = platform::rate_limit::RateLimits::default().mutations_per_minute)]
+    pub mutation_rate_per_minute: u32,
+
+    /// Mutations one client may send at once before the per-minute rate applies.
+    #[arg(long, env = "TICKETING_MUTATION_BURST", default_value_t = platform::rate_limit::RateLimits::default().mutation_burst)]
+    pub mutation_burst: u32,
+
+    /// A proxy (address or CIDR range, repeatable) whose `X-Forwarded-For` or `Forwarded`
+    /// header names the client: a load balancer, the gateway. Without one, the peer's
+    /// address is the client's.
+    #[arg(
+        long = "trusted-proxy",
+        env = "TICKETING_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = platform::client_address::ProxyRange::parse
+    )]
+    pub trusted_proxies: Vec<platform::client_address::ProxyRange>,
+
+    /// Seats one buyer without a token (one address; an IPv6 /64) may hold awaiting payment
+    /// at once; a purchase beyond is refused with UNPAID_SEAT_LIMIT. 0 turns the cap off.
+    #[arg(long, env = "TICKETING_MAX_UNPAID_SEATS_PER_BUYER", default_value_t = PurchaseLimits::default().max_unpaid_seats_per_buyer)]
+    pub max_unpaid_seats_per_buyer: u32,
+
+    /// Seats one purchase awaiting payment may reserve, whoever buys (complimentary and free
+    /// purchases are paid at once and not capped). 0 turns the cap off.
+    #[arg(long, env = "TICKETING_MAX_UNPAID_SEATS_PER_PURCHASE", default_value_t = PurchaseLimits::default().max_unpaid_seats_per_purchase)]
+    pub max_unpaid_seats_per_purchase: u32,
+
     /// NATS server with JetStream, e.g. nats://127.0.0.1:4222: the outbox is relayed to the
     /// stream TICKETING_EVENTS (subjects `ticketing.events.<Type>`). Without it events stay on the
     /// in-process bus.
@@ -108,11 +140,84 @@ impl Config {
                 max_body_bytes: self.max_body_bytes,
                 max_batch: self.max_batch.max(1),
             },
+            rate_limits: platform::rate_limit::RateLimits {
+                mutations_per_minute: self.mutation_rate_per_minute,
+                mutation_burst: self.mutation_burst,
+            },
+            trusted_proxies: platform::client_address::TrustedProxies::new(
+                self.trusted_proxies.iter().copied(),
+            ),
+            purchase_limits: PurchaseLimits {
+                max_unpaid_seats_per_buyer: self.max_unpaid_seats_per_buyer,
+                max_unpaid_seats_per_purchase: self.max_unpaid_seats_per_purchase,
+            },
             purchase_token_secret: self
                 .purchase_token_secret
                 .as_ref()
                 .map(|s| s.as_bytes().to_vec()),
             ..Settings::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use platform::rate_limit::RateLimits;
+
+    #[test]
+    fn the_limits_are_flags_with_the_documented_defaults() {
+        let settings = Config::try_parse_from(["ticketing"])
+            .expect("no flags")
+            .settings();
+        assert_eq!(
+            settings.rate_limits,
+            RateLimits {
+                mutations_per_minute: 120,
+                mutation_burst: 60
+            }
+        );
+        assert_eq!(
+            settings.purchase_limits,
+            PurchaseLimits {
+                max_unpaid_seats_per_buyer: 20,
+                max_unpaid_seats_per_purchase: 10
+            }
+        );
+        assert!(settings.trusted_proxies.is_empty());
+
+        let settings = Config::try_parse_from([
+            "ticketing",
+            "--mutation-rate-per-minute",
+            "0",
+            "--mutation-burst",
+            "5",
+            "--max-unpaid-seats-per-buyer",
+            "4",
+            "--max-unpaid-seats-per-purchase",
+            "2",
+            "--trusted-proxy",
+            "10.0.0.0/8,127.0.0.1",
+            "--trusted-proxy",
+            "::1",
+        ])
+        .expect("flags")
+        .settings();
+        assert_eq!(
+            settings.rate_limits,
+            RateLimits {
+                mutations_per_minute: 0,
+                mutation_burst: 5
+            }
+        );
+        assert_eq!(
+            settings.purchase_limits,
+            PurchaseLimits {
+                max_unpaid_seats_per_buyer: 4,
+                max_unpaid_seats_per_purchase: 2
+            }
+        );
+        assert!(!settings.trusted_proxies.is_empty());
+        assert!(Config::try_parse_from(["ticketing", "--trusted-proxy", "gateway"]).is_err());
     }
 }

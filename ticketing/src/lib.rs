@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{ApiContext, SchemaLimits, TicketingSchema};
-use crate::domain::{PurchaseTokens, WeakSecret};
+use crate::domain::{PurchaseLimits, PurchaseTokens, WeakSecret};
 use crate::store::{SharedStore, StoreError};
 
 #[derive(Clone)]
@@ -43,6 +43,13 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// What one HTTP request may bring: body size, operations per batch.
     pub request_limits: platform::graphql::RequestLimits,
+    /// How many mutations one client (token subject, or address) may send, per instance.
+    pub rate_limits: platform::rate_limit::RateLimits,
+    /// Proxies (load balancers, the gateway) whose `X-Forwarded-For`/`Forwarded` header
+    /// names the client's address; none by default.
+    pub trusted_proxies: platform::client_address::TrustedProxies,
+    /// The caps on seats held without payment, per anonymous buyer and per purchase.
+    pub purchase_limits: PurchaseLimits,
     /// The secret the access tokens of purchases made without a bearer token are derived
     /// from (HMAC-SHA256), at least 32 bytes. Every instance of the service must share it,
     /// and it must outlive restarts, or buyers' tokens stop working. `None` generates a
@@ -62,6 +69,9 @@ impl std::fmt::Debug for Settings {
             .field("limits", &self.limits)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("request_limits", &self.request_limits)
+            .field("rate_limits", &self.rate_limits)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("purchase_limits", &self.purchase_limits)
             .field(
                 "purchase_token_secret",
                 &self.purchase_token_secret.as_ref().map(|_| "<redacted>"),
@@ -82,6 +92,9 @@ impl Default for Settings {
             limits: SchemaLimits::default(),
             shutdown_grace: platform::server::DEFAULT_SHUTDOWN_GRACE,
             request_limits: platform::graphql::RequestLimits::default(),
+            rate_limits: platform::rate_limit::RateLimits::default(),
+            trusted_proxies: platform::client_address::TrustedProxies::none(),
+            purchase_limits: PurchaseLimits::default(),
             purchase_token_secret: None,
         }
     }
@@ -161,6 +174,7 @@ impl Ticketing {
                 feed,
                 reservation_ttl: settings.reservation_ttl,
                 purchase_tokens,
+                purchase_limits: settings.purchase_limits,
             }),
             settings.limits,
         );
@@ -168,7 +182,9 @@ impl Ticketing {
             store,
             service: GraphQLService::new("ticketing", schema, keys, background)
                 .with_shutdown_grace(settings.shutdown_grace)
-                .with_request_limits(settings.request_limits),
+                .with_request_limits(settings.request_limits)
+                .with_rate_limits(settings.rate_limits)
+                .with_trusted_proxies(settings.trusted_proxies.clone()),
         })
     }
 

@@ -88,7 +88,8 @@ impl TicketingError {
         match self {
             Self::Unreachable(_) | Self::InvalidResponse(_) => true,
             Self::Http { status, .. } => *status >= 500 || *status == 429 || *status == 408,
-            Self::Refused { code, .. } => code == "INTERNAL_SERVER_ERROR",
+            // Ticketing's per-client rate limit: waiting is all it takes.
+            Self::Refused { code, .. } => code == "INTERNAL_SERVER_ERROR" || code == "RATE_LIMITED",
         }
     }
 
@@ -394,6 +395,8 @@ mod tests {
             assert!(e.is_transient(), "{status}");
         }
         assert!(refused("INTERNAL_SERVER_ERROR").is_transient());
+        // Ticketing's rate limit answers 429 with a GraphQL body: the code decides.
+        assert!(refused("RATE_LIMITED").is_transient());
         for code in [
             "SOLD_OUT",
             "FORBIDDEN",

@@ -25,6 +25,18 @@ pub fn domain_error(error: &DomainError) -> async_graphql::Error {
             coded_error("DUPLICATE_EXTERNAL_REFERENCE", message)
                 .extend_with(|_, e| e.set("ticketPurchaseId", purchase_id.to_string()))
         }
+        DomainError::TooManyUnpaidSeatsInPurchase { max, .. } => {
+            coded_error("UNPAID_SEAT_LIMIT", message).extend_with(|_, e| {
+                e.set("scope", "PURCHASE");
+                e.set("limit", *max);
+            })
+        }
+        DomainError::UnpaidSeatLimit { max, held, .. } => coded_error("UNPAID_SEAT_LIMIT", message)
+            .extend_with(|_, e| {
+                e.set("scope", "BUYER");
+                e.set("limit", *max);
+                e.set("held", *held);
+            }),
         DomainError::InvalidState(_) => coded_error("INVALID_STATE", message),
         DomainError::Forbidden(_) => coded_error("FORBIDDEN", message),
         // Whether to say more is the policy's call (`policy::conceal`); by default an object

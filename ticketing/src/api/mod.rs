@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_graphql::Schema;
 use platform::EventFeed;
 
-use crate::domain::PurchaseTokens;
+use crate::domain::{PurchaseLimits, PurchaseTokens};
 use crate::events::TicketEvent;
 use crate::store::SharedStore;
 
@@ -33,6 +33,8 @@ pub struct ApiContext {
     pub reservation_ttl: Duration,
     /// Issues and verifies the access tokens of purchases made without a bearer token.
     pub purchase_tokens: PurchaseTokens,
+    /// The caps on seats held without payment.
+    pub purchase_limits: PurchaseLimits,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -238,6 +238,13 @@ impl Mutation {
             input.complimentary,
             external_reference.as_ref(),
         );
+        let api = context(ctx)?;
+        // A buyer without a token is counted by where it buys from: the address the HTTP
+        // edge resolved (behind trusted proxies, the forwarded one).
+        let buyer_address = client.is_anonymous().then(|| {
+            ctx.data_opt::<platform::client_address::ClientAddress>()
+                .map_or_else(|| "unknown".to_owned(), ToString::to_string)
+        });
         let request = NewTicketPurchase {
             client,
             purchaser,
@@ -248,8 +255,9 @@ impl Mutation {
             request_hash,
             access,
             sees_restricted: policy::has_full_access(ctx, "Query.ticketType"),
+            buyer_address,
+            limits: api.purchase_limits,
         };
-        let api = context(ctx)?;
         let outcome = api
             .store
             .create_purchase(request, api.reservation_ttl)

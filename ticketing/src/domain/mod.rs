@@ -13,8 +13,8 @@ pub use access::{Access, HeldPurchase, PurchaseTokens, WeakSecret};
 pub use conference::{Conference, NewConference};
 pub use money::{Currency, Money};
 pub use purchase::{
-    Attendee, NewTicketPurchase, Owned, PurchaseLine, PurchaseLineRequest, PurchaseStatus,
-    Purchaser, Ticket, TicketPurchase,
+    Attendee, NewTicketPurchase, Owned, PurchaseLimits, PurchaseLine, PurchaseLineRequest,
+    PurchaseStatus, Purchaser, Ticket, TicketPurchase, UnpaidSeatCap,
 };
 pub use ticket_type::{NewTicketType, TicketType, TicketTypeChanges, Visibility};
 pub use values::{ClientKey, EmailAddress, ExternalReference, IdempotencyKey, Name, Quantity};
@@ -44,6 +44,16 @@ pub enum DomainError {
     InvalidState(String),
     #[error("{0}")]
     Forbidden(String),
+    /// One purchase would reserve more seats unpaid than the per-purchase cap allows.
+    #[error(
+        "one purchase may reserve at most {max} seat(s) awaiting payment; this one asks for {requested}"
+    )]
+    TooManyUnpaidSeatsInPurchase { max: i64, requested: i64 },
+    /// An anonymous buyer would hold more unpaid seats than the per-buyer cap allows.
+    #[error(
+        "a buyer may hold at most {max} seat(s) awaiting payment at once; {held} are held from this address and this purchase asks for {requested}: pay for or cancel a reservation first"
+    )]
+    UnpaidSeatLimit { max: i64, held: i64, requested: i64 },
     /// The caller's access does not reach this existing object. Whether the API says so
     /// (`FORBIDDEN`) or answers as if it did not exist (`NOT_FOUND`) depends on whether the
     /// caller may see it at all: existence is never revealed to someone who may not read it.

@@ -212,6 +212,46 @@ pub struct PurchaseLineRequest {
     pub quantity: Quantity,
 }
 
+/// How many seats may be held without payment, so that nobody can take a ticket type off
+/// sale by reserving it and never paying. A purchase holds its seats unpaid while it awaits
+/// payment (neither complimentary nor free); `0` turns a cap off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurchaseLimits {
+    /// Seats one anonymous buyer (one address, an IPv6 /64) may hold in unpaid purchases at
+    /// once. Decided by the purchase's write, so concurrent purchases cannot overshoot it.
+    pub max_unpaid_seats_per_buyer: u32,
+    /// Seats one purchase may reserve unpaid, whoever buys.
+    pub max_unpaid_seats_per_purchase: u32,
+}
+
+impl Default for PurchaseLimits {
+    fn default() -> Self {
+        Self {
+            // A family or a small team buying from one home or office connection; a script
+            // holding a ticket type hostage gets no further.
+            max_unpaid_seats_per_buyer: 20,
+            // The dashboard's purchase form offers at most 10.
+            max_unpaid_seats_per_purchase: 10,
+        }
+    }
+}
+
+impl PurchaseLimits {
+    /// No caps.
+    pub const OFF: Self = Self {
+        max_unpaid_seats_per_buyer: 0,
+        max_unpaid_seats_per_purchase: 0,
+    };
+}
+
+/// The cap on one anonymous buyer's unpaid seats, as the purchase's write enforces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnpaidSeatCap {
+    /// Who the seats are counted for: the buyer's address as recorded with the purchase.
+    pub buyer: String,
+    pub max: i64,
+}
+
 /// A validated purchase request, before it meets the stock.
 #[derive(Debug, Clone)]
 pub struct NewTicketPurchase {
@@ -229,6 +269,10 @@ pub struct NewTicketPurchase {
     /// Whether the caller may know that restricted types exist (`tickets:read`): a refusal
     /// then says "restricted" instead of "does not exist".
     pub sees_restricted: bool,
+    /// Where a buyer without a token buys from (an address, or `unknown`); `None` for a
+    /// client with a token, which is accountable by its subject instead.
+    pub buyer_address: Option<String>,
+    pub limits: PurchaseLimits,
 }
 
 impl NewTicketPurchase {
@@ -282,6 +326,48 @@ impl NewTicketPurchase {
     /// all of one conference and currency, and, with `check_stock`, has the seats left. A
     /// cached read may be stale, so the store's seat update alone decides on stock then.
     pub fn check_against(
+        &self,
+        types: &HashMap<Uuid, TicketType>,
+        now: DateTime<Utc>,
+        check_stock: bool,
+    ) -> Result<(), DomainError> {
+        self.check_types(types, now, check_stock)?;
+        self.check_unpaid_seats(types)
+    }
+
+    /// The per-purchase cap: a purchase that will await payment reserves at most
+    /// `max_unpaid_seats_per_purchase` seats. Prices are compared again by the seat update,
+    /// so a type that stops being free in between cannot slip a large purchase through.
+    fn check_unpaid_seats(&self, types: &HashMap<Uuid, TicketType>) -> Result<(), DomainError> {
+        let max = i64::from(self.limits.max_unpaid_seats_per_purchase);
+        if max == 0 || self.complimentary || self.total(types)?.amount == 0 {
+            return Ok(());
+        }
+        let requested = self.seats();
+        if requested > max {
+            return Err(DomainError::TooManyUnpaidSeatsInPurchase { max, requested });
+        }
+        Ok(())
+    }
+
+    /// The seats the purchase asks for, over all lines.
+    pub fn seats(&self) -> i64 {
+        self.lines.iter().map(|l| l.quantity.get()).sum()
+    }
+
+    /// The cap on the buyer's unpaid seats that the purchase's write must respect, if the
+    /// buyer is anonymous and the cap is on. The store applies it only to a purchase that
+    /// will await payment.
+    pub fn unpaid_seat_cap(&self) -> Option<UnpaidSeatCap> {
+        let max = i64::from(self.limits.max_unpaid_seats_per_buyer);
+        let buyer = self.buyer_address.as_ref()?;
+        (max > 0 && self.client.is_anonymous()).then(|| UnpaidSeatCap {
+            buyer: buyer.clone(),
+            max,
+        })
+    }
+
+    fn check_types(
         &self,
         types: &HashMap<Uuid, TicketType>,
         now: DateTime<Utc>,

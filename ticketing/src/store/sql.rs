@@ -7,6 +7,12 @@
 //! - Seats are taken by one conditional `UPDATE … WHERE sold + n <= capacity`: the check and
 //!   the decrement are one statement inside the purchase transaction, so nothing oversells.
 //!   Ticket types are always locked in id order, so two purchases cannot deadlock.
+//! - An anonymous buyer's seats awaiting payment are capped by a condition in the statement
+//!   that takes the seats (one-line purchases on PostgreSQL) or records the purchase: the
+//!   buyer's pending seats plus this purchase's stay within the cap, or nothing is written.
+//!   One buyer's purchases queue for that statement: on SQLite behind its single writer, on
+//!   PostgreSQL behind a transaction-scoped advisory lock per buyer, taken before any row
+//!   lock, so each statement's snapshot counts every purchase of the buyer committed before.
 //! - Event positions come from a one-row counter updated last in each transaction; its lock
 //!   is held to commit, so positions become visible in order.
 //! - SQLite allows one writer at a time anyway, so writes go through a one-connection pool
@@ -31,7 +37,8 @@ use crate::domain::purchase::Transition;
 use crate::domain::{
     self, Access, Attendee, ClientKey, Conference, Currency, DomainError, EmailAddress,
     ExternalReference, Money, Name, NewConference, NewTicketPurchase, NewTicketType, PurchaseLine,
-    PurchaseStatus, Purchaser, Ticket, TicketPurchase, TicketType, TicketTypeChanges, Visibility,
+    PurchaseStatus, Purchaser, Ticket, TicketPurchase, TicketType, TicketTypeChanges,
+    UnpaidSeatCap, Visibility,
 };
 use crate::events::{TicketEvent, TicketEventKind};
 
@@ -126,7 +133,7 @@ pub async fn connect(
 
 const CONFERENCE_COLUMNS: &str = "id, name, currency, starts_on, ends_on, created_at";
 const TICKET_TYPE_COLUMNS: &str = "id, conference_id, name, price_amount, price_currency, capacity, sold, visibility, sale_starts_at, sale_ends_at, created_at, updated_at";
-const PURCHASE_COLUMNS: &str = "id, conference_id, client_key, purchaser_name, purchaser_email, status, complimentary, total_amount, currency, external_reference, created_at, expires_at, paid_at, cancelled_at, expired_at";
+const PURCHASE_COLUMNS: &str = "id, conference_id, client_key, purchaser_name, purchaser_email, status, complimentary, total_amount, currency, external_reference, created_at, expires_at, paid_at, cancelled_at, expired_at, buyer_address";
 const TICKET_COLUMNS: &str =
     "id, purchase_id, ticket_type_id, attendee_name, attendee_email, assigned_at";
 /// Tickets with the client that made their purchase, which access is judged by, and the
@@ -143,8 +150,20 @@ fn currency(value: &str) -> Result<Currency, StoreError> {
 /// Internal signal that a price changed between reading a ticket type and locking it.
 struct PriceMoved;
 
+/// A buyer's unpaid seats, a condition's left-hand side (`CAST` because PostgreSQL sums
+/// `BIGINT` into `NUMERIC`). Purchases past their expiry count no more, even before the
+/// expiry job has marked them.
+const UNPAID_SEATS_OF_BUYER: &str = "(SELECT CAST(COALESCE(SUM(l.quantity), 0) AS BIGINT) FROM ticket_purchases p JOIN ticket_purchase_lines l ON l.purchase_id = p.id WHERE p.status = 'PENDING_PAYMENT' AND p.buyer_address = ";
+
+/// The per-buyer cap a purchase's write checks, with what it adds.
+struct CapCheck<'a> {
+    cap: &'a UnpaidSeatCap,
+    seats: i64,
+    now: DateTime<Utc>,
+}
+
 macro_rules! ticket_store_for {
-    ($db:ty, begin = $begin:literal, for_update = $for_update:literal, skip_locked = $skip_locked:literal, writable_ctes = $writable_ctes:literal) => {
+    ($db:ty, begin = $begin:literal, for_update = $for_update:literal, skip_locked = $skip_locked:literal, writable_ctes = $writable_ctes:literal, lock_buyer = $lock_buyer:expr) => {
         type Db = $db;
         type DbRow = <$db as sqlx::Database>::Row;
         type Tx<'a> = sqlx::Transaction<'a, $db>;
@@ -380,6 +399,7 @@ macro_rules! ticket_store_for {
             expected: &TicketType,
             quantity: i64,
             now: DateTime<Utc>,
+            cap: Option<&CapCheck<'_>>,
         ) {
             query
                 .push("UPDATE ticket_types SET sold = sold + ")
@@ -403,13 +423,55 @@ macro_rules! ticket_store_for {
                 .push(" AND sale_starts_at IS NOT DISTINCT FROM ")
                 .push_bind(expected.sale_starts_at)
                 .push(" AND sale_ends_at IS NOT DISTINCT FROM ")
-                .push_bind(expected.sale_ends_at)
-                .push(" RETURNING ")
-                .push(TICKET_TYPE_COLUMNS);
+                .push_bind(expected.sale_ends_at);
+            if let Some(cap) = cap {
+                // The buyer's cap, in the statement that takes the seats.
+                query.push(" AND ");
+                push_within_cap(query, cap);
+            }
+            query.push(" RETURNING ").push(TICKET_TYPE_COLUMNS);
+        }
+
+        /// Pushes the condition that the buyer's unpaid seats plus this purchase's stay
+        /// within the cap.
+        fn push_within_cap(query: &mut QueryBuilder<'_, Db>, check: &CapCheck<'_>) {
+            query
+                .push(UNPAID_SEATS_OF_BUYER)
+                .push_bind(check.cap.buyer.clone())
+                .push(" AND p.expires_at > ")
+                .push_bind(check.now)
+                .push(") + ")
+                .push_bind(check.seats)
+                .push(" <= ")
+                .push_bind(check.cap.max);
+        }
+
+        /// The refusal for a purchase its buyer's cap stopped, saying how many are held;
+        /// `None` if the cap was not what stopped it.
+        async fn over_cap<'e, E>(executor: E, check: &CapCheck<'_>) -> Result<Option<StoreError>, StoreError>
+        where
+            E: sqlx::Executor<'e, Database = Db>,
+        {
+            let mut query = QueryBuilder::<Db>::new("SELECT ");
+            query
+                .push(UNPAID_SEATS_OF_BUYER)
+                .push_bind(check.cap.buyer.clone())
+                .push(" AND p.expires_at > ")
+                .push_bind(check.now)
+                .push(")");
+            let held: i64 = query.build_query_scalar().fetch_one(executor).await?;
+            Ok((held + check.seats > check.cap.max).then(|| {
+                DomainError::UnpaidSeatLimit {
+                    max: check.cap.max,
+                    held,
+                    requested: check.seats,
+                }
+                .into()
+            }))
         }
 
         /// The values of a purchase row, in `PURCHASE_COLUMNS` order.
-        fn push_purchase_values(query: &mut QueryBuilder<'_, Db>, purchase: &TicketPurchase, client: &ClientKey) {
+        fn push_purchase_values(query: &mut QueryBuilder<'_, Db>, purchase: &TicketPurchase, client: &ClientKey, buyer_address: Option<&str>) {
             let mut values = query.separated(", ");
             values
                 .push_bind(purchase.id)
@@ -426,7 +488,8 @@ macro_rules! ticket_store_for {
                 .push_bind(purchase.expires_at)
                 .push_bind(purchase.paid_at)
                 .push_bind(purchase.cancelled_at)
-                .push_bind(purchase.expired_at);
+                .push_bind(purchase.expired_at)
+                .push_bind(buyer_address.map(str::to_owned));
         }
 
         /// Explains an empty seat update: the price moved (retry) or the seats ran out.
@@ -462,9 +525,12 @@ macro_rules! ticket_store_for {
         /// purchase, its line and tickets, and append its events, the sold-out event included
         /// when this purchase takes the last seat. Its snapshot is known in advance because the
         /// seat update only succeeds on the type exactly as validated.
+        #[allow(clippy::too_many_arguments)]
         fn one_line_purchase_statement<'q>(
             purchase: &TicketPurchase,
             client: &ClientKey,
+            buyer_address: Option<&str>,
+            cap: Option<&CapCheck<'_>>,
             expected: &TicketType,
             ticket_ids: &[(Uuid, Uuid)],
             kinds: &[TicketEventKind],
@@ -486,7 +552,7 @@ macro_rules! ticket_store_for {
             stored.push(TicketEventKind::TicketTypeSoldOut { ticket_type: last_seat }.to_stored()?);
             let always = kinds.len() as i64;
             let mut query = QueryBuilder::<Db>::new("WITH seat AS (");
-            push_seat_update(&mut query, expected, line.quantity, now);
+            push_seat_update(&mut query, expected, line.quantity, now, cap);
             query.push("), events AS (SELECT CASE WHEN sold = capacity THEN ")
                 .push_bind(always + 1)
                 .push(" ELSE ")
@@ -494,7 +560,7 @@ macro_rules! ticket_store_for {
                 .push(" END AS count FROM seat), purchase AS (INSERT INTO ticket_purchases (")
                 .push(PURCHASE_COLUMNS)
                 .push(") SELECT ");
-            push_purchase_values(&mut query, purchase, client);
+            push_purchase_values(&mut query, purchase, client, buyer_address);
             query.push(" WHERE EXISTS (SELECT 1 FROM seat) RETURNING id), line AS (INSERT INTO ticket_purchase_lines (purchase_id, line_no, ticket_type_id, quantity, unit_amount) SELECT id, 0, ")
                 .push_bind(line.ticket_type_id)
                 .push(", ")
@@ -736,14 +802,19 @@ macro_rules! ticket_store_for {
                     .flat_map(|l| std::iter::repeat_n(l.ticket_type_id, l.quantity as usize))
                     .map(|ticket_type_id| (domain::new_id(), ticket_type_id))
                     .collect();
+                // An anonymous buyer's unpaid seats are capped; the address is kept only while
+                // the purchase awaits payment.
+                let cap = request.unpaid_seat_cap().filter(|_| !paid_at_once);
+                let cap_check = cap.as_ref().map(|cap| CapCheck { cap, seats: purchase.ticket_count(), now });
+                let buyer_address = request.buyer_address.as_deref().filter(|_| !paid_at_once);
                 let one_statement = $writable_ctes && purchase.lines.len() == 1;
-                if one_statement && request.idempotency_key.is_none() {
+                if one_statement && request.idempotency_key.is_none() && cap_check.is_none() {
                     // Nothing else to write atomically with it: the statement is its own
                     // transaction, two round trips fewer than BEGIN … COMMIT around it.
                     let expected = types
                         .get(&purchase.lines[0].ticket_type_id)
                         .ok_or_else(|| StoreError::Corrupt("the purchased ticket type was not validated".into()))?;
-                    let mut query = one_line_purchase_statement(&purchase, &request.client, expected, &ticket_ids, &kinds, now)?;
+                    let mut query = one_line_purchase_statement(&purchase, &request.client, buyer_address, None, expected, &ticket_ids, &kinds, now)?;
                     if query.build().fetch_optional(&mut **connection).await?.is_none() {
                         return why_no_seats(&mut **connection, expected).await;
                     }
@@ -752,6 +823,15 @@ macro_rules! ticket_store_for {
                 }
 
                 let mut tx = connection.begin_with($begin).await?;
+                if let (Some(check), Some(lock)) = (&cap_check, $lock_buyer) {
+                    // One buyer's purchases queue here, so the cap each one's write checks
+                    // counts every purchase of that buyer committed before it. (SQLite's
+                    // single writer already queues every write.)
+                    sqlx::query(lock)
+                        .bind(format!("ticketing.unpaid-seats:{}", check.cap.buyer))
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 if let Some(key) = request.idempotency_slot() {
                     let inserted = sqlx::query(
                         "INSERT INTO idempotency_keys (client_key, key, request_hash, purchase_id, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (client_key, key) DO NOTHING",
@@ -790,16 +870,41 @@ macro_rules! ticket_store_for {
                     let expected = types
                         .get(&purchase.lines[0].ticket_type_id)
                         .ok_or_else(|| StoreError::Corrupt("the purchased ticket type was not validated".into()))?;
-                    let mut query = one_line_purchase_statement(&purchase, &request.client, expected, &ticket_ids, &kinds, now)?;
+                    let mut query = one_line_purchase_statement(&purchase, &request.client, buyer_address, cap_check.as_ref(), expected, &ticket_ids, &kinds, now)?;
                     if query.build().fetch_optional(&mut *tx).await?.is_none() {
+                        if let Some(check) = &cap_check
+                            && let Some(refusal) = over_cap(&mut *tx, check).await?
+                        {
+                            return Err(refusal);
+                        }
                         return why_no_seats(&mut *tx, expected).await;
                     }
                 } else {
                     let mut insert = QueryBuilder::<Db>::new("INSERT INTO ticket_purchases (");
-                    insert.push(PURCHASE_COLUMNS).push(") VALUES (");
-                    push_purchase_values(&mut insert, &purchase, &request.client);
-                    insert.push(")");
-                    insert.build().execute(&mut *tx).await?;
+                    insert.push(PURCHASE_COLUMNS);
+                    match &cap_check {
+                        None => {
+                            insert.push(") VALUES (");
+                            push_purchase_values(&mut insert, &purchase, &request.client, buyer_address);
+                            insert.push(")");
+                        }
+                        Some(check) => {
+                            // The buyer's cap, in the statement that records the purchase.
+                            insert.push(") SELECT ");
+                            push_purchase_values(&mut insert, &purchase, &request.client, buyer_address);
+                            insert.push(" WHERE ");
+                            push_within_cap(&mut insert, check);
+                        }
+                    }
+                    if insert.build().execute(&mut *tx).await?.rows_affected() == 0 {
+                        let refusal = match &cap_check {
+                            Some(check) => over_cap(&mut *tx, check).await?,
+                            None => None,
+                        };
+                        return Err(refusal.unwrap_or_else(|| {
+                            DomainError::InvalidState("the purchase could not be recorded; try again".into()).into()
+                        }));
+                    }
 
                     let mut lines = QueryBuilder::<Db>::new(
                         "INSERT INTO ticket_purchase_lines (purchase_id, line_no, ticket_type_id, quantity, unit_amount) ",
@@ -828,7 +933,7 @@ macro_rules! ticket_store_for {
                             .get(&line.ticket_type_id)
                             .ok_or_else(|| StoreError::Corrupt(format!("ticket type {} was not validated", line.ticket_type_id)))?;
                         let mut query = QueryBuilder::<Db>::new("");
-                        push_seat_update(&mut query, expected, line.quantity, now);
+                        push_seat_update(&mut query, expected, line.quantity, now, None);
                         match query.build().fetch_optional(&mut *tx).await? {
                             Some(row) => {
                                 let ticket_type = ticket_type_from(&row)?;
@@ -1152,7 +1257,7 @@ macro_rules! ticket_store_for {
                     let mut statement = QueryBuilder::<Db>::new("UPDATE ticket_purchases SET status = 'PAID', paid_at = ");
                     statement
                         .push_bind(now)
-                        .push(", expires_at = NULL WHERE id = ")
+                        .push(", expires_at = NULL, buyer_address = NULL WHERE id = ")
                         .push_bind(id)
                         .push(" AND status = 'PENDING_PAYMENT' AND (expires_at IS NULL OR expires_at > ")
                         .push_bind(now)
@@ -1186,7 +1291,7 @@ macro_rules! ticket_store_for {
                     let mut statement = QueryBuilder::<Db>::new("UPDATE ticket_purchases SET status = 'CANCELLED', cancelled_at = ");
                     statement
                         .push_bind(now)
-                        .push(", expires_at = NULL WHERE id = ")
+                        .push(", expires_at = NULL, buyer_address = NULL WHERE id = ")
                         .push_bind(id);
                     push_statuses(&mut statement, "status", TicketPurchase::cancellable_statuses(&access));
                     push_access(&mut statement, &access, "id", "client_key");
@@ -1219,7 +1324,7 @@ macro_rules! ticket_store_for {
                     // once; on PostgreSQL, SKIP LOCKED also lets a second instance pass over rows
                     // the first is expiring instead of queueing behind them.
                     let expired: Vec<Uuid> = sqlx::query_scalar(concat!(
-                        "UPDATE ticket_purchases SET status = 'EXPIRED', expired_at = $1 WHERE id IN (SELECT id FROM ticket_purchases WHERE status = 'PENDING_PAYMENT' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+                        "UPDATE ticket_purchases SET status = 'EXPIRED', expired_at = $1, buyer_address = NULL WHERE id IN (SELECT id FROM ticket_purchases WHERE status = 'PENDING_PAYMENT' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
                         $skip_locked,
                         ") AND status = 'PENDING_PAYMENT' RETURNING id",
                     ))
@@ -1383,7 +1488,8 @@ mod sqlite_dialect {
         begin = "BEGIN IMMEDIATE",
         for_update = "",
         skip_locked = "",
-        writable_ctes = false
+        writable_ctes = false,
+        lock_buyer = None
     );
 }
 
@@ -1394,6 +1500,7 @@ mod postgres_dialect {
         begin = "BEGIN",
         for_update = " FOR UPDATE",
         skip_locked = " FOR UPDATE SKIP LOCKED",
-        writable_ctes = true
+        writable_ctes = true,
+        lock_buyer = Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
     );
 }

@@ -1,11 +1,15 @@
-//! Requests an attacker sends to the open host service, refused at the door (issue 14's first
-//! edge limits, shared by every service through platform::graphql): mutations in bodies a
-//! browser posts cross-site without asking (text/plain, forms, multipart, no content type),
-//! bodies far over the size limit, batches over the batch limit. Each is refused with its
-//! status and code, writes nothing, and the service serves the next normal request at once.
+//! Requests an attacker sends to the open host service, refused at the door (issue 14's edge
+//! limits, shared by every service through platform::graphql): mutations in bodies a browser
+//! posts cross-site without asking (text/plain, forms, multipart, no content type), bodies far
+//! over the size limit, batches over the batch limit, mutations past a client's rate limit;
+//! and the reservation hoarder, refused by the purchase's own write past the cap on unpaid
+//! seats. Each is refused with its status and code, writes nothing, and the service serves
+//! the next normal request at once.
 
 use std::time::{Duration, Instant};
 
+use platform::client_address::{ProxyRange, TrustedProxies};
+use platform::rate_limit::RateLimits;
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -135,6 +139,387 @@ async fn batches_over_the_limit_execute_nothing() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body.as_array().map(Vec::len), Some(3), "{body}");
     assert_eq!(conferences(&app).await, before + 3);
+}
+
+/// What the server answered: status, `Retry-After` in seconds, body.
+struct Answer {
+    status: u16,
+    retry_after: Option<u64>,
+    body: Value,
+}
+
+/// Posts `body` (one operation or a batch) as JSON, optionally with a bearer token and, as a
+/// proxy in front of the server would, `X-Forwarded-For: <from>`.
+async fn post(app: &TestApp, from: Option<&str>, token: Option<&str>, body: Value) -> Answer {
+    let mut request = app.client.post(app.url()).json(&body);
+    if let Some(from) = from {
+        request = request.header("x-forwarded-for", from);
+    }
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("answered");
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().expect("text").parse().expect("whole seconds"));
+    let body = response.json().await.unwrap_or(Value::Null);
+    Answer {
+        status,
+        retry_after,
+        body,
+    }
+}
+
+fn buy(ticket_type: &str, quantity: i64) -> Value {
+    json!({ "query": BUY, "variables": { "input": purchase_input(ticket_type, quantity) } })
+}
+
+fn trust_localhost(settings: &mut ticketing::Settings) {
+    settings.trusted_proxies =
+        TrustedProxies::new([ProxyRange::parse("127.0.0.1").expect("address")]);
+}
+
+#[tokio::test]
+async fn mutations_past_a_clients_burst_get_429_with_retry_after_and_nothing_is_written() {
+    let app = TestApp::spawn_with(|s| {
+        s.rate_limits = RateLimits {
+            mutations_per_minute: 30,
+            mutation_burst: 5,
+        }
+    })
+    .await;
+    let conference = app.create_conference().await;
+    let hall = app
+        .create_ticket_type(&conference, "Hall", 5_000, 100, "PUBLIC")
+        .await;
+
+    // An anonymous script (this test's address) buys as fast as it can: its burst goes
+    // through, the next mutation is refused before it runs.
+    let mut bought = Vec::new();
+    for _ in 0..5 {
+        let answer = post(&app, None, None, buy(&hall, 1)).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert!(answer.body.get("errors").is_none(), "{}", answer.body);
+        bought.push(answer.body["data"]["createTicketPurchase"]["id"].clone());
+    }
+    let started = Instant::now();
+    let refused = post(&app, None, None, buy(&hall, 1)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(error_code(&refused.body), "RATE_LIMITED");
+    // One mutation every two seconds.
+    let wait = refused.retry_after.expect("Retry-After");
+    assert!((1..=2).contains(&wait), "Retry-After: {wait}");
+    // A batch carrying a mutation is refused whole; so is a mutation over the WebSocket.
+    let batch = Value::Array(vec![
+        json!({ "query": "{ conferences(first: 1) { nodes { id } } }" }),
+        buy(&hall, 1),
+    ]);
+    let refused = post(&app, None, None, batch).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(error_code(&refused.body), "RATE_LIMITED");
+    let mut socket = WsSubscription::open(
+        &app.ws_url(),
+        "graphql-transport-ws",
+        json!({}),
+        BUY,
+        json!({ "input": purchase_input(&hall, 1) }),
+    )
+    .await
+    .expect("socket opens");
+    let payload = socket
+        .next_payload(Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    assert_eq!(error_code(&payload), "RATE_LIMITED", "{payload}");
+    socket.close().await;
+    assert_eq!(
+        app.ticket_type(&hall).await["sold"],
+        5,
+        "a refused mutation wrote"
+    );
+
+    // Queries are not counted: the same client still reads.
+    let read = post(
+        &app,
+        None,
+        None,
+        json!({ "query": "{ conferences(first: 10) { nodes { id } } }" }),
+    )
+    .await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert!(read.body.get("errors").is_none(), "{}", read.body);
+    // Another client (a token's subject has its own bucket) is served right away.
+    let admin = app.admin();
+    let paid = post(
+        &app,
+        None,
+        Some(&admin),
+        json!({
+            "query": "mutation($id: ID!) { confirmTicketPurchasePayment(id: $id) { status } }",
+            "variables": { "id": bought[0] }
+        }),
+    )
+    .await;
+    assert_eq!(paid.status, 200, "{}", paid.body);
+    assert_eq!(
+        paid.body["data"]["confirmTicketPurchasePayment"]["status"],
+        "PAID"
+    );
+    // And the script, once it has waited as it was told, buys again.
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let again = post(&app, None, None, buy(&hall, 1)).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert!(again.body.get("errors").is_none(), "{}", again.body);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_address_has_its_own_bucket() {
+    let limits = RateLimits {
+        mutations_per_minute: 6,
+        mutation_burst: 2,
+    };
+    let app = TestApp::spawn_with(|s| {
+        s.rate_limits = limits;
+        trust_localhost(s);
+    })
+    .await;
+    let conference = app.create_conference().await;
+    let hall = app
+        .create_ticket_type(&conference, "Hall", 5_000, 100, "PUBLIC")
+        .await;
+    for _ in 0..2 {
+        let answer = post(&app, Some("203.0.113.1"), None, buy(&hall, 1)).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    assert_eq!(
+        post(&app, Some("203.0.113.1"), None, buy(&hall, 1))
+            .await
+            .status,
+        429
+    );
+    // Writing another address in front of the proxy's entry does not make a new client: the
+    // right-most address the proxy did not add is the client.
+    let spoofed = post(
+        &app,
+        Some("198.51.100.99, 203.0.113.1"),
+        None,
+        buy(&hall, 1),
+    )
+    .await;
+    assert_eq!(spoofed.status, 429, "{}", spoofed.body);
+    // Another buyer behind the same proxy is served.
+    let other = post(&app, Some("203.0.113.2"), None, buy(&hall, 1)).await;
+    assert_eq!(other.status, 200, "{}", other.body);
+    assert!(other.body.get("errors").is_none(), "{}", other.body);
+
+    // Without the proxy trusted, X-Forwarded-For is the client's own claim and changes nothing.
+    let direct = TestApp::spawn_with(|s| s.rate_limits = limits).await;
+    let conference = direct.create_conference().await;
+    let hall = direct
+        .create_ticket_type(&conference, "Hall", 5_000, 100, "PUBLIC")
+        .await;
+    for from in ["203.0.113.1", "203.0.113.2"] {
+        let answer = post(&direct, Some(from), None, buy(&hall, 1)).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    let refused = post(&direct, Some("203.0.113.3"), None, buy(&hall, 1)).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+}
+
+/// The code, scope and limit of an `UNPAID_SEAT_LIMIT` refusal.
+fn seat_refusal(body: &Value) -> (String, String, i64) {
+    let extensions = &body["errors"][0]["extensions"];
+    (
+        error_code(body),
+        extensions["scope"].as_str().unwrap_or_default().to_owned(),
+        extensions["limit"].as_i64().unwrap_or_default(),
+    )
+}
+
+/// An anonymous script tries to hold a whole ticket type without paying: the per-purchase
+/// cap and then its address's cap refuse it long before the type is gone, writing nothing,
+/// and a normal buyer still buys.
+#[tokio::test]
+async fn a_script_cannot_hold_a_whole_ticket_type_unpaid() {
+    let app = TestApp::spawn_with(|s| {
+        default_limits(s);
+        trust_localhost(s);
+    })
+    .await;
+    let conference = app.create_conference().await;
+    let hall = app
+        .create_ticket_type(&conference, "Hall", 5_000, 100, "PUBLIC")
+        .await;
+    let workshop = app
+        .create_ticket_type(&conference, "Workshop", 2_000, 100, "PUBLIC")
+        .await;
+    const HOARDER: &str = "198.51.100.7";
+
+    // All hundred seats at once: over the per-purchase cap.
+    let greedy = post(&app, Some(HOARDER), None, buy(&hall, 100)).await;
+    assert_eq!(
+        seat_refusal(&greedy.body),
+        ("UNPAID_SEAT_LIMIT".into(), "PURCHASE".into(), 10),
+        "{}",
+        greedy.body
+    );
+    // Then as many as one purchase may hold, until refused: a one-line purchase, a two-line
+    // one with an idempotency key (the write paths differ), and so on.
+    let mut held = Vec::new();
+    let mut refusal = None;
+    for attempt in 0..10 {
+        let body = if attempt % 2 == 0 {
+            buy(&hall, 10)
+        } else {
+            json!({ "query": BUY, "variables": {
+                "key": format!("hoard-{attempt}"),
+                "input": {
+                    "purchaser": { "name": "Hoarder", "email": "hoarder@example.org" },
+                    "lines": [
+                        { "ticketTypeId": hall, "quantity": 5 },
+                        { "ticketTypeId": workshop, "quantity": 5 }
+                    ]
+                }
+            } })
+        };
+        let answer = post(&app, Some(HOARDER), None, body).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        if answer.body.get("errors").is_some() {
+            refusal = Some(answer.body);
+            break;
+        }
+        held.push(answer.body["data"]["createTicketPurchase"].clone());
+    }
+    let refusal = refusal.expect("the hoarder was never refused");
+    assert_eq!(held.len(), 2, "purchases before the refusal");
+    assert_eq!(
+        seat_refusal(&refusal),
+        ("UNPAID_SEAT_LIMIT".into(), "BUYER".into(), 20),
+        "{refusal}"
+    );
+    assert_eq!(refusal["errors"][0]["extensions"]["held"], 20, "{refusal}");
+    // Not one more seat, and nothing of the refused purchases written.
+    let one_more = post(&app, Some(HOARDER), None, buy(&workshop, 1)).await;
+    assert_eq!(
+        error_code(&one_more.body),
+        "UNPAID_SEAT_LIMIT",
+        "{}",
+        one_more.body
+    );
+    assert_eq!(app.ticket_type(&hall).await["sold"], 15);
+    assert_eq!(app.ticket_type(&workshop).await["sold"], 5);
+    let purchases = app
+        .ok(
+            Some(&app.admin()),
+            "query($c: ID!) { ticketPurchases(conferenceId: $c, first: 100) { nodes { id } } }",
+            json!({ "c": conference }),
+        )
+        .await;
+    assert_eq!(
+        purchases["ticketPurchases"]["nodes"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+
+    // A normal buyer, from another address, buys at once.
+    let normal = post(&app, Some("203.0.113.50"), None, buy(&hall, 2)).await;
+    assert!(normal.body.get("errors").is_none(), "{}", normal.body);
+    assert_eq!(
+        normal.body["data"]["createTicketPurchase"]["status"],
+        "PENDING_PAYMENT"
+    );
+    // So does a client with a token from the hoarder's address: it answers for its own
+    // purchases by its subject, and its rate limit is its own.
+    let box_office = app.token("box-office", &[]);
+    let with_token = post(&app, Some(HOARDER), Some(&box_office), buy(&hall, 10)).await;
+    assert!(
+        with_token.body.get("errors").is_none(),
+        "{}",
+        with_token.body
+    );
+
+    // Seats leave the hoarder's count when it cancels a reservation or pays for it.
+    let first = &held[0];
+    let cancelled = post(
+        &app,
+        Some(HOARDER),
+        None,
+        json!({
+            "query": "mutation($id: ID!, $token: String) { cancelTicketPurchase(id: $id, accessToken: $token) { status } }",
+            "variables": { "id": first["id"], "token": first["accessToken"] }
+        }),
+    )
+    .await;
+    assert_eq!(
+        cancelled.body["data"]["cancelTicketPurchase"]["status"], "CANCELLED",
+        "{}",
+        cancelled.body
+    );
+    let rebought = post(&app, Some(HOARDER), None, buy(&hall, 10)).await;
+    assert!(rebought.body.get("errors").is_none(), "{}", rebought.body);
+    app.ok(
+        Some(&app.admin()),
+        "mutation($id: ID!) { confirmTicketPurchasePayment(id: $id) { status } }",
+        json!({ "id": held[1]["id"] }),
+    )
+    .await;
+    let after_paying = post(&app, Some(HOARDER), None, buy(&workshop, 10)).await;
+    assert!(
+        after_paying.body.get("errors").is_none(),
+        "{}",
+        after_paying.body
+    );
+    // Now at the cap again.
+    let capped = post(&app, Some(HOARDER), None, buy(&workshop, 1)).await;
+    assert_eq!(
+        error_code(&capped.body),
+        "UNPAID_SEAT_LIMIT",
+        "{}",
+        capped.body
+    );
+}
+
+/// Forty purchases from one address at once: the cap is decided by each purchase's write,
+/// so exactly as many as it allows get through, never more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_purchases_from_one_address_cannot_overshoot_the_cap() {
+    let app = TestApp::spawn_with(|s| {
+        default_limits(s);
+        trust_localhost(s);
+    })
+    .await;
+    let conference = app.create_conference().await;
+    let hall = app
+        .create_ticket_type(&conference, "Hall", 5_000, 100, "PUBLIC")
+        .await;
+    let attempts = (0..40).map(|_| post(&app, Some("198.51.100.7"), None, buy(&hall, 1)));
+    let answers = futures_util::future::join_all(attempts).await;
+    let mut bought = 0;
+    for answer in &answers {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        if answer.body.get("errors").is_some() {
+            assert_eq!(
+                error_code(&answer.body),
+                "UNPAID_SEAT_LIMIT",
+                "{}",
+                answer.body
+            );
+        } else {
+            bought += 1;
+        }
+    }
+    assert_eq!(bought, 20);
+    assert_eq!(app.ticket_type(&hall).await["sold"], 20);
+    let normal = post(&app, Some("203.0.113.50"), None, buy(&hall, 1)).await;
+    assert!(normal.body.get("errors").is_none(), "{}", normal.body);
 }
 
 fn urlencode(text: &str) -> String {

@@ -18,6 +18,30 @@ pub const ADMIN: &[&str] = &["tickets:admin", "events:read"];
 /// another instance, as it does in a deployment.
 pub const PURCHASE_TOKEN_SECRET: &[u8] = b"test purchase token secret, 32+ bytes long";
 
+/// The settings every test server starts from. Tests send hundreds of mutations from one
+/// address within a second (200 buyers at once, the policy matrix): the per-client rate limit
+/// and the per-buyer cap on unpaid seats are off, and the tests of those limits
+/// (`hostile.rs`) turn them back on with their defaults.
+pub fn test_settings(database_url: &str) -> Settings {
+    Settings {
+        database_url: database_url.to_owned(),
+        poll_interval: Duration::from_millis(200),
+        purchase_token_secret: Some(PURCHASE_TOKEN_SECRET.to_vec()),
+        rate_limits: platform::rate_limit::RateLimits::OFF,
+        purchase_limits: ticketing::domain::PurchaseLimits {
+            max_unpaid_seats_per_buyer: 0,
+            ..ticketing::domain::PurchaseLimits::default()
+        },
+        ..Settings::default()
+    }
+}
+
+/// Turns the per-client limits back on, with their defaults.
+pub fn default_limits(settings: &mut Settings) {
+    settings.rate_limits = platform::rate_limit::RateLimits::default();
+    settings.purchase_limits = ticketing::domain::PurchaseLimits::default();
+}
+
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub keys: Arc<JwtKeys>,
@@ -37,12 +61,7 @@ impl TestApp {
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
         let (database_url, dir) = fresh_database_url("ticketing").await;
-        let mut settings = Settings {
-            database_url: database_url.clone(),
-            poll_interval: Duration::from_millis(200),
-            purchase_token_secret: Some(PURCHASE_TOKEN_SECRET.to_vec()),
-            ..Settings::default()
-        };
+        let mut settings = test_settings(&database_url);
         adjust(&mut settings);
         Self::start(settings, dir).await
     }
@@ -53,12 +72,7 @@ impl TestApp {
     }
 
     pub async fn spawn_on_with(database_url: &str, adjust: impl FnOnce(&mut Settings)) -> Self {
-        let mut settings = Settings {
-            database_url: database_url.to_owned(),
-            poll_interval: Duration::from_millis(200),
-            purchase_token_secret: Some(PURCHASE_TOKEN_SECRET.to_vec()),
-            ..Settings::default()
-        };
+        let mut settings = test_settings(database_url);
         adjust(&mut settings);
         Self::start(settings, None).await
     }
@@ -81,12 +95,7 @@ impl TestApp {
 
     /// A server on `database_url` relaying to the given bus (e.g. a test's own NATS).
     pub async fn spawn_on_bus(database_url: &str, bus: Arc<dyn EventBus>) -> Self {
-        let settings = Settings {
-            database_url: database_url.to_owned(),
-            poll_interval: Duration::from_millis(200),
-            purchase_token_secret: Some(PURCHASE_TOKEN_SECRET.to_vec()),
-            ..Settings::default()
-        };
+        let settings = test_settings(database_url);
         Self::start_with_bus(settings, None, bus, None).await
     }
 
