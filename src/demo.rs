@@ -67,17 +67,31 @@ impl Gateway {
 
     /// As the organiser: with the admin token.
     async fn admin(&self, query: &str, variables: Value) -> Result<Value, DemoError> {
-        self.call(Some(&self.admin_token), query, variables).await
+        self.call(Some(&self.admin_token), None, query, variables)
+            .await
     }
 
     /// As a member of the public: no token at all.
     async fn public(&self, query: &str, variables: Value) -> Result<Value, DemoError> {
-        self.call(None, query, variables).await
+        self.call(None, None, query, variables).await
+    }
+
+    /// As a member of the public at `address`: each walk-in comes from an address of its own
+    /// (from a documentation range), as visitors do, so the services' per-buyer limits count
+    /// them apart, which they can because they trust the gateway's `X-Forwarded-For`.
+    async fn public_from(
+        &self,
+        address: std::net::Ipv4Addr,
+        query: &str,
+        variables: Value,
+    ) -> Result<Value, DemoError> {
+        self.call(None, Some(address), query, variables).await
     }
 
     async fn call(
         &self,
         token: Option<&str>,
+        forwarded_for: Option<std::net::Ipv4Addr>,
         query: &str,
         variables: Value,
     ) -> Result<Value, DemoError> {
@@ -91,6 +105,9 @@ impl Gateway {
             .json(&json!({ "query": query, "variables": variables }));
         if let Some(token) = token {
             request = request.bearer_auth(token);
+        }
+        if let Some(address) = forwarded_for {
+            request = request.header("x-forwarded-for", address.to_string());
         }
         let body: Value = request
             .send()
@@ -347,8 +364,11 @@ async fn buy(
             .to_lowercase()
             .replace(|c: char| !c.is_ascii_alphanumeric(), ".")
     );
+    // TEST-NET-2 (RFC 5737): addresses that belong to nobody.
+    let address = std::net::Ipv4Addr::new(198, 51, 100, rand::rng().random_range(1..=254));
     let data = gateway
-        .public(
+        .public_from(
+            address,
             "mutation BuyTicket($input: CreateTicketPurchaseInput!) { createTicketPurchase(input: $input) { id } }",
             json!({ "input": {
                 "purchaser": { "name": buyer, "email": email },

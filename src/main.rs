@@ -235,6 +235,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             purchase_token_secret: Some(
                 PURCHASE_TOKEN_SECRET.load_or_create(&args.data_dir, true)?,
             ),
+            trusted_proxies: gateway_as_proxy()?,
             ..ticketing::Settings::default()
         },
         Arc::clone(&keys),
@@ -255,6 +256,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             database_url: sqlite_url(&args.data_dir, "crm.db"),
             ticketing_url: Some(graphql_url(ticketing_addr)),
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+            trusted_proxies: gateway_as_proxy()?,
             ..crm::Settings::default()
         },
         Arc::clone(&keys),
@@ -307,11 +309,17 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     // (introspection, validation errors) is never served to a forged or expired token.
     gateway_config.jwt_secret =
         Some(String::from_utf8(secret.clone()).context("the JWT secret must be text")?);
-    let mut gateway_task = tokio::spawn(gateway::run(
-        gateway_listener,
-        gateway_config,
-        platform::server::until_shutdown(stopped),
-    ));
+    // The gateway gets worker threads of its own, as it would a process of its own: fanning an
+    // event out to thousands of live viewers wakes thousands of tasks at once, and on a shared
+    // runtime a purchase arriving then would queue behind all of them. With separate
+    // runtimes the operating system shares the cores between the two.
+    let gateway_runtime = gateway_runtime()?;
+    let gateway_listener = gateway_listener.into_std()?;
+    let gateway_stopped = platform::server::until_shutdown(stopped);
+    let mut gateway_task = gateway_runtime.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(gateway_listener)?;
+        gateway::run(listener, gateway_config, gateway_stopped).await
+    });
     tokio::select! {
         ended = &mut gateway_task => return Err(gateway_ended(ended)),
         () = serving(gateway_addr) => {}
@@ -404,6 +412,30 @@ async fn serving(addr: SocketAddr) {
 }
 
 /// Why the gateway task ended before `up` asked it to.
+/// The services believe the `X-Forwarded-For` of the in-process gateway, which connects from
+/// loopback: their per-client limits (mutation rate, unpaid seats) then count each dashboard
+/// visitor, not the gateway. Anything else on this machine is trusted alike, which on a
+/// machine of one's own it is anyway.
+fn gateway_as_proxy() -> anyhow::Result<platform::client_address::TrustedProxies> {
+    let loopback = ["127.0.0.1", "::1"]
+        .into_iter()
+        .map(platform::client_address::ProxyRange::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    Ok(platform::client_address::TrustedProxies::new(loopback))
+}
+
+/// A runtime for the gateway alone, with as many workers as there are cores. It lives as
+/// long as the process: it is leaked because a runtime cannot be dropped from inside another.
+fn gateway_runtime() -> anyhow::Result<&'static tokio::runtime::Runtime> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("gateway")
+        .enable_all()
+        .build()
+        .context("cannot start the gateway's runtime")?;
+    Ok(Box::leak(Box::new(runtime)))
+}
+
 fn gateway_ended(
     ended: Result<Result<(), gateway::GatewayError>, tokio::task::JoinError>,
 ) -> anyhow::Error {

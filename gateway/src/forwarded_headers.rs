@@ -156,6 +156,47 @@ impl ForwardedHeaders {
     pub fn is_empty(&self) -> bool {
         self.0.is_none()
     }
+
+    /// These headers with `X-Forwarded-For` naming the client's address chain (instead of
+    /// any propagated value), for a mutation.
+    pub fn with_client(&self, client: &ClientAddress) -> ForwardedHeaders {
+        let Some(chain) = &client.0 else {
+            return self.clone();
+        };
+        let mut headers: Vec<(HeaderName, HeaderValue)> = self
+            .iter()
+            .filter(|(name, _)| **name != X_FORWARDED_FOR)
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        headers.push((X_FORWARDED_FOR, chain.clone()));
+        ForwardedHeaders::from_vec(headers)
+    }
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// Where a request came from: the `X-Forwarded-For` chain it arrived with, plus the address
+/// that connected to the gateway. Mutations carry it to the subgraphs, whose per-client limits
+/// (mutation rate, unpaid seats) then count the client, not the gateway, when they trust the
+/// gateway as a proxy. Queries and subscriptions do not: what identical requests share
+/// (in-flight subgraph fetches, shared subscriptions) must not differ by client.
+#[derive(Debug, Clone, Default)]
+pub struct ClientAddress(Option<HeaderValue>);
+
+impl ClientAddress {
+    pub fn new(headers: &HeaderMap, peer: Option<std::net::IpAddr>) -> Self {
+        let Some(peer) = peer else {
+            return ClientAddress(None);
+        };
+        let mut chain: Vec<&str> = headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        let peer = peer.to_string();
+        chain.push(&peer);
+        ClientAddress(HeaderValue::from_str(&chain.join(", ")).ok())
+    }
 }
 
 #[cfg(test)]

@@ -7,22 +7,23 @@
 //! before execution; a legacy `application/json` client always gets 200 for GraphQL errors.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::get;
+use axum::{Extension, Router};
 
 use apollo_compiler::ast::OperationType;
 use futures_util::FutureExt;
 
-use crate::forwarded_headers::ForwardedHeaders;
+use crate::forwarded_headers::{ClientAddress, ForwardedHeaders};
 use crate::in_flight::InFlight;
 use crate::metrics::RequestOutcome;
 use crate::pipeline::{GraphQLRequest, Outcome, Pipeline, Transport};
@@ -276,16 +277,23 @@ async fn refuse_invalid_tokens(
 
 async fn graphql_post(
     State(pipeline): State<Arc<Pipeline>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> HttpResponse {
     let started = Instant::now();
-    post(&pipeline, headers, bytes)
+    let client = ClientAddress::new(&headers, peer.map(|Extension(ConnectInfo(a))| a.ip()));
+    post(&pipeline, headers, &client, bytes)
         .await
         .record(&pipeline, started)
 }
 
-async fn post(pipeline: &Arc<Pipeline>, headers: HeaderMap, bytes: Bytes) -> Answer {
+async fn post(
+    pipeline: &Arc<Pipeline>,
+    headers: HeaderMap,
+    client: &ClientAddress,
+    bytes: Bytes,
+) -> Answer {
     let event_stream = sse::wants_event_stream(headers.get(header::ACCEPT));
     let media = negotiate(&headers);
     let Some(media) = media.or(event_stream.then_some(MediaType::Json)) else {
@@ -308,7 +316,7 @@ async fn post(pipeline: &Arc<Pipeline>, headers: HeaderMap, bytes: Bytes) -> Ans
         ));
     }
     if !event_stream && let Some(shared) = pipeline.shared_client_requests() {
-        return shared_post(pipeline, shared, &headers, media, bytes).await;
+        return shared_post(pipeline, shared, &headers, client, media, bytes).await;
     }
     let request: GraphQLRequest = match serde_json::from_slice(&bytes) {
         Ok(request) => request,
@@ -318,10 +326,12 @@ async fn post(pipeline: &Arc<Pipeline>, headers: HeaderMap, bytes: Bytes) -> Ans
     if event_stream {
         let pipeline = Arc::clone(pipeline);
         return Answer::untracked(
-            sse::respond(pipeline, request, Transport::Stream, forwarded).await,
+            sse::respond(pipeline, request, Transport::Stream, forwarded, client).await,
         );
     }
-    let outcome = pipeline.handle(request, Transport::Post, &forwarded).await;
+    let outcome = pipeline
+        .handle(request, Transport::Post, &forwarded, client)
+        .await;
     respond(media, outcome)
 }
 
@@ -364,6 +374,7 @@ async fn shared_post(
     pipeline: &Arc<Pipeline>,
     shared: &InFlight<ClientRequestKey, SharedResponse>,
     headers: &HeaderMap,
+    client: &ClientAddress,
     media: MediaType,
     bytes: Bytes,
 ) -> Answer {
@@ -385,7 +396,8 @@ async fn shared_post(
         Err(outcome) => return respond(media, outcome),
     };
     if prepared.operation_type() != OperationType::Query {
-        let response = pipeline.execute(&prepared, &key.forwarded, None).await;
+        let forwarded = key.forwarded.with_client(client);
+        let response = pipeline.execute(&prepared, &forwarded, None).await;
         return respond(media, Outcome::Executed(response));
     }
     let pipeline = Arc::clone(pipeline);
@@ -436,7 +448,14 @@ async fn get_request(pipeline: &Arc<Pipeline>, request: Request) -> Answer {
     if parts.headers.contains_key(header::UPGRADE) {
         return Answer::untracked(
             match WebSocketUpgrade::from_request_parts(&mut parts, pipeline).await {
-                Ok(upgrade) => ws::upgrade(Arc::clone(pipeline), upgrade, &parts.headers),
+                Ok(upgrade) => {
+                    let peer = parts
+                        .extensions
+                        .get::<ConnectInfo<SocketAddr>>()
+                        .map(|ConnectInfo(address)| address.ip());
+                    let client = ClientAddress::new(&parts.headers, peer);
+                    ws::upgrade(Arc::clone(pipeline), upgrade, &parts.headers, client)
+                }
                 Err(rejection) => rejection.into_response(),
             },
         );
@@ -481,10 +500,25 @@ async fn get_request(pipeline: &Arc<Pipeline>, request: Request) -> Answer {
     if event_stream {
         let pipeline = Arc::clone(pipeline);
         return Answer::untracked(
-            sse::respond(pipeline, request, Transport::StreamGet, forwarded).await,
+            sse::respond(
+                pipeline,
+                request,
+                Transport::StreamGet,
+                forwarded,
+                &ClientAddress::default(),
+            )
+            .await,
         );
     }
-    let outcome = pipeline.handle(request, Transport::Get, &forwarded).await;
+    // Mutations never travel over GET: no client address to pass on.
+    let outcome = pipeline
+        .handle(
+            request,
+            Transport::Get,
+            &forwarded,
+            &ClientAddress::default(),
+        )
+        .await;
     respond(media, outcome)
 }
 

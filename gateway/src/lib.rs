@@ -116,6 +116,39 @@ pub fn build_pipeline(config: &Config, supergraph: Supergraph) -> Result<Pipelin
     })
 }
 
+/// Worker threads of their own for long-lived streams: fanning one event out to thousands of
+/// live viewers wakes thousands of tasks at once, and queries or purchases that arrive then
+/// must not queue behind all of them. On threads of its own, the operating system shares the
+/// cores between the two kinds of work instead.
+pub struct StreamingRuntime(Option<tokio::runtime::Runtime>);
+
+impl StreamingRuntime {
+    pub fn start() -> Result<Self, GatewayError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("gateway-streams")
+            .enable_all()
+            .build()?;
+        Ok(StreamingRuntime(Some(runtime)))
+    }
+
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        match &self.0 {
+            Some(runtime) => runtime.handle().clone(),
+            None => tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl Drop for StreamingRuntime {
+    /// Streams still open when the gateway stops are cut; a runtime cannot block to finish
+    /// them from inside another one.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// Serves the gateway on `listener` until `shutdown` completes.
 pub async fn run(
     listener: TcpListener,
@@ -127,7 +160,8 @@ pub async fn run(
     HeaderPropagation::new(&config.propagate_headers)?;
     let cors = cors::layer(&config)?;
     let supergraph = load_supergraph(&config).await?;
-    let pipeline = Arc::new(build_pipeline(&config, supergraph)?);
+    let streaming = StreamingRuntime::start()?;
+    let pipeline = Arc::new(build_pipeline(&config, supergraph)?.stream_on(streaming.handle()));
     let readiness = http::Readiness::default();
     let mut app = http::router(pipeline, readiness.clone(), config.max_body_bytes);
     if let Some(dir) = &config.web_dir {
@@ -148,6 +182,8 @@ pub async fn run(
         readiness.start_draining();
         let _ = begun.send(());
     };
+    // The peer's address goes to subgraphs with mutations (`X-Forwarded-For`).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let serving = axum::serve(listener, app)
         .with_graceful_shutdown(draining)
         .into_future();

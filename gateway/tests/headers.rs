@@ -504,3 +504,51 @@ async fn sse_subscription_events_carry_the_header() {
         (vec!["by-sse".to_string()], vec![json!("by-sse")])
     );
 }
+
+/// Per-client limits in the services (mutation rate, unpaid seats) must count the client, not
+/// the gateway: mutations carry the client's address chain in `X-Forwarded-For`, ending with
+/// the address that connected to the gateway. Queries do not, so that identical requests from
+/// different clients still share subgraph fetches.
+#[tokio::test]
+async fn mutations_name_the_client_address_queries_do_not() {
+    let stack = support::start().await;
+    let response = stack
+        .http
+        .post(stack.url())
+        .header("x-forwarded-for", "203.0.113.7")
+        .json(&json!({
+            "query": "mutation { addReview(upc: \"1\", body: \"Great\") { body } }"
+        }))
+        .send()
+        .await
+        .expect("mutation");
+    assert!(response.status().is_success());
+    stack.query("{ topProducts { upc } }").await;
+
+    let requests = stack.reviews.requests();
+    let mutation = requests
+        .iter()
+        .find(|r| r.query.contains("addReview"))
+        .expect("the mutation reached the reviews subgraph");
+    assert_eq!(
+        mutation.header("x-forwarded-for"),
+        Some("203.0.113.7, 127.0.0.1"),
+        "the chain it came with, then the gateway's peer"
+    );
+    let queries: Vec<_> = stack
+        .products
+        .requests()
+        .into_iter()
+        .chain(
+            requests
+                .into_iter()
+                .filter(|r| !r.query.contains("addReview")),
+        )
+        .collect();
+    assert!(!queries.is_empty());
+    assert!(
+        queries
+            .iter()
+            .all(|r| r.header("x-forwarded-for").is_none())
+    );
+}

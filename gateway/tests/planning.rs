@@ -158,7 +158,12 @@ async fn plans_are_cached_by_normalized_operation() {
             ..GraphQLRequest::default()
         };
         let outcome = pipeline
-            .handle(request, Transport::Post, &ForwardedHeaders::default())
+            .handle(
+                request,
+                Transport::Post,
+                &ForwardedHeaders::default(),
+                &gateway::forwarded_headers::ClientAddress::default(),
+            )
             .await;
         assert!(matches!(outcome, Outcome::Executed(_)), "{outcome:?}");
     }
@@ -183,7 +188,12 @@ async fn documents_are_parsed_once_per_text() {
             ..GraphQLRequest::default()
         };
         pipeline
-            .handle(request, Transport::Post, &ForwardedHeaders::default())
+            .handle(
+                request,
+                Transport::Post,
+                &ForwardedHeaders::default(),
+                &gateway::forwarded_headers::ClientAddress::default(),
+            )
             .await;
     }
     assert_eq!(pipeline.cached_documents(), 2);

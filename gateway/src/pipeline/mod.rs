@@ -23,7 +23,7 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 
 use crate::authentication::BearerTokens;
-use crate::forwarded_headers::{ForwardedHeaders, HeaderPropagation};
+use crate::forwarded_headers::{ClientAddress, ForwardedHeaders, HeaderPropagation};
 use crate::http::{ClientRequestKey, SharedResponse};
 use crate::in_flight::InFlight;
 use crate::metrics::Metrics;
@@ -107,6 +107,9 @@ pub struct Pipeline {
     client_requests: Option<InFlight<ClientRequestKey, SharedResponse>>,
     /// Identical subscriptions sharing one upstream subscription; `None` when off.
     subscription_groups: Option<Arc<SubscriptionGroups>>,
+    /// Where long-lived streams (WebSocket connections, shared subscriptions) run; `None`:
+    /// on the runtime that accepted them.
+    streams: Option<tokio::runtime::Handle>,
     plans: PlanCache,
     documents: DocumentCache,
     limits: Limits,
@@ -136,6 +139,7 @@ impl Pipeline {
             limits,
             client_requests: None,
             subscription_groups: None,
+            streams: None,
             propagation: HeaderPropagation::default(),
             tokens: BearerTokens::default(),
         }
@@ -188,6 +192,25 @@ impl Pipeline {
         self
     }
 
+    /// Runs WebSocket connections and shared subscriptions on `runtime` (see
+    /// [`crate::StreamingRuntime`]).
+    pub fn stream_on(mut self, runtime: tokio::runtime::Handle) -> Self {
+        self.streams = Some(runtime);
+        self
+    }
+
+    /// Spawns a long-lived stream task where streams run.
+    pub fn spawn_stream<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.streams {
+            Some(runtime) => runtime.spawn(task),
+            None => tokio::spawn(task),
+        }
+    }
+
     pub fn subscription_groups(&self) -> Option<&Arc<SubscriptionGroups>> {
         self.subscription_groups.as_ref()
     }
@@ -219,11 +242,16 @@ impl Pipeline {
         request: GraphQLRequest,
         transport: Transport,
         forwarded: &ForwardedHeaders,
+        client: &ClientAddress,
     ) -> Outcome {
         let prepared = match self.prepare(request, transport) {
             Ok(prepared) => prepared,
             Err(outcome) => return outcome,
         };
+        if prepared.operation_type() == OperationType::Mutation {
+            let forwarded = forwarded.with_client(client);
+            return Outcome::Executed(self.execute(&prepared, &forwarded, None).await);
+        }
         Outcome::Executed(self.execute(&prepared, forwarded, None).await)
     }
 

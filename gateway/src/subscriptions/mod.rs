@@ -26,7 +26,7 @@ use futures_util::stream::{self, BoxStream};
 use reqwest::header::HeaderValue;
 use serde_json::{Map, Value};
 
-use crate::forwarded_headers::ForwardedHeaders;
+use crate::forwarded_headers::{ClientAddress, ForwardedHeaders};
 use crate::metrics::{ActiveSubscription, ActiveUpstream};
 use crate::pipeline::execute::root_error;
 use crate::pipeline::{GraphQLRequest, Outcome, Pipeline, Prepared, Transport};
@@ -62,6 +62,7 @@ pub async fn execute_stream(
     request: GraphQLRequest,
     transport: Transport,
     forwarded: ForwardedHeaders,
+    client: &ClientAddress,
 ) -> Result<ResponseStream, Vec<GraphQLError>> {
     let prepared = match pipeline.prepare(request, transport) {
         Ok(prepared) => prepared,
@@ -69,6 +70,10 @@ pub async fn execute_stream(
         | Err(Outcome::MethodNotAllowed(response)) => return Err(response.errors),
     };
     if prepared.operation_type() != OperationType::Subscription {
+        let forwarded = match prepared.operation_type() {
+            OperationType::Mutation => forwarded.with_client(client),
+            _ => forwarded,
+        };
         let response = pipeline.execute(&prepared, &forwarded, None).await;
         return Ok(stream::once(async move { Delivery::of(&response) }).boxed());
     }

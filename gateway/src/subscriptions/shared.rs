@@ -490,7 +490,7 @@ impl SubscriptionGroups {
             started: watch::Sender::new(Start::Pending),
         });
         let group = Arc::new_cyclic(|me: &Weak<Group>| {
-            let task = tokio::spawn(run_group(
+            let task = pipeline.spawn_stream(run_group(
                 Arc::clone(&core),
                 GroupHandle {
                     groups: Arc::downgrade(self),

@@ -13,7 +13,7 @@ use futures_util::stream;
 use reqwest::header::HeaderValue;
 
 use super::{Delivery, execute_stream};
-use crate::forwarded_headers::ForwardedHeaders;
+use crate::forwarded_headers::{ClientAddress, ForwardedHeaders};
 use crate::pipeline::{GraphQLRequest, Pipeline, Transport};
 use crate::response::{GraphQLError, Response};
 
@@ -37,10 +37,11 @@ pub async fn respond(
     request: GraphQLRequest,
     transport: Transport,
     forwarded: ForwardedHeaders,
+    client: &ClientAddress,
 ) -> HttpResponse {
     // Request errors travel in the stream too (`next` with errors, then `complete`), as
     // graphql-sse does: an EventSource-style client cannot read an error response body.
-    let deliveries = match execute_stream(pipeline, request, transport, forwarded).await {
+    let deliveries = match execute_stream(pipeline, request, transport, forwarded, client).await {
         Ok(deliveries) => deliveries,
         Err(errors) => {
             stream::once(async move { Delivery::of(&Response::request_error(errors)) }).boxed()

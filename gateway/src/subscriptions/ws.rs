@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::{Delivery, execute_stream};
-use crate::forwarded_headers::ForwardedHeaders;
+use crate::forwarded_headers::{ClientAddress, ForwardedHeaders};
 use crate::pipeline::{GraphQLRequest, Pipeline, Transport};
 use crate::response::GraphQLError;
 
@@ -45,7 +45,12 @@ enum Protocol {
     Legacy,
 }
 
-pub fn upgrade(pipeline: Arc<Pipeline>, ws: WebSocketUpgrade, headers: &HeaderMap) -> HttpResponse {
+pub fn upgrade(
+    pipeline: Arc<Pipeline>,
+    ws: WebSocketUpgrade,
+    headers: &HeaderMap,
+    client: ClientAddress,
+) -> HttpResponse {
     // Until `connection_init` says otherwise, the upgrade request's headers are forwarded.
     let upgrade_headers = pipeline.forwarded_headers(headers);
     // Client messages are small; tungstenite's default 128 KiB read buffer is zeroed before
@@ -62,16 +67,19 @@ pub fn upgrade(pipeline: Arc<Pipeline>, ws: WebSocketUpgrade, headers: &HeaderMa
         Some(LEGACY_WS) => Protocol::Legacy,
         _ => Protocol::TransportWs,
     };
-    ws.on_upgrade(move |socket| {
-        Connection {
+    ws.on_upgrade(move |socket| async move {
+        let streams = Arc::clone(&pipeline);
+        let connection = Connection {
             pipeline,
             protocol,
             forwarded: upgrade_headers,
+            client,
             initialised: false,
             operations: HashMap::new(),
             generation: 0,
-        }
-        .serve(socket)
+        };
+        // Live viewers' traffic runs where streams run, apart from queries and purchases.
+        let _ = streams.spawn_stream(connection.serve(socket)).await;
     })
 }
 
@@ -140,6 +148,8 @@ struct Connection {
     protocol: Protocol,
     /// Sent on with every operation's subgraph requests.
     forwarded: ForwardedHeaders,
+    /// Told to subgraphs with mutations.
+    client: ClientAddress,
     initialised: bool,
     operations: HashMap<String, (u64, AbortHandle)>,
     generation: u64,
@@ -312,12 +322,16 @@ impl Connection {
         let generation = self.generation;
         let pipeline = self.pipeline.clone();
         let forwarded = self.forwarded.clone();
+        let client = self.client.clone();
         let outgoing = outgoing.clone();
         let protocol = self.protocol;
         let task_id = id.clone();
         let task = tokio::spawn(async move {
             let id = task_id;
-            run_operation(&id, protocol, pipeline, request, forwarded, &outgoing).await;
+            run_operation(
+                &id, protocol, pipeline, request, forwarded, &client, &outgoing,
+            )
+            .await;
             let _ = outgoing.send(Outgoing::Finished(id, generation)).await;
         });
         self.operations
@@ -331,6 +345,7 @@ async fn run_operation(
     pipeline: Arc<Pipeline>,
     request: GraphQLRequest,
     forwarded: ForwardedHeaders,
+    client: &ClientAddress,
     outgoing: &mpsc::Sender<Outgoing>,
 ) {
     let (next, complete) = match protocol {
@@ -338,19 +353,19 @@ async fn run_operation(
         Protocol::Legacy => ("data", "complete"),
     };
     let send = |message: Message| outgoing.send(Outgoing::Message(message));
-    let mut deliveries = match execute_stream(pipeline, request, Transport::Stream, forwarded).await
-    {
-        Ok(deliveries) => deliveries,
-        Err(errors) => {
-            // The operation failed before producing results: `error` ends it (graphql-
-            // transport-ws sends no `complete` after `error`).
-            let _ = send(encode::<&[GraphQLError]>("error", Some(id), Some(&errors))).await;
-            if protocol == Protocol::Legacy {
-                let _ = send(encode::<()>(complete, Some(id), None)).await;
+    let mut deliveries =
+        match execute_stream(pipeline, request, Transport::Stream, forwarded, client).await {
+            Ok(deliveries) => deliveries,
+            Err(errors) => {
+                // The operation failed before producing results: `error` ends it (graphql-
+                // transport-ws sends no `complete` after `error`).
+                let _ = send(encode::<&[GraphQLError]>("error", Some(id), Some(&errors))).await;
+                if protocol == Protocol::Legacy {
+                    let _ = send(encode::<()>(complete, Some(id), None)).await;
+                }
+                return;
             }
-            return;
-        }
-    };
+        };
     while let Some(delivery) = deliveries.next().await {
         match delivery {
             Delivery::Result(result) => {
