@@ -126,6 +126,7 @@ impl StreamingRuntime {
     pub fn start() -> Result<Self, GatewayError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .thread_name("gateway-streams")
+            .on_thread_start(yield_to_requests)
             .enable_all()
             .build()?;
         Ok(StreamingRuntime(Some(runtime)))
@@ -135,6 +136,21 @@ impl StreamingRuntime {
         match &self.0 {
             Some(runtime) => runtime.handle().clone(),
             None => tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+/// Streams threads run at a lower scheduling priority (nice 10): when the cores are busy, a
+/// request thread that wakes for a query or a purchase gets its turn first, and the
+/// viewers' events wait a few milliseconds instead.
+fn yield_to_requests() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority with PRIO_PROCESS and who = 0 changes only the calling thread
+        // on Linux; it takes no pointers.
+        let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+        if result != 0 {
+            tracing::debug!("cannot lower the streams threads' priority");
         }
     }
 }
