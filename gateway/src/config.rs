@@ -152,6 +152,27 @@ pub struct Config {
     #[arg(long = "list-size", env = "GATEWAY_LIST_SIZES", value_delimiter = ',', value_parser = list_size)]
     pub list_sizes: Vec<((String, String), u64)>,
 
+    /// Most lexical tokens accepted in a document; parsing stops there
+    /// (`TOKEN_LIMIT_EXCEEDED`).
+    #[arg(long, env = "GATEWAY_MAX_TOKENS", default_value_t = 15_000)]
+    pub max_tokens: usize,
+
+    /// Most directive uses accepted in a document (`DIRECTIVE_LIMIT_EXCEEDED`).
+    #[arg(long, env = "GATEWAY_MAX_DIRECTIVES", default_value_t = 50)]
+    pub max_directives: usize,
+
+    /// Most root fields accepted in an operation (`ROOT_FIELD_LIMIT_EXCEEDED`).
+    #[arg(long, env = "GATEWAY_MAX_ROOT_FIELDS", default_value_t = 20)]
+    pub max_root_fields: usize,
+
+    /// Seconds a WebSocket client has to send `connection_init` before it is closed (4408).
+    #[arg(
+        long,
+        env = "GATEWAY_WEBSOCKET_INIT_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub websocket_init_timeout_secs: u64,
+
     /// Most aliases accepted in an operation.
     #[arg(long, env = "GATEWAY_MAX_ALIASES", default_value_t = 64)]
     pub max_aliases: usize,

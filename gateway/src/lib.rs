@@ -80,6 +80,12 @@ pub fn build_pipeline(config: &Config, supergraph: Supergraph) -> Result<Pipelin
     let limits = Limits {
         max_depth: config.max_depth,
         max_aliases: config.max_aliases,
+        max_root_fields: config.max_root_fields,
+        document: pipeline::validate::DocumentLimits {
+            max_tokens: config.max_tokens,
+            max_directives: config.max_directives,
+        },
+        websocket_init_timeout: Duration::from_secs(config.websocket_init_timeout_secs.max(1)),
         introspection: config.introspection,
         max_operations_per_socket: config.max_operations_per_socket.max(1),
         websocket_send_timeout: Duration::from_secs(config.websocket_send_timeout_secs.max(1)),

@@ -302,10 +302,11 @@ async fn a_late_subscriber_gets_an_exact_replay_then_the_live_events() {
     }
 }
 
-/// Publishes `count` events, `chunk` at a time, each chunk once `received` says the fast
+/// Publishes `count` events, a chunk at a time, each chunk once `received` says the fast
 /// client has them all: the test subgraph's own buffer never overflows.
 async fn publish_paced(subgraphs: &Streaming, received: &AtomicUsize, count: i32) {
-    let chunk = 50;
+    // Fewer than the subscription buffer: the fast client can never fall behind by more.
+    let chunk = 20;
     let mut seq = 0;
     while seq < count {
         for _ in 0..chunk.min(count - seq) {
@@ -362,7 +363,7 @@ async fn slow_socket(gateway: SocketAddr) -> Socket {
 async fn a_slow_client_is_told_to_resubscribe_without_holding_back_a_fast_one() {
     let subgraphs = start_subgraphs().await;
     let mut config = config(&subgraphs);
-    config.subscription_buffer = 8;
+    config.subscription_buffer = 32;
     let gateway = support::spawn_gateway(config).await;
 
     let total = 1000;
@@ -411,7 +412,7 @@ async fn a_slow_client_is_told_to_resubscribe_without_holding_back_a_fast_one() 
 async fn a_client_that_stops_reading_is_dropped_without_holding_back_a_fast_one() {
     let subgraphs = start_subgraphs().await;
     let mut config = config(&subgraphs);
-    config.subscription_buffer = 8;
+    config.subscription_buffer = 32;
     config.websocket_send_timeout_secs = 1;
     let gateway = support::spawn_gateway(config).await;
 

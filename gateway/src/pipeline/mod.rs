@@ -52,6 +52,8 @@ pub struct GraphQLRequest {
 pub struct Limits {
     pub max_depth: usize,
     pub max_aliases: usize,
+    pub max_root_fields: usize,
+    pub document: validate::DocumentLimits,
     pub introspection: bool,
     /// Operations one WebSocket may run at once: each subscription holds an upstream socket
     /// to a subgraph, so one client must not open hundreds.
@@ -61,6 +63,8 @@ pub struct Limits {
     pub websocket_send_timeout: std::time::Duration,
     /// Largest message a WebSocket client may send (the body size limit).
     pub max_websocket_message_bytes: usize,
+    /// How long a WebSocket client has to send `connection_init`.
+    pub websocket_init_timeout: std::time::Duration,
     pub cost: cost::CostLimits,
 }
 
@@ -267,10 +271,9 @@ impl Pipeline {
         let Some(query) = request.query.as_deref() else {
             return Err(rejected("Must provide query string.", "BAD_REQUEST"));
         };
-        let document = match self
-            .documents
-            .get_or_parse(query, || validate::parse_and_validate(&sg.api, query))
-        {
+        let document = match self.documents.get_or_parse(query, || {
+            validate::parse_within(&sg.api, query, &self.limits.document)
+        }) {
             Ok(document) => document,
             Err(errors) => return Err(Outcome::Rejected(Response::request_error(errors))),
         };

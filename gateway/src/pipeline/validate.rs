@@ -1,29 +1,143 @@
 //! Parse and validate client operations against the API schema, and enforce the gateway's
 //! operation limits (depth, aliases) before anything reaches a subgraph.
 
-use apollo_compiler::ExecutableDocument;
-use apollo_compiler::Schema;
-use apollo_compiler::validation::Valid;
+use apollo_compiler::parser::Parser;
+use apollo_compiler::validation::{DiagnosticList, Valid};
+use apollo_compiler::{ExecutableDocument, Schema, ast};
 
 use super::Limits;
 use super::normalize::NormalizedOperation;
 use super::selection::{Selection, SelectionSet};
 use crate::response::GraphQLError;
 
+/// Limits on the document itself, checked while and right after parsing, before validation:
+/// a refusal costs a bounded parse and one error object.
+#[derive(Debug, Clone)]
+pub struct DocumentLimits {
+    /// Lexical tokens; parsing stops at the limit instead of reading a huge document whole.
+    pub max_tokens: usize,
+    /// Directive uses anywhere in the document (validation would otherwise answer one error
+    /// per unknown directive: 5,000 of them for 5,000).
+    pub max_directives: usize,
+}
+
+impl Default for DocumentLimits {
+    fn default() -> Self {
+        DocumentLimits {
+            max_tokens: 15_000,
+            max_directives: 50,
+        }
+    }
+}
+
+/// Validation errors returned at most; the rest are summed up in the last one.
+const MAX_ERRORS: usize = 100;
+/// Nesting the parser follows before giving up (selection sets, lists, objects).
+const MAX_PARSER_RECURSION: usize = 256;
+
 pub fn parse_and_validate(
     api: &Valid<Schema>,
     query: &str,
 ) -> Result<Valid<ExecutableDocument>, Vec<GraphQLError>> {
-    ExecutableDocument::parse_and_validate(api, query, "operation.graphql").map_err(|with_errors| {
-        with_errors
-            .errors
+    parse_within(api, query, &DocumentLimits::default())
+}
+
+pub fn parse_within(
+    api: &Valid<Schema>,
+    query: &str,
+    limits: &DocumentLimits,
+) -> Result<Valid<ExecutableDocument>, Vec<GraphQLError>> {
+    let mut parser = Parser::new()
+        .token_limit(limits.max_tokens.saturating_add(1))
+        .recursion_limit(MAX_PARSER_RECURSION);
+    let parsed = parser.parse_ast(query, "operation.graphql");
+    if parser.tokens_reached() > limits.max_tokens {
+        return Err(vec![
+            GraphQLError::new(format!(
+                "The document has more than {} tokens.",
+                limits.max_tokens
+            ))
+            .with_code("TOKEN_LIMIT_EXCEEDED"),
+        ]);
+    }
+    let document = match parsed {
+        Ok(document) => document,
+        // The first syntax error says what is wrong; the ones after it are mostly echoes of
+        // the parser's recovery.
+        Err(with_errors) => {
+            let mut errors = errors(&with_errors.errors, "GRAPHQL_PARSE_FAILED");
+            errors.truncate(1);
+            return Err(errors);
+        }
+    };
+    let directives = directive_uses(&document);
+    if directives > limits.max_directives {
+        return Err(vec![
+            GraphQLError::new(format!(
+                "The document uses {directives} directives, more than the maximum of {}.",
+                limits.max_directives
+            ))
+            .with_code("DIRECTIVE_LIMIT_EXCEEDED"),
+        ]);
+    }
+    document
+        .to_executable_validate(api)
+        .map_err(|with_errors| errors(&with_errors.errors, "GRAPHQL_VALIDATION_FAILED"))
+}
+
+fn errors(diagnostics: &DiagnosticList, code: &str) -> Vec<GraphQLError> {
+    let mut errors: Vec<GraphQLError> = diagnostics
+        .iter()
+        .take(MAX_ERRORS)
+        .map(|diagnostic| GraphQLError::from_compiler(diagnostic.to_json()).with_code(code))
+        .collect();
+    if diagnostics.len() > MAX_ERRORS {
+        errors.push(
+            GraphQLError::new(format!(
+                "{} more errors not shown.",
+                diagnostics.len() - MAX_ERRORS
+            ))
+            .with_code(code),
+        );
+    }
+    errors
+}
+
+/// Every directive written in the document.
+fn directive_uses(document: &ast::Document) -> usize {
+    fn in_selections(selections: &[ast::Selection]) -> usize {
+        selections
             .iter()
-            .map(|diagnostic| {
-                GraphQLError::from_compiler(diagnostic.to_json())
-                    .with_code("GRAPHQL_VALIDATION_FAILED")
+            .map(|selection| match selection {
+                ast::Selection::Field(field) => {
+                    field.directives.len() + in_selections(&field.selection_set)
+                }
+                ast::Selection::FragmentSpread(spread) => spread.directives.len(),
+                ast::Selection::InlineFragment(fragment) => {
+                    fragment.directives.len() + in_selections(&fragment.selection_set)
+                }
             })
-            .collect()
-    })
+            .sum()
+    }
+    document
+        .definitions
+        .iter()
+        .map(|definition| match definition {
+            ast::Definition::OperationDefinition(operation) => {
+                operation.directives.len()
+                    + operation
+                        .variables
+                        .iter()
+                        .map(|v| v.directives.len())
+                        .sum::<usize>()
+                    + in_selections(&operation.selection_set)
+            }
+            ast::Definition::FragmentDefinition(fragment) => {
+                fragment.directives.len() + in_selections(&fragment.selection_set)
+            }
+            _ => 0,
+        })
+        .sum()
 }
 
 pub fn check_limits(operation: &NormalizedOperation, limits: &Limits) -> Result<(), GraphQLError> {
@@ -34,6 +148,14 @@ pub fn check_limits(operation: &NormalizedOperation, limits: &Limits) -> Result<
             limits.max_depth
         ))
         .with_code("MAX_DEPTH_EXCEEDED"));
+    }
+    let root_fields = root_fields(&operation.selection_set);
+    if root_fields > limits.max_root_fields {
+        return Err(GraphQLError::new(format!(
+            "Operation selects {root_fields} root fields, more than the maximum of {}.",
+            limits.max_root_fields
+        ))
+        .with_code("ROOT_FIELD_LIMIT_EXCEEDED"));
     }
     let aliases = aliases(&operation.selection_set);
     if aliases > limits.max_aliases {
@@ -55,6 +177,16 @@ fn depth(set: &SelectionSet) -> usize {
         })
         .max()
         .unwrap_or(0)
+}
+
+fn root_fields(set: &SelectionSet) -> usize {
+    set.items
+        .iter()
+        .map(|item| match item {
+            Selection::Field(_) => 1,
+            Selection::Fragment(fr) => root_fields(&fr.selection_set),
+        })
+        .sum()
 }
 
 fn aliases(set: &SelectionSet) -> usize {

@@ -1,0 +1,98 @@
+//! Hostile documents are refused by the gateway before validation or planning, each with one
+//! error and its code, and the gateway answers a normal request right after.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use gateway::Config;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+const NORMAL: &str = "{ topProducts { upc name } }";
+
+async fn refused(stack: &support::Stack, query: &str, code: &str) {
+    let started = Instant::now();
+    let (status, body) = stack.post(query, json!({})).await;
+    let elapsed = started.elapsed();
+    let errors = body["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 1, "one error object: {body:#}");
+    assert_eq!(errors[0]["extensions"]["code"], code, "{body:#}");
+    assert!(body.get("data").is_none(), "nothing executed: {body:#}");
+    assert!(status == 200 || (400..500).contains(&status), "{status}");
+    // Generous for a debug build on a busy machine; the point is it is not parsed whole.
+    assert!(elapsed < Duration::from_secs(2), "{code} took {elapsed:?}");
+    let (status, body) = stack.post(NORMAL, json!({})).await;
+    assert_eq!(status, 200, "{body:#}");
+    assert!(body.get("errors").is_none(), "{body:#}");
+}
+
+#[tokio::test]
+async fn a_huge_document_stops_at_the_token_limit() {
+    let stack = support::start().await;
+    let query = format!("{{ {} }}", "topProducts { upc } ".repeat(25_000));
+    refused(&stack, &query, "TOKEN_LIMIT_EXCEEDED").await;
+}
+
+#[tokio::test]
+async fn thousands_of_unknown_directives_are_one_error() {
+    let stack = support::start().await;
+    // Written without spaces, so that the document stays under the token limit.
+    let query = format!("{{ topProducts {} {{ upc }} }}", "@nope".repeat(5_000));
+    refused(&stack, &query, "DIRECTIVE_LIMIT_EXCEEDED").await;
+}
+
+#[tokio::test]
+async fn too_many_root_fields_are_refused() {
+    let stack = support::start().await;
+    // Aliases stay under their own limit (64): 30 root fields hit the root-field limit (20).
+    let fields: Vec<String> = (0..30)
+        .map(|i| format!("p{i}: topProducts {{ upc }}"))
+        .collect();
+    let query = format!("{{ {} }}", fields.join(" "));
+    refused(&stack, &query, "ROOT_FIELD_LIMIT_EXCEEDED").await;
+}
+
+#[tokio::test]
+async fn a_syntax_error_is_one_parse_error() {
+    let stack = support::start().await;
+    refused(&stack, "{ topProducts { upc ", "GRAPHQL_PARSE_FAILED").await;
+}
+
+#[tokio::test]
+async fn a_websocket_that_never_initialises_is_closed() {
+    let stack = support::start_with(support::Options {
+        configure: |config: &mut Config| config.websocket_init_timeout_secs = 1,
+        ..support::Options::default()
+    })
+    .await;
+    let mut request = format!("ws://{}/graphql", stack.gateway)
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_static("graphql-transport-ws"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    let started = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("closed in time");
+    assert_eq!(closed, Some(4408));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let (status, _): (u16, Value) = stack.post(NORMAL, json!({})).await;
+    assert_eq!(status, 200);
+}
