@@ -196,6 +196,12 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_MAX_OPERATIONS_PER_SOCKET", default_value_t = 50)]
     pub max_operations_per_socket: usize,
 
+    /// WebSocket connections one client address may hold at once; more are refused with 429
+    /// `TOO_MANY_CONNECTIONS` before the upgrade. Many viewers behind one NAT (a venue's
+    /// Wi-Fi) share an address: size it for the largest such crowd.
+    #[arg(long, env = "GATEWAY_MAX_SOCKETS_PER_ADDRESS", default_value_t = 1000)]
+    pub max_sockets_per_address: usize,
+
     /// Number of query plans kept in memory.
     #[arg(long, env = "GATEWAY_PLAN_CACHE_SIZE", default_value_t = 1024)]
     pub plan_cache_size: usize,

@@ -454,7 +454,32 @@ async fn get_request(pipeline: &Arc<Pipeline>, request: Request) -> Answer {
                         .get::<ConnectInfo<SocketAddr>>()
                         .map(|ConnectInfo(address)| address.ip());
                     let client = ClientAddress::new(&parts.headers, peer);
-                    ws::upgrade(Arc::clone(pipeline), upgrade, &parts.headers, client)
+                    // Refused before the upgrade: a refusal costs one small response.
+                    let socket = match peer.map(|ip| pipeline.open_sockets().open(ip)) {
+                        Some(Err(limit)) => {
+                            return Answer::rejected((
+                                StatusCode::TOO_MANY_REQUESTS,
+                                [(header::CONTENT_TYPE, JSON)],
+                                Response::request_error(vec![
+                                    GraphQLError::new(format!(
+                                        "This address already holds {limit} WebSocket \
+                                         connections, the most one address may."
+                                    ))
+                                    .with_code("TOO_MANY_CONNECTIONS"),
+                                ])
+                                .to_json_string(),
+                            ));
+                        }
+                        Some(Ok(socket)) => Some(socket),
+                        None => None,
+                    };
+                    ws::upgrade(
+                        Arc::clone(pipeline),
+                        upgrade,
+                        &parts.headers,
+                        client,
+                        socket,
+                    )
                 }
                 Err(rejection) => rejection.into_response(),
             },

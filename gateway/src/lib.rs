@@ -88,6 +88,7 @@ pub fn build_pipeline(config: &Config, supergraph: Supergraph) -> Result<Pipelin
         websocket_init_timeout: Duration::from_secs(config.websocket_init_timeout_secs.max(1)),
         introspection: config.introspection,
         max_operations_per_socket: config.max_operations_per_socket.max(1),
+        max_sockets_per_address: config.max_sockets_per_address,
         websocket_send_timeout: Duration::from_secs(config.websocket_send_timeout_secs.max(1)),
         max_websocket_message_bytes: config.max_body_bytes.max(1024),
         cost: CostLimits {

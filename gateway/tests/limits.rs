@@ -96,3 +96,50 @@ async fn a_websocket_that_never_initialises_is_closed() {
     let (status, _): (u16, Value) = stack.post(NORMAL, json!({})).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn one_address_holds_at_most_its_share_of_websockets() {
+    let stack = support::start_with(support::Options {
+        configure: |config: &mut Config| config.max_sockets_per_address = 2,
+        ..support::Options::default()
+    })
+    .await;
+    let connect = || {
+        let mut request = format!("ws://{}/graphql", stack.gateway)
+            .into_client_request()
+            .expect("request");
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("graphql-transport-ws"),
+        );
+        tokio_tungstenite::connect_async(request)
+    };
+    let first = connect().await.expect("first");
+    let _second = connect().await.expect("second");
+    match connect().await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            let body: Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+                    .expect("a JSON body");
+            assert_eq!(
+                body["errors"][0]["extensions"]["code"],
+                "TOO_MANY_CONNECTIONS"
+            );
+        }
+        other => panic!("a third socket from one address: {:?}", other.map(|_| ())),
+    }
+    // Closing one makes room again.
+    let (mut first, _) = first;
+    first.close(None).await.ok();
+    drop(first);
+    let mut reopened = None;
+    for _ in 0..100 {
+        if let Ok(socket) = connect().await {
+            reopened = Some(socket);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(reopened.is_some(), "room again after a socket closed");
+}

@@ -284,6 +284,11 @@ async fn start_system(args: &Args) -> anyhow::Result<System> {
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
         )
+        // Every viewer of this benchmark connects from one address: allow them all.
+        .env(
+            "GATEWAY_MAX_SOCKETS_PER_ADDRESS",
+            (args.subscribers + 100).to_string(),
+        )
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log)?)
         .spawn()

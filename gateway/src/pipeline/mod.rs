@@ -30,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::response::{GraphQLError, Response};
 use crate::subgraph_client::{SubgraphClient, SubgraphResponse};
 use crate::subscriptions::shared::{SharingSettings, SubscriptionGroups};
+use crate::subscriptions::ws::OpenSockets;
 use crate::supergraph::Supergraph;
 use document_cache::DocumentCache;
 use execute::ExecutionContext;
@@ -58,6 +59,8 @@ pub struct Limits {
     /// Operations one WebSocket may run at once: each subscription holds an upstream socket
     /// to a subgraph, so one client must not open hundreds.
     pub max_operations_per_socket: usize,
+    /// WebSocket connections one client address may hold at once.
+    pub max_sockets_per_address: usize,
     /// How long one WebSocket message may take to write before the client counts as stalled
     /// and its connection is closed.
     pub websocket_send_timeout: std::time::Duration,
@@ -111,6 +114,8 @@ pub struct Pipeline {
     client_requests: Option<InFlight<ClientRequestKey, SharedResponse>>,
     /// Identical subscriptions sharing one upstream subscription; `None` when off.
     subscription_groups: Option<Arc<SubscriptionGroups>>,
+    /// WebSocket connections open per client address.
+    open_sockets: Arc<OpenSockets>,
     /// Where long-lived streams (WebSocket connections, shared subscriptions) run; `None`:
     /// on the runtime that accepted them.
     streams: Option<tokio::runtime::Handle>,
@@ -134,7 +139,9 @@ impl Pipeline {
         limits: Limits,
         plan_cache_size: usize,
     ) -> Self {
+        let open_sockets = OpenSockets::new(limits.max_sockets_per_address.max(1));
         Pipeline {
+            open_sockets,
             supergraph,
             client,
             plans: PlanCache::new(plan_cache_size),
@@ -213,6 +220,10 @@ impl Pipeline {
             Some(runtime) => runtime.spawn(task),
             None => tokio::spawn(task),
         }
+    }
+
+    pub fn open_sockets(&self) -> &Arc<OpenSockets> {
+        &self.open_sockets
     }
 
     pub fn subscription_groups(&self) -> Option<&Arc<SubscriptionGroups>> {

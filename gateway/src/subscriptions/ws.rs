@@ -11,7 +11,8 @@
 //! timeout.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -45,11 +46,66 @@ enum Protocol {
     Legacy,
 }
 
+/// WebSocket connections open per client address, so that one address cannot hold every
+/// descriptor the gateway has.
+#[derive(Debug)]
+pub struct OpenSockets {
+    counts: Mutex<HashMap<IpAddr, usize>>,
+    max_per_address: usize,
+}
+
+/// One open connection of an address, counted until dropped.
+#[derive(Debug)]
+pub struct OpenSocket {
+    sockets: Arc<OpenSockets>,
+    address: IpAddr,
+}
+
+impl OpenSockets {
+    pub fn new(max_per_address: usize) -> Arc<Self> {
+        Arc::new(OpenSockets {
+            counts: Mutex::new(HashMap::new()),
+            max_per_address,
+        })
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts one more connection from `address`, or says the limit when it has them all.
+    pub fn open(self: &Arc<Self>, address: IpAddr) -> Result<OpenSocket, usize> {
+        let mut counts = self.counts();
+        let count = counts.entry(address).or_insert(0);
+        if *count >= self.max_per_address {
+            return Err(self.max_per_address);
+        }
+        *count += 1;
+        Ok(OpenSocket {
+            sockets: Arc::clone(self),
+            address,
+        })
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        let mut counts = self.sockets.counts();
+        if let Some(count) = counts.get_mut(&self.address) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.address);
+            }
+        }
+    }
+}
+
 pub fn upgrade(
     pipeline: Arc<Pipeline>,
     ws: WebSocketUpgrade,
     headers: &HeaderMap,
     client: ClientAddress,
+    socket_count: Option<OpenSocket>,
 ) -> HttpResponse {
     // Until `connection_init` says otherwise, the upgrade request's headers are forwarded.
     let upgrade_headers = pipeline.forwarded_headers(headers);
@@ -79,7 +135,12 @@ pub fn upgrade(
             generation: 0,
         };
         // Live viewers' traffic runs where streams run, apart from queries and purchases.
-        let _ = streams.spawn_stream(connection.serve(socket)).await;
+        let _ = streams
+            .spawn_stream(async move {
+                let _counted = socket_count;
+                connection.serve(socket).await;
+            })
+            .await;
     })
 }
 
