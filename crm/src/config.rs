@@ -8,7 +8,9 @@ use platform::telemetry::LogFormat;
 
 use crate::Settings;
 use crate::allocation::AllocationSettings;
-use crate::api::SchemaLimits;
+use crate::api::{SchemaLimits, cost_limits};
+use platform::graphql::RequestLimits;
+use platform::operation_limits::{DocumentLimits, OperationLimits};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -105,6 +107,46 @@ pub struct Config {
     #[arg(long, env = "CRM_MAX_BATCH", default_value_t = 10)]
     pub max_batch: usize,
 
+    /// The most an operation may cost, estimated before it runs: every object a field returns
+    /// counts 1 (a mutation's root field 10), scalars nothing, lists multiply by `first`/
+    /// `last` or their expected size (10 unless declared). Above it: COST_LIMIT_EXCEEDED.
+    /// 0 turns cost analysis off.
+    #[arg(long, env = "CRM_MAX_COST", default_value_t = platform::operation_limits::CostLimits::default().max_cost)]
+    pub max_cost: u64,
+
+    /// The most lexical tokens in one GraphQL document (TOKEN_LIMIT_EXCEEDED), counted before
+    /// it is parsed. 0 turns the limit off.
+    #[arg(long, env = "CRM_MAX_TOKENS", default_value_t = DocumentLimits::default().max_tokens)]
+    pub max_tokens: usize,
+
+    /// The most directives (`@…`) in one document (DIRECTIVE_LIMIT_EXCEEDED). 0: no limit.
+    #[arg(long, env = "CRM_MAX_DIRECTIVES", default_value_t = DocumentLimits::default().max_directives)]
+    pub max_directives: usize,
+
+    /// The most aliases in one document (MAX_ALIASES_EXCEEDED). 0: no limit.
+    #[arg(long, env = "CRM_MAX_ALIASES", default_value_t = DocumentLimits::default().max_aliases)]
+    pub max_aliases: usize,
+
+    /// The most distinct root fields one operation selects (ROOT_FIELD_LIMIT_EXCEEDED).
+    /// 0: no limit.
+    #[arg(long, env = "CRM_MAX_ROOT_FIELDS", default_value_t = DocumentLimits::default().max_root_fields)]
+    pub max_root_fields: usize,
+
+    /// The longest a query or mutation may run, in milliseconds; past it the answer is 504
+    /// TIMEOUT (over a WebSocket, a TIMEOUT error). 0: no deadline.
+    #[arg(long, env = "CRM_REQUEST_TIMEOUT_MS", default_value_t = platform::graphql::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64)]
+    pub request_timeout_ms: u64,
+
+    /// How long a WebSocket may stay open without `connection_init`, in milliseconds; then
+    /// it is closed with 4408.
+    #[arg(long, env = "CRM_CONNECTION_INIT_TIMEOUT_MS", default_value_t = RequestLimits::default().connection_init_timeout.as_millis() as u64)]
+    pub connection_init_timeout_ms: u64,
+
+    /// The most operations running at once on one WebSocket; one more gets a
+    /// TOO_MANY_OPERATIONS error. 0: no limit.
+    #[arg(long, env = "CRM_MAX_OPERATIONS_PER_SOCKET", default_value_t = RequestLimits::default().max_operations_per_socket)]
+    pub max_operations_per_socket: usize,
+
     /// Mutations one client (a token's subject, or an anonymous caller's address) may send
     /// per minute, sustained, on this instance; more is refused with 429 and `Retry-After`.
     /// 0 turns the limit off.
@@ -169,6 +211,15 @@ impl Config {
             },
             limits: SchemaLimits {
                 introspection: self.introspection,
+                operations: OperationLimits {
+                    document: DocumentLimits {
+                        max_tokens: self.max_tokens,
+                        max_directives: self.max_directives,
+                        max_aliases: self.max_aliases,
+                        max_root_fields: self.max_root_fields,
+                    },
+                    cost: cost_limits(self.max_cost),
+                },
                 ..SchemaLimits::default()
             },
             nats_url: self.nats_url.clone().filter(|u| !u.trim().is_empty()),
@@ -177,6 +228,14 @@ impl Config {
             request_limits: platform::graphql::RequestLimits {
                 max_body_bytes: self.max_body_bytes,
                 max_batch: self.max_batch.max(1),
+                request_timeout: (self.request_timeout_ms > 0)
+                    .then(|| Duration::from_millis(self.request_timeout_ms)),
+                connection_init_timeout: Duration::from_millis(
+                    self.connection_init_timeout_ms.max(1),
+                ),
+                max_operations_per_socket: self.max_operations_per_socket,
+                // Set from `limits.operations` when the service starts.
+                document: DocumentLimits::default(),
             },
             rate_limits: platform::rate_limit::RateLimits {
                 mutations_per_minute: self.mutation_rate_per_minute,

@@ -4,6 +4,8 @@
 //! to anonymous.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::http::GraphiQLSource;
@@ -27,6 +29,7 @@ use crate::client_address::{ClientAddress, TrustedProxies};
 use crate::cursor::Cursor;
 use crate::event_log::{EventKind, EventStorage, LoggedEvent};
 use crate::feed::EventFeed;
+use crate::operation_limits::DocumentLimits;
 use crate::page::Page;
 use crate::rate_limit::{MutationLimiter, RateKey, Refusal};
 
@@ -39,8 +42,11 @@ pub fn coded_error(code: &str, message: impl Into<String>) -> async_graphql::Err
     error
 }
 
-/// What one HTTP request to a service may bring. Every refusal is decided before any
-/// GraphQL work and answers with a status and an `extensions.code`.
+/// What one HTTP request (or WebSocket) to a service may bring and take. The refusals at
+/// the door are decided before any GraphQL work and answer with a status and an
+/// `extensions.code`; the limits on the document itself are enforced by the schema's
+/// [`OperationLimits`](crate::operation_limits::OperationLimits) extension, and `document`
+/// here only keeps the transport from parsing a document that extension will refuse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestLimits {
     /// The largest request body read, in bytes: a larger one is cut off after this many bytes
@@ -49,6 +55,22 @@ pub struct RequestLimits {
     /// The most operations in one batched POST (a JSON array); more is `400`,
     /// `BATCH_LIMIT_EXCEEDED`, with none of them executed. `1` refuses batches.
     pub max_batch: usize,
+    /// The same limits on tokens, directives and aliases the schema enforces: a document
+    /// over them is not parsed by the transport (to tell a mutation apart) either.
+    pub document: DocumentLimits,
+    /// The longest a query or mutation (a whole batch) may run; `None`: no deadline. Past it
+    /// the execution is dropped and the answer is `504`, `TIMEOUT` (over a WebSocket, an
+    /// error with `TIMEOUT`). Dropping is safe: no resolver owns a write transaction; every
+    /// write runs to completion on a task of its own (`database::run_to_completion`) and
+    /// commits or rolls back whole whether or not anyone still waits for it.
+    pub request_timeout: Option<Duration>,
+    /// How long a WebSocket may stay open without `connection_init`; then it is closed with
+    /// `4408` (graphql-transport-ws: "Connection initialisation timeout").
+    pub connection_init_timeout: Duration,
+    /// The most operations (subscriptions, queries, mutations) running at once on one
+    /// WebSocket; one more gets an error with `TOO_MANY_OPERATIONS` and starts nothing.
+    /// `0`: no limit.
+    pub max_operations_per_socket: usize,
 }
 
 impl Default for RequestLimits {
@@ -59,8 +81,35 @@ impl Default for RequestLimits {
             max_body_bytes: 2 * 1024 * 1024,
             // Apollo Client's BatchHttpLink sends at most 10 by default.
             max_batch: 10,
+            document: DocumentLimits::default(),
+            // The dashboard's heaviest read answers in tens of milliseconds; a request still
+            // running after 10 s is stuck or an attack, and its client has likely given up.
+            request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
+            // graphql-ws clients send `connection_init` at once; the gateway's own default.
+            connection_init_timeout: Duration::from_secs(10),
+            // The gateway's default (`--max-operations-per-socket`); the dashboard opens two
+            // subscriptions per socket.
+            max_operations_per_socket: 50,
         }
     }
+}
+
+/// The default execution deadline of a query or mutation.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The error of an operation that ran past its deadline.
+fn timeout_error(timeout: Duration) -> ServerError {
+    let mut error = ServerError::new(
+        format!(
+            "the operation did not finish within {} ms and was stopped",
+            timeout.as_millis()
+        ),
+        None,
+    );
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", "TIMEOUT");
+    error.extensions = Some(extensions);
+    error
 }
 
 /// How requests are told apart by client: the address behind trusted proxies, and the
@@ -150,9 +199,12 @@ fn rate_limited(service: &'static str, refusal: &Refusal) -> Response {
 /// How many of the operations are mutations. The documents are parsed here, once: the
 /// executor uses the parsed document (`Request::parsed_query`), so counting costs no second
 /// parse. A document that does not parse counts as no mutation; execution reports why.
-fn count_mutations<'a>(requests: impl Iterator<Item = &'a mut async_graphql::Request>) -> u32 {
+fn count_mutations<'a>(
+    requests: impl Iterator<Item = &'a mut async_graphql::Request>,
+    limits: &DocumentLimits,
+) -> u32 {
     requests
-        .map(|request| u32::from(is_mutation(request)))
+        .map(|request| u32::from(is_mutation(request, limits)))
         .sum()
 }
 
@@ -263,7 +315,7 @@ async fn post_graphql<E: Executor>(
         .client_address(peer_address(&peer), &headers)
         .map(ClientAddress::new);
     if let Some(limiter) = &endpoint.clients.mutations {
-        let mutations = count_mutations(request.iter_mut());
+        let mutations = count_mutations(request.iter_mut(), &endpoint.limits.document);
         if let Err(refusal) = limiter.check(&RateKey::of(&principal, address), mutations) {
             return rate_limited(endpoint.service, &refusal);
         }
@@ -272,9 +324,45 @@ async fn post_graphql<E: Executor>(
     if let Some(address) = address {
         request = request.data(address);
     }
-    let response = endpoint.executor.execute_batch(request).await;
+    let Some(response) = within_deadline(
+        endpoint.limits.request_timeout,
+        endpoint.executor.execute_batch(request),
+    )
+    .await
+    else {
+        return timed_out(&endpoint);
+    };
     count_errors(endpoint.service, &response);
     GraphQLResponse(response).into_response()
+}
+
+/// Runs `execution` to its end or its deadline, whichever comes first; `None` when the
+/// deadline passed and the execution was dropped (see [`RequestLimits::request_timeout`]
+/// for why dropping is safe).
+async fn within_deadline<T>(
+    deadline: Option<Duration>,
+    execution: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout(deadline, execution).await.ok(),
+        None => Some(execution.await),
+    }
+}
+
+/// 504 with `extensions.code` `TIMEOUT`.
+fn timed_out<E>(endpoint: &Endpoint<E>) -> Response {
+    crate::telemetry::graphql_errored(endpoint.service);
+    let timeout = endpoint.limits.request_timeout.unwrap_or_default();
+    tracing::warn!(
+        service = endpoint.service,
+        timeout_ms = timeout.as_millis() as u64,
+        "a request ran past its deadline and was stopped"
+    );
+    refused(
+        StatusCode::GATEWAY_TIMEOUT,
+        "TIMEOUT",
+        timeout_error(timeout).message,
+    )
 }
 
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
@@ -333,7 +421,7 @@ async fn get_graphql<E: Executor>(
         }
     };
     // GraphQL over HTTP: GET must never change state.
-    if is_mutation(&mut request) {
+    if is_mutation(&mut request, &endpoint.limits.document) {
         let mut response = (
             StatusCode::METHOD_NOT_ALLOWED,
             "mutations must be sent with POST",
@@ -348,18 +436,38 @@ async fn get_graphql<E: Executor>(
     if let Some(address) = address {
         request = request.data(address);
     }
-    let response: BatchResponse = endpoint.executor.execute(request).await.into();
+    let Some(response) = within_deadline(
+        endpoint.limits.request_timeout,
+        endpoint.executor.execute(request),
+    )
+    .await
+    else {
+        return timed_out(&endpoint);
+    };
+    let response: BatchResponse = response.into();
     count_errors(endpoint.service, &response);
     GraphQLResponse(response).into_response()
 }
 
 /// Whether the operation the request runs is a mutation. Parses the document into the
-/// request, where execution finds it.
-fn is_mutation(request: &mut async_graphql::Request) -> bool {
+/// request, where execution finds it, unless its text is over the document limits: then
+/// execution refuses it before parsing, and it counts as no mutation.
+fn is_mutation(request: &mut async_graphql::Request, limits: &DocumentLimits) -> bool {
     use async_graphql::parser::types::OperationType;
+    operation_types(request, limits).contains(&OperationType::Mutation)
+}
+
+/// The types of the operations the request may run (the named one, or all of them).
+fn operation_types(
+    request: &mut async_graphql::Request,
+    limits: &DocumentLimits,
+) -> Vec<async_graphql::parser::types::OperationType> {
+    if crate::operation_limits::check_text(&request.query, limits).is_err() {
+        return Vec::new();
+    }
     let wanted = request.operation_name.clone();
     let Ok(document) = request.parsed_query() else {
-        return false;
+        return Vec::new();
     };
     document
         .operations
@@ -368,7 +476,8 @@ fn is_mutation(request: &mut async_graphql::Request) -> bool {
             (Some(wanted), Some(name)) => wanted.as_str() == name.as_str(),
             _ => true,
         })
-        .any(|(_, op)| op.node.ty == OperationType::Mutation)
+        .map(|(_, op)| op.node.ty)
+        .collect()
 }
 
 async fn upgrade_websocket<E: Executor>(
@@ -399,32 +508,77 @@ async fn upgrade_websocket<E: Executor>(
         limiter: endpoint.clients.mutations.clone(),
         client: Arc::clone(&client),
         address,
+        limits: endpoint.limits,
+        running: Arc::new(AtomicUsize::new(0)),
     };
+    let init_timeout = endpoint.limits.connection_init_timeout;
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, executor, protocol)
-                .on_connection_init(move |payload| async move {
-                    let principal = match token_in_payload(&payload) {
-                        Some(value) => keys.principal_from_authorization(Some(&value)),
-                        None => header_principal,
+        .on_upgrade(move |socket| async move {
+            use futures_util::SinkExt;
+            // The socket's writer is shared so that, when `connection_init` does not come in
+            // time, the close frame can be sent after the protocol handler is dropped.
+            let (sink, stream) = socket.split();
+            let sink = Arc::new(tokio::sync::Mutex::new(sink));
+            let writer = futures_util::sink::unfold(
+                Arc::clone(&sink),
+                |sink, message: axum::extract::ws::Message| async move {
+                    sink.lock().await.send(message).await?;
+                    Ok::<_, axum::Error>(sink)
+                },
+            );
+            let (initialised, init) = tokio::sync::oneshot::channel::<()>();
+            let serve =
+                GraphQLWebSocket::new_with_pair(Box::pin(writer), stream, executor, protocol)
+                    .on_connection_init(move |payload| async move {
+                        let _ = initialised.send(());
+                        let principal = match token_in_payload(&payload) {
+                            Some(value) => keys.principal_from_authorization(Some(&value)),
+                            None => header_principal,
+                        }
+                        .map_err(|e| coded_error("UNAUTHENTICATED", e.to_string()))?;
+                        let _ = client.set(RateKey::of(&principal, address));
+                        let mut data = Data::default();
+                        data.insert(principal);
+                        if let Some(address) = address {
+                            data.insert(address);
+                        }
+                        Ok(data)
+                    })
+                    .serve();
+            // Boxed, not pinned on the stack: dropping it must drop the handler (and any
+            // write it holds the socket's writer for) before the close frame is sent.
+            let mut serve = Box::pin(serve);
+            tokio::select! {
+                () = &mut serve => return,
+                waited = tokio::time::timeout(init_timeout, init) => {
+                    // `connection_init` came (or the handler is finishing without one).
+                    if waited.is_ok() {
+                        serve.await;
+                        return;
                     }
-                    .map_err(|e| coded_error("UNAUTHENTICATED", e.to_string()))?;
-                    let _ = client.set(RateKey::of(&principal, address));
-                    let mut data = Data::default();
-                    data.insert(principal);
-                    if let Some(address) = address {
-                        data.insert(address);
-                    }
-                    Ok(data)
-                })
-                .serve()
+                }
+            }
+            // A socket that never initialises holds a connection and a task for nothing.
+            drop(serve);
+            let mut sink = sink.lock().await;
+            let _ = sink
+                .send(axum::extract::ws::Message::Close(Some(
+                    axum::extract::ws::CloseFrame {
+                        code: 4408,
+                        reason: "Connection initialisation timeout".into(),
+                    },
+                )))
+                .await;
+            let _ = sink.close().await;
         })
 }
 
 /// The service's executor as a WebSocket runs it: a mutation over the socket is counted
 /// against the client's bucket like one over HTTP, and refused with `RATE_LIMITED` (and
-/// `extensions.retryAfter` in seconds) as the operation's only result.
+/// `extensions.retryAfter` in seconds) as the operation's only result; at most
+/// `max_operations_per_socket` operations run at once (`TOO_MANY_OPERATIONS` beyond); a query
+/// or mutation has the same deadline as over HTTP (`TIMEOUT`).
 #[derive(Clone)]
 struct SocketExecutor<E> {
     inner: E,
@@ -433,6 +587,33 @@ struct SocketExecutor<E> {
     /// Set by `connection_init`.
     client: Arc<std::sync::OnceLock<RateKey>>,
     address: Option<ClientAddress>,
+    limits: RequestLimits,
+    /// The operations running on this socket.
+    running: Arc<AtomicUsize>,
+}
+
+/// One operation's only answer: an error with `code` (and more extensions).
+fn error_stream(
+    message: String,
+    code: &str,
+    more: impl FnOnce(&mut ErrorExtensionValues),
+) -> futures_util::stream::BoxStream<'static, async_graphql::Response> {
+    let mut error = ServerError::new(message, None);
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", code);
+    more(&mut extensions);
+    error.extensions = Some(extensions);
+    let response = async_graphql::Response::from_errors(vec![error]);
+    futures_util::stream::once(async move { response }).boxed()
+}
+
+/// Counts an operation as running on its socket until dropped.
+struct Running(Arc<AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl<E: Executor> Executor for SocketExecutor<E> {
@@ -445,8 +626,20 @@ impl<E: Executor> Executor for SocketExecutor<E> {
         mut request: async_graphql::Request,
         session_data: Option<Arc<Data>>,
     ) -> futures_util::stream::BoxStream<'static, async_graphql::Response> {
+        use async_graphql::parser::types::OperationType;
+        let max = self.limits.max_operations_per_socket;
+        let running = self.running.fetch_add(1, Ordering::AcqRel) + 1;
+        let guard = Running(Arc::clone(&self.running));
+        if max > 0 && running > max {
+            return error_stream(
+                format!("at most {max} operations may run at once on one WebSocket"),
+                "TOO_MANY_OPERATIONS",
+                |extensions| extensions.set("limit", max as u64),
+            );
+        }
+        let types = operation_types(&mut request, &self.limits.document);
         if let Some(limiter) = &self.limiter
-            && is_mutation(&mut request)
+            && types.contains(&OperationType::Mutation)
         {
             let key = self
                 .client
@@ -455,18 +648,44 @@ impl<E: Executor> Executor for SocketExecutor<E> {
                 .unwrap_or_else(|| RateKey::of(&Principal::anonymous(), self.address));
             if let Err(refusal) = limiter.check(&key, 1) {
                 crate::telemetry::rate_limited(self.service);
-                let mut error = ServerError::new(refusal.message(), None);
-                let mut extensions = ErrorExtensionValues::default();
-                extensions.set("code", "RATE_LIMITED");
-                if let Some(secs) = refusal.retry_after_secs() {
-                    extensions.set("retryAfter", secs);
-                }
-                error.extensions = Some(extensions);
-                let response = async_graphql::Response::from_errors(vec![error]);
-                return futures_util::stream::once(async move { response }).boxed();
+                let retry_after = refusal.retry_after_secs();
+                return error_stream(refusal.message(), "RATE_LIMITED", |extensions| {
+                    if let Some(secs) = retry_after {
+                        extensions.set("retryAfter", secs);
+                    }
+                });
             }
         }
-        self.inner.execute_stream(request, session_data)
+        let stream = self.inner.execute_stream(request, session_data);
+        let deadline = self
+            .limits
+            .request_timeout
+            .filter(|_| !types.contains(&OperationType::Subscription));
+        match deadline {
+            // A query or mutation answers once, within the deadline.
+            Some(deadline) => {
+                let answer = async move {
+                    let mut stream = stream;
+                    let answer = tokio::time::timeout(deadline, stream.next()).await;
+                    drop(guard);
+                    match answer {
+                        Ok(answer) => answer,
+                        Err(_) => Some(async_graphql::Response::from_errors(vec![timeout_error(
+                            deadline,
+                        )])),
+                    }
+                };
+                futures_util::stream::once(answer)
+                    .filter_map(futures_util::future::ready)
+                    .boxed()
+            }
+            None => stream
+                .map(move |response| {
+                    let _running = &guard;
+                    response
+                })
+                .boxed(),
+        }
     }
 }
 

@@ -150,6 +150,22 @@ impl WsSubscription {
         }
     }
 
+    /// Starts one more operation on the same socket, under `id`.
+    pub async fn start(&mut self, id: &str, query: &str, variables: Value) -> Result<(), String> {
+        let start = if self.legacy { "start" } else { "subscribe" };
+        self.socket
+            .send(Message::Text(
+                json!({
+                    "id": id, "type": start,
+                    "payload": { "query": query, "variables": variables }
+                })
+                .to_string()
+                .into(),
+            ))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     pub async fn close(mut self) {
         let _ = self.socket.close(None).await;
     }

@@ -169,3 +169,97 @@ async fn the_crms_bookings_are_not_stopped_by_an_anonymous_flood_at_ticketing() 
     // Booked at the first try: never refused.
     assert_eq!(allocation["requests"][0]["attempts"], 1, "{allocation:#}");
 }
+
+/// `levels` nested `invoices { sponsor { … } }` lists under a page of 100 sponsors.
+fn invoice_walk(levels: usize) -> String {
+    let mut inner = String::from("id");
+    for _ in 0..levels - 1 {
+        inner = format!("id sponsor {{ invoices {{ {inner} }} }}");
+    }
+    format!("{{ sponsors(first: 100) {{ nodes {{ invoices {{ {inner} }} }} }} }}")
+}
+
+/// Issue 14 at the CRM: the dashboard's sponsor board passes every limit; a deep walk through
+/// sponsors and invoices is refused by its cost, and documents over the token, directive,
+/// alias and root field limits get one error each; after each the CRM serves as usual.
+#[tokio::test]
+async fn the_crm_refuses_dear_and_oversized_documents_and_serves_the_board() {
+    let crm = CrmServer::spawn(None).await;
+    let reader = crm.writer();
+    let board = "query SponsorBoard($conferenceId: ID!) {
+      sponsorshipLevels { name rank ticketAllowance price { amount currency } }
+      sponsors(conferenceId: $conferenceId, first: 100) { nodes { ...BoardSponsor } }
+    }
+    fragment BoardSponsor on Sponsor {
+      id name contactName onboarded
+      level { name price { amount currency } }
+      contract { status }
+      invoices { id status dueOn amount { amount currency } }
+      ticketAllocation { status ticketsAllowed ticketsBooked attempts reason }
+      ticketPurchases { id }
+    }";
+    let normal = |answer: &Answer| {
+        assert_eq!(answer.status, 200, "{:#}", answer.body);
+        assert!(answer.body.get("errors").is_none(), "{:#}", answer.body);
+    };
+    normal(
+        &post(
+            &crm.url(),
+            Some(&reader),
+            board,
+            json!({ "conferenceId": "00000000-0000-0000-0000-000000000000" }),
+        )
+        .await,
+    );
+    // Four levels of invoices (declared 4 per sponsor): 100 x 425 = 42,500, under 50,000.
+    normal(&post(&crm.url(), Some(&reader), &invoice_walk(4), json!({})).await);
+
+    let aliases: String = (0..65).map(|i| format!("a{i}: __typename ")).collect();
+    let roots: String = (0..21)
+        .map(|i| format!("l{i}: sponsorshipLevels {{ name }} "))
+        .collect();
+    for (document, code) in [
+        (invoice_walk(5), "COST_LIMIT_EXCEEDED"),
+        (
+            format!(
+                "{{ sponsorshipLevels {{ name {} }} }}",
+                "@unknown ".repeat(5_000)
+            ),
+            "DIRECTIVE_LIMIT_EXCEEDED",
+        ),
+        (
+            format!("{{ {} }}", "__typename ".repeat(100_000)),
+            "TOKEN_LIMIT_EXCEEDED",
+        ),
+        (format!("{{ {aliases} }}"), "MAX_ALIASES_EXCEEDED"),
+        (format!("{{ {roots} }}"), "ROOT_FIELD_LIMIT_EXCEEDED"),
+    ] {
+        let started = Instant::now();
+        let answer = post(&crm.url(), Some(&reader), &document, json!({})).await;
+        assert!(started.elapsed() < Duration::from_secs(1), "{code}");
+        assert_eq!(
+            answer.body["errors"].as_array().map(Vec::len),
+            Some(1),
+            "{code}: {:#}",
+            answer.body
+        );
+        assert_eq!(error_code(&answer.body), code);
+        if code == "COST_LIMIT_EXCEEDED" {
+            let cost = &answer.body["errors"][0]["extensions"]["cost"];
+            assert_eq!(cost["limit"], 50_000);
+            assert!(
+                cost["estimated"].as_u64().expect("estimated") > 50_000,
+                "{cost}"
+            );
+        }
+        normal(
+            &post(
+                &crm.url(),
+                Some(&reader),
+                "{ sponsorshipLevels { name } }",
+                json!({}),
+            )
+            .await,
+        );
+    }
+}

@@ -176,13 +176,17 @@ impl Ticketing {
                 purchase_tokens,
                 purchase_limits: settings.purchase_limits,
             }),
-            settings.limits,
+            settings.limits.clone(),
         );
         Ok(Self {
             store,
             service: GraphQLService::new("ticketing", schema, keys, background)
                 .with_shutdown_grace(settings.shutdown_grace)
-                .with_request_limits(settings.request_limits)
+                .with_request_limits(platform::graphql::RequestLimits {
+                    // The transport skips parsing what the schema will refuse unparsed.
+                    document: settings.limits.operations.document,
+                    ..settings.request_limits
+                })
                 .with_rate_limits(settings.rate_limits)
                 .with_trusted_proxies(settings.trusted_proxies.clone()),
         })

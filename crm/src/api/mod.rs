@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use async_graphql::Schema;
 use platform::EventFeed;
+use platform::operation_limits::{CostLimits, DocumentLimits, OperationLimits};
 
 use crate::events::SponsorEvent;
 use crate::store::SharedStore;
@@ -43,11 +44,16 @@ impl ApiContext {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SchemaLimits {
     pub depth: usize,
+    /// async-graphql's complexity: fields selected, each counting 1, lists not multiplied. A
+    /// backstop for wide selections of scalars, which cost nothing in `operations.cost`.
     pub complexity: usize,
     pub introspection: bool,
+    /// Tokens, directives, aliases, root fields and cost in objects, checked before
+    /// validation (`platform::operation_limits`).
+    pub operations: OperationLimits,
 }
 
 impl Default for SchemaLimits {
@@ -56,8 +62,22 @@ impl Default for SchemaLimits {
             depth: 16,
             complexity: 2_000,
             introspection: true,
+            operations: OperationLimits {
+                document: DocumentLimits::default(),
+                cost: cost_limits(CostLimits::default().max_cost),
+            },
         }
     }
+}
+
+/// The lists whose expected size the CRM knows better than the default of 10: a sponsor is
+/// invoiced a few times (a deposit, the balance, a correction).
+pub fn cost_limits(max_cost: u64) -> CostLimits {
+    CostLimits {
+        max_cost,
+        ..CostLimits::default()
+    }
+    .with_list_size("Sponsor", "invoices", 4)
 }
 
 pub fn build_schema(context: Option<ApiContext>, limits: SchemaLimits) -> CrmSchema {
@@ -67,6 +87,8 @@ pub fn build_schema(context: Option<ApiContext>, limits: SchemaLimits) -> CrmSch
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
         .limit_recursive_depth(32)
+        // Before `ErrorCodes`, which leaves the codes these refusals carry alone.
+        .extension(limits.operations)
         .extension(platform::graphql::ErrorCodes);
     if !limits.introspection {
         // "Did you mean …?" would hand out the field names introspection now keeps back.

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_graphql::Schema;
 use platform::EventFeed;
+use platform::operation_limits::{CostLimits, DocumentLimits, OperationLimits};
 
 use crate::domain::{PurchaseLimits, PurchaseTokens};
 use crate::events::TicketEvent;
@@ -37,11 +38,16 @@ pub struct ApiContext {
     pub purchase_limits: PurchaseLimits,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SchemaLimits {
     pub depth: usize,
+    /// async-graphql's complexity: fields selected, each counting 1, lists not multiplied. A
+    /// backstop for wide selections of scalars, which cost nothing in `operations.cost`.
     pub complexity: usize,
     pub introspection: bool,
+    /// Tokens, directives, aliases, root fields and cost in objects, checked before
+    /// validation (`platform::operation_limits`).
+    pub operations: OperationLimits,
 }
 
 impl Default for SchemaLimits {
@@ -50,8 +56,22 @@ impl Default for SchemaLimits {
             depth: 16,
             complexity: 2_000,
             introspection: true,
+            operations: OperationLimits {
+                document: DocumentLimits::default(),
+                cost: cost_limits(CostLimits::default().max_cost),
+            },
         }
     }
+}
+
+/// The lists whose expected size the ticketing service knows better than the default of 10:
+/// a purchase has one line per ticket type it buys, rarely more than a few.
+pub fn cost_limits(max_cost: u64) -> CostLimits {
+    CostLimits {
+        max_cost,
+        ..CostLimits::default()
+    }
+    .with_list_size("TicketPurchase", "lines", 5)
 }
 
 pub fn build_schema(context: Option<ApiContext>, limits: SchemaLimits) -> TicketingSchema {
@@ -61,6 +81,8 @@ pub fn build_schema(context: Option<ApiContext>, limits: SchemaLimits) -> Ticket
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
         .limit_recursive_depth(32)
+        // Before `ErrorCodes`, which leaves the codes these refusals carry alone.
+        .extension(limits.operations)
         .extension(platform::graphql::ErrorCodes);
     if !limits.introspection {
         // "Did you mean …?" in a validation error names fields of the schema: with

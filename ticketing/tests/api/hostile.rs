@@ -532,3 +532,275 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+// Issue 14, the document and its cost: what one operation may ask of the service, refused
+// before validation with one error and a code, and the next request served as usual.
+
+/// `levels` nested `tickets { purchase { … } }` lists under one purchase.
+fn ticket_walk(levels: usize) -> String {
+    let mut inner = String::from("id");
+    for _ in 0..levels - 1 {
+        inner = format!("id purchase {{ tickets {{ {inner} }} }}");
+    }
+    format!("query($id: ID!) {{ ticketPurchase(id: $id) {{ tickets {{ {inner} }} }} }}")
+}
+
+async fn serves_a_normal_request(app: &TestApp) {
+    let body = app
+        .gql(
+            None,
+            "{ conferences(first: 1) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body:#}");
+}
+
+#[tokio::test]
+async fn a_deep_walk_through_purchases_and_tickets_is_refused_by_its_cost() {
+    let app = TestApp::spawn().await;
+    let id = json!({ "id": "00000000-0000-0000-0000-000000000000" });
+    // Four levels: 10 + 10 x (1 + 1 + …) ≈ 12,000 objects at most, under the limit.
+    // It runs: the purchase does not exist.
+    let four = app
+        .gql(Some(&app.admin()), &ticket_walk(4), id.clone())
+        .await;
+    assert_eq!(error_code(&four), "NOT_FOUND", "{four:#}");
+    // Five: about 122,000, over the default of 50,000: refused before anything runs.
+    let started = Instant::now();
+    let five = app.gql(Some(&app.admin()), &ticket_walk(5), id).await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(five["errors"].as_array().map(Vec::len), Some(1), "{five:#}");
+    assert_eq!(error_code(&five), "COST_LIMIT_EXCEEDED");
+    let cost = &five["errors"][0]["extensions"]["cost"];
+    assert_eq!(cost["limit"], 50_000);
+    assert!(
+        cost["estimated"].as_u64().expect("estimated") > 100_000,
+        "{cost}"
+    );
+    assert!(five.get("data").is_none_or(Value::is_null), "{five:#}");
+    serves_a_normal_request(&app).await;
+}
+
+/// The dashboard's heaviest operations as they reach ticketing (web/src/operations.ts, the
+/// parts ticketing answers once the gateway has planned them) and the CRM's own calls
+/// (crm/src/ticketing_client/operations.graphql) pass every limit.
+#[tokio::test]
+async fn the_dashboards_heaviest_operations_pass_every_limit() {
+    let app = TestApp::spawn().await;
+    let conference = app.create_conference().await;
+    let admin = app.admin();
+    let operations = [
+        (
+            "query TicketEventLog($after: String) { ticketEvents(after: $after, first: 100) { pageInfo { hasNextPage } nodes { __typename id cursor occurredAt
+              ... on TicketPurchaseCreated { purchase { ...FeedPurchase } }
+              ... on TicketPurchasePaid { purchase { ...FeedPurchase } }
+              ... on TicketPurchaseCancelled { purchase { ...FeedPurchase } }
+              ... on TicketPurchaseExpired { purchase { ...FeedPurchase } }
+              ... on TicketAssigned { ticket { id attendee { name } ticketType { name } purchase { id } } }
+              ... on TicketTypeCreated { ticketType { id name capacity } }
+              ... on TicketTypeUpdated { ticketType { id name capacity } }
+              ... on TicketTypeSoldOut { ticketType { id name capacity } }
+              ... on TicketTypeAvailableAgain { ticketType { id name remaining } }
+              ... on ConferenceCreated { conference { id name } } } } }
+            fragment FeedPurchase on TicketPurchase { id status complimentary ticketCount purchaser { name } total { amount currency } lines { quantity ticketType { name } } }",
+            json!({}),
+        ),
+        (
+            "query Purchases($conferenceId: ID!, $after: String) { ticketPurchases(conferenceId: $conferenceId, first: 100, after: $after) { pageInfo { hasNextPage endCursor } nodes { id status complimentary total { amount currency } } } }",
+            json!({ "conferenceId": conference }),
+        ),
+        (
+            "query Sales($conferenceId: ID!) { conference(id: $conferenceId) { id name currency ticketTypes { id name capacity sold remaining visibility onSale price { amount currency } } } }",
+            json!({ "conferenceId": conference }),
+        ),
+        (
+            "query Conferences { conferences(first: 100) { nodes { id name currency startsOn endsOn } } }",
+            json!({}),
+        ),
+        (
+            "query SponsorConferenceLookup($id: ID!) { conference(id: $id) { id currency ticketTypes { id visibility } } }",
+            json!({ "id": conference }),
+        ),
+        (
+            "query TicketPurchaseByReference($externalReference: String!) { ticketPurchases(first: 1, externalReference: $externalReference) { nodes { id status complimentary ticketCount externalReference } } }",
+            json!({ "externalReference": "sponsor-1" }),
+        ),
+    ];
+    for (query, variables) in operations {
+        let body = app.gql(Some(&admin), query, variables).await;
+        assert!(body.get("errors").is_none(), "{query}: {body:#}");
+    }
+    // The sponsor board's fetch from ticketing: the purchases of 100 sponsors, ten each,
+    // with their tickets (1,000 x (1 + 10 x 2) = 21,000).
+    let representations: Vec<Value> = (0..1_000)
+        .map(|i| json!({ "__typename": "TicketPurchase", "id": format!("00000000-0000-0000-0000-{i:012}") }))
+        .collect();
+    let body = app
+        .gql(
+            Some(&admin),
+            "query($representations: [_Any!]!) { _entities(representations: $representations) { ... on TicketPurchase { id status ticketCount tickets { id attendee { name } } } } }",
+            json!({ "representations": representations }),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body:#}");
+}
+
+#[tokio::test]
+async fn documents_over_the_token_directive_alias_and_root_field_limits_get_one_error() {
+    let app = TestApp::spawn().await;
+    let directives = format!(
+        "{{ conferences(first: 1) {{ nodes {{ id {} }} }} }}",
+        "@unknown ".repeat(5_000)
+    );
+    let tokens = format!("{{ {} }}", "__typename ".repeat(100_000));
+    let aliases: String = (0..65).map(|i| format!("a{i}: __typename ")).collect();
+    let roots: String = (0..21)
+        .map(|i| format!("c{i}: conference(id: \"{i}\") {{ id }} "))
+        .collect();
+    for (document, code) in [
+        (directives, "DIRECTIVE_LIMIT_EXCEEDED"),
+        (tokens, "TOKEN_LIMIT_EXCEEDED"),
+        (format!("{{ {aliases} }}"), "MAX_ALIASES_EXCEEDED"),
+        (format!("{{ {roots} }}"), "ROOT_FIELD_LIMIT_EXCEEDED"),
+    ] {
+        let started = Instant::now();
+        let body = app.gql(None, &document, json!({})).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{code}: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            body["errors"].as_array().map(Vec::len),
+            Some(1),
+            "{code}: {body:#}"
+        );
+        assert_eq!(error_code(&body), code);
+        assert!(
+            body["errors"][0]["extensions"]["limit"].is_u64(),
+            "{body:#}"
+        );
+        serves_a_normal_request(&app).await;
+    }
+    // Over GET too, and a mutation over the limits is refused, not counted or parsed.
+    let response = app
+        .client
+        .get(format!(
+            "{}?query={}",
+            app.url(),
+            urlencode(&format!("{{ {aliases} }}"))
+        ))
+        .send()
+        .await
+        .expect("answered");
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(error_code(&body), "MAX_ALIASES_EXCEEDED");
+}
+
+#[tokio::test]
+async fn an_operation_past_its_deadline_gets_504_timeout_and_the_next_is_served() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.request_limits.request_timeout = Some(Duration::from_millis(300));
+    })
+    .await;
+    // A writer that never lets go: the mutation waits on the database past its deadline.
+    let wedge = testkit::WedgedWriter::hold(&app.database_url, "ticket_event_head").await;
+    let started = Instant::now();
+    let answer = post(
+        &app,
+        None,
+        Some(&app.admin()),
+        json!({ "query": CREATE_CONFERENCE }),
+    )
+    .await;
+    assert_eq!(answer.status, 504, "{:#}", answer.body);
+    assert_eq!(error_code(&answer.body), "TIMEOUT");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // Reads are served meanwhile, and once the writer lets go, writes again.
+    serves_a_normal_request(&app).await;
+    wedge.release().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let answer = post(
+            &app,
+            None,
+            Some(&app.admin()),
+            json!({ "query": CREATE_CONFERENCE }),
+        )
+        .await;
+        if answer.status == 200 {
+            assert!(answer.body.get("errors").is_none(), "{:#}", answer.body);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{:#}", answer.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_websocket_must_initialise_in_time_and_runs_a_bounded_number_of_operations() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = TestApp::spawn_with(|settings| {
+        settings.request_limits.connection_init_timeout = Duration::from_millis(300);
+        settings.request_limits.max_operations_per_socket = 1;
+    })
+    .await;
+
+    // No `connection_init`: closed with 4408 once the timeout has passed.
+    let mut request = app.ws_url().into_client_request().expect("request");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connected");
+    let started = Instant::now();
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("closed within the timeout")
+        {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(
+        closed.map(|f| u16::from(f.code)),
+        Some(4408),
+        "closed after {:?}",
+        started.elapsed()
+    );
+
+    // One subscription runs; a second one on the same socket is refused.
+    let init =
+        json!({ "Authorization": format!("Bearer {}", app.token("dashboard", &["events:read"])) });
+    let subscription = "subscription { ticketEvents { __typename } }";
+    let mut socket = testkit::WsSubscription::open(
+        &app.ws_url(),
+        "graphql-transport-ws",
+        init,
+        subscription,
+        json!({}),
+    )
+    .await
+    .expect("subscribed");
+    socket
+        .start("2", subscription, json!({}))
+        .await
+        .expect("sent");
+    let refusal = match socket.next_payload(Duration::from_secs(5)).await {
+        Ok(payload) => payload.to_string(),
+        Err(message) => message,
+    };
+    assert!(refusal.contains("TOO_MANY_OPERATIONS"), "{refusal}");
+    socket.close().await;
+    serves_a_normal_request(&app).await;
+}
