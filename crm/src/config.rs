@@ -137,6 +137,19 @@ pub struct Config {
     #[arg(long, env = "CRM_REQUEST_TIMEOUT_MS", default_value_t = platform::graphql::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64)]
     pub request_timeout_ms: u64,
 
+    /// Seconds a client has to send a request's head, counted from when the connection is
+    /// ready for one: also how long a kept-alive connection may sit idle.
+    #[arg(long, env = "CRM_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a request body may take between two chunks.
+    #[arg(long, env = "CRM_BODY_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub body_read_timeout_secs: u64,
+
+    /// HTTP connections served at once; more wait in the listen backlog.
+    #[arg(long, env = "CRM_MAX_CONNECTIONS", default_value_t = 8192)]
+    pub max_connections: usize,
+
     /// How long a WebSocket may stay open without `connection_init`, in milliseconds; then
     /// it is closed with 4408.
     #[arg(long, env = "CRM_CONNECTION_INIT_TIMEOUT_MS", default_value_t = RequestLimits::default().connection_init_timeout.as_millis() as u64)]
@@ -234,6 +247,11 @@ impl Config {
                     self.connection_init_timeout_ms.max(1),
                 ),
                 max_operations_per_socket: self.max_operations_per_socket,
+                edge: platform::edge::EdgeLimits {
+                    header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.max(1)),
+                    body_read_timeout: Duration::from_secs(self.body_read_timeout_secs.max(1)),
+                    max_connections: self.max_connections,
+                },
                 // Set from `limits.operations` when the service starts.
                 document: DocumentLimits::default(),
             },

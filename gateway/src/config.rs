@@ -130,6 +130,20 @@ pub struct Config {
     )]
     pub websocket_send_timeout_secs: u64,
 
+    /// Seconds a client has to send a request's head, counted from when the connection is
+    /// ready for one: also how long a kept-alive connection may sit idle.
+    #[arg(long, env = "GATEWAY_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a request body may take between two chunks.
+    #[arg(long, env = "GATEWAY_BODY_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub body_read_timeout_secs: u64,
+
+    /// HTTP connections served at once; more wait in the listen backlog. Upgraded WebSockets
+    /// do not count (see `--max-sockets-per-address`).
+    #[arg(long, env = "GATEWAY_MAX_CONNECTIONS", default_value_t = 8192)]
+    pub max_connections: usize,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,

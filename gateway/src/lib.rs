@@ -205,11 +205,14 @@ pub async fn run(
         readiness.start_draining();
         let _ = begun.send(());
     };
-    // The peer's address goes to subgraphs with mutations (`X-Forwarded-For`).
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let serving = axum::serve(listener, app)
-        .with_graceful_shutdown(draining)
-        .into_future();
+    // Timeouts for slow clients, a bound on connections, and the peer's address in every
+    // request (it goes to subgraphs with mutations, `X-Forwarded-For`).
+    let edge = platform::edge::EdgeLimits {
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),
+        body_read_timeout: Duration::from_secs(config.body_read_timeout_secs.max(1)),
+        max_connections: config.max_connections,
+    };
+    let serving = platform::edge::serve(listener, app, edge, draining);
     tokio::pin!(serving);
     tokio::select! {
         served = &mut serving => return Ok(served?),

@@ -143,3 +143,100 @@ async fn one_address_holds_at_most_its_share_of_websockets() {
     }
     assert!(reopened.is_some(), "room again after a socket closed");
 }
+
+async fn quick_edge() -> support::Stack {
+    support::start_with(support::Options {
+        configure: |config: &mut Config| {
+            config.header_read_timeout_secs = 1;
+            config.body_read_timeout_secs = 1;
+        },
+        ..support::Options::default()
+    })
+    .await
+}
+
+/// Reads until the server closes the connection; what it sent meanwhile.
+async fn until_closed(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return String::from_utf8_lossy(&received).into_owned(),
+            Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
+            Err(_) => panic!("the connection is still open after 5 s"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_headers_slow_bodies_and_idle_connections_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let stack = quick_edge().await;
+
+    // Headers that never finish.
+    let mut slow = tokio::net::TcpStream::connect(stack.gateway)
+        .await
+        .expect("tcp");
+    slow.write_all(b"POST /graphql HTTP/1.1\r\nHost: gateway\r\n")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    until_closed(&mut slow).await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // A body that stops coming: the request fails instead of waiting.
+    let mut trickle = tokio::net::TcpStream::connect(stack.gateway)
+        .await
+        .expect("tcp");
+    trickle
+        .write_all(
+            b"POST /graphql HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"query\":",
+        )
+        .await
+        .expect("write");
+    let answer = until_closed(&mut trickle).await;
+    assert!(
+        answer.is_empty() || !answer.starts_with("HTTP/1.1 200"),
+        "{answer}"
+    );
+
+    // A kept-alive connection that goes quiet after its request.
+    let mut idle = tokio::net::TcpStream::connect(stack.gateway)
+        .await
+        .expect("tcp");
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        .await
+        .expect("write");
+    let answer = until_closed(&mut idle).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let (status, body) = stack.post(NORMAL, json!({})).await;
+    assert_eq!(status, 200, "{body:#}");
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_wait_for_a_free_one() {
+    let stack = support::start_with(support::Options {
+        configure: |config: &mut Config| {
+            config.max_connections = 1;
+            config.header_read_timeout_secs = 1;
+        },
+        ..support::Options::default()
+    })
+    .await;
+    // Holds the only connection until its header timeout ends it.
+    let _held = tokio::net::TcpStream::connect(stack.gateway)
+        .await
+        .expect("tcp");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let (status, _) = stack.post(NORMAL, json!({})).await;
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "served before the held connection was let go: {:?}",
+        started.elapsed()
+    );
+}

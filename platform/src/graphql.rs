@@ -71,6 +71,9 @@ pub struct RequestLimits {
     /// WebSocket; one more gets an error with `TOO_MANY_OPERATIONS` and starts nothing.
     /// `0`: no limit.
     pub max_operations_per_socket: usize,
+    /// Client timeouts and the bound on connections, before any request is read
+    /// (`crate::edge`).
+    pub edge: crate::edge::EdgeLimits,
 }
 
 impl Default for RequestLimits {
@@ -90,6 +93,7 @@ impl Default for RequestLimits {
             // The gateway's default (`--max-operations-per-socket`); the dashboard opens two
             // subscriptions per socket.
             max_operations_per_socket: 50,
+            edge: crate::edge::EdgeLimits::default(),
         }
     }
 }

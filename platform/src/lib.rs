@@ -8,8 +8,8 @@ pub mod auth;
 pub mod signal;
 pub use auth::{AuthError, JwtKeys, Principal};
 
-// The gateway uses `auth` and `signal` alone (`default-features = false`); the services use
-// everything.
+// The gateway uses `auth`, `signal` and `edge` alone (`default-features = false`, feature
+// `edge`); the services use everything.
 #[cfg(feature = "service")]
 pub mod bus;
 #[cfg(feature = "service")]
@@ -18,6 +18,8 @@ pub mod client_address;
 pub mod cursor;
 #[cfg(feature = "service")]
 pub mod database;
+#[cfg(feature = "edge")]
+pub mod edge;
 #[cfg(feature = "service")]
 pub mod event_log;
 #[cfg(feature = "service")]
@@ -26,6 +28,8 @@ pub mod feed;
 pub mod graphql;
 #[cfg(feature = "service")]
 pub mod jetstream;
+#[cfg(feature = "service")]
+pub mod operation_limits;
 #[cfg(feature = "service")]
 pub mod outbox;
 #[cfg(feature = "service")]

@@ -300,9 +300,10 @@ impl<E: Executor + Clone> GraphQLService<E> {
             let _ = begun.send(());
         };
         let router = self.router();
+        let edge = self.request_limits.edge;
         let background = &self.background;
         let stopping = async move {
-            let result = serve(listener, router, draining).await;
+            let result = serve(listener, router, edge, draining).await;
             background.drain().await;
             result
         };
@@ -340,27 +341,16 @@ pub fn health_router() -> Router {
     Router::new().route("/health", get(|| async { "ok" }))
 }
 
+/// Serves `router` behind the shared edge (`crate::edge`): client timeouts, a bound on
+/// connections, `TCP_NODELAY`, and the peer's address in each request's extensions (limits
+/// for anonymous callers count by it).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    edge: crate::edge::EdgeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Without TCP_NODELAY, Nagle's algorithm holds small responses and subscription frames
-    // back until the peer's delayed ACK: tens of milliseconds per event.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
-    // With the peer's address in each request's extensions: limits for anonymous callers
-    // count by it.
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    crate::edge::serve(listener, router, edge, shutdown).await
 }
 
 /// Runs `work` to its end, or until `grace` has passed since `begun` fired, whichever comes

@@ -804,3 +804,61 @@ async fn a_websocket_must_initialise_in_time_and_runs_a_bounded_number_of_operat
     socket.close().await;
     serves_a_normal_request(&app).await;
 }
+
+/// Reads until the server closes the connection; what it sent meanwhile.
+async fn until_closed(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => return String::from_utf8_lossy(&received).into_owned(),
+            Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
+            Err(_) => panic!("the connection is still open after 5 s"),
+        }
+    }
+}
+
+/// Slow headers, a trickled body and an idle kept-alive connection are closed at the edge
+/// (the same `platform::edge` serves the CRM and the gateway).
+#[tokio::test]
+async fn slow_headers_slow_bodies_and_idle_connections_are_closed() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn_with(|s| {
+        s.request_limits.edge.header_read_timeout = Duration::from_secs(1);
+        s.request_limits.edge.body_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let address = app.addr;
+
+    let mut slow = tokio::net::TcpStream::connect(address).await.expect("tcp");
+    slow.write_all(b"POST /graphql HTTP/1.1\r\nHost: ticketing\r\n")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    until_closed(&mut slow).await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    let mut trickle = tokio::net::TcpStream::connect(address).await.expect("tcp");
+    trickle
+        .write_all(
+            b"POST /graphql HTTP/1.1\r\nHost: ticketing\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"query\":",
+        )
+        .await
+        .expect("write");
+    let answer = until_closed(&mut trickle).await;
+    assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let mut idle = tokio::net::TcpStream::connect(address).await.expect("tcp");
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: ticketing\r\n\r\n")
+        .await
+        .expect("write");
+    let answer = until_closed(&mut idle).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    serves_a_normal_request(&app).await;
+}

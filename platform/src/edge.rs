@@ -1,0 +1,131 @@
+//! The edge all three servers share: how connections are accepted and how long a client may
+//! take, before any request reaches a router.
+//!
+//! `axum::serve` sets no timer, so a client that sends its headers one byte a minute, trickles
+//! a body, or opens a connection and says nothing holds it for ever; and it accepts without
+//! bound. Here every connection is served by hyper's HTTP/1.1 server with
+//! - a header read timeout: the request head must arrive within it, counted from the moment the
+//!   connection is ready for one, so it is also how long a kept-alive connection may sit idle;
+//! - a body read timeout between two chunks of a request body;
+//! - at most `max_connections` connections being served at once; further ones wait in the
+//!   listen backlog until one closes (a WebSocket leaves the count once upgraded: the
+//!   gateway bounds those per address).
+//!
+//! Each request carries `ConnectInfo<SocketAddr>` (per-client limits count the peer) and
+//! `TCP_NODELAY` is set (small responses and subscription frames go out at once).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+
+/// How long clients may take and how many connections are served at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeLimits {
+    /// Time to send a request's head, from when the connection is ready for one.
+    pub header_read_timeout: Duration,
+    /// Time between two chunks of a request body.
+    pub body_read_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        EdgeLimits {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            max_connections: 8192,
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves; then stops accepting, lets every
+/// connection finish its request in flight and returns once all have closed (the caller bounds
+/// that with its shutdown grace).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: EdgeLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = router.layer(RequestBodyTimeoutLayer::new(limits.body_read_timeout));
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    // Dropped when shutdown begins: every connection sees it and closes gracefully.
+    let (stop, stopping) = watch::channel(());
+    // Each connection holds a receiver; all dropped means all connections closed.
+    let (open, _) = watch::channel(());
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slot else { break };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors and the like: wait a little instead of spinning.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        let service = router
+            .clone()
+            .map_request(move |request: hyper::Request<Incoming>| {
+                let mut request = request.map(Body::new);
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        let header_read_timeout = limits.header_read_timeout;
+        let mut stopping = stopping.clone();
+        let open = open.subscribe();
+        tokio::spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout);
+            let connection = http
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                .with_upgrades();
+            tokio::pin!(connection);
+            tokio::select! {
+                served = connection.as_mut() => log_end(served, peer),
+                _ = stopping.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    log_end(connection.await, peer);
+                }
+            }
+            drop(open);
+            drop(slot);
+        });
+    }
+    drop(stop);
+    drop(listener);
+    open.closed().await;
+    Ok(())
+}
+
+fn log_end(served: Result<(), hyper::Error>, peer: SocketAddr) {
+    if let Err(error) = served {
+        // Timeouts, resets and malformed requests end here: the client's doing.
+        tracing::debug!(%error, %peer, "connection ended");
+    }
+}
