@@ -251,6 +251,9 @@ impl Config {
                     header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.max(1)),
                     body_read_timeout: Duration::from_secs(self.body_read_timeout_secs.max(1)),
                     max_connections: self.max_connections,
+                    // Nagle's algorithm held subscription frames back until the peer's
+                    // delayed ACK: tens of milliseconds per event.
+                    tcp_nodelay: true,
                 },
                 // Set from `limits.operations` when the service starts.
                 document: DocumentLimits::default(),

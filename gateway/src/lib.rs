@@ -211,6 +211,10 @@ pub async fn run(
         header_read_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),
         body_read_timeout: Duration::from_secs(config.body_read_timeout_secs.max(1)),
         max_connections: config.max_connections,
+        // Measured with 10,000 live viewers (docs/benchmarks.md): with TCP_NODELAY every
+        // event is a segment of its own on every socket, and delivery p99 doubled. Responses
+        // leave in one write each, so Nagle's algorithm does not hold them back.
+        tcp_nodelay: false,
     };
     let serving = platform::edge::serve(listener, app, edge, draining);
     tokio::pin!(serving);

@@ -11,8 +11,8 @@
 //!   listen backlog until one closes (a WebSocket leaves the count once upgraded: the
 //!   gateway bounds those per address).
 //!
-//! Each request carries `ConnectInfo<SocketAddr>` (per-client limits count the peer) and
-//! `TCP_NODELAY` is set (small responses and subscription frames go out at once).
+//! Each request carries `ConnectInfo<SocketAddr>` (per-client limits count the peer), and
+//! `TCP_NODELAY` is set where the server asks for it.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -39,6 +39,9 @@ pub struct EdgeLimits {
     pub body_read_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Send small writes at once (`TCP_NODELAY`) instead of letting Nagle's algorithm wait
+    /// for the previous segment's acknowledgement.
+    pub tcp_nodelay: bool,
 }
 
 impl Default for EdgeLimits {
@@ -47,6 +50,7 @@ impl Default for EdgeLimits {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
             max_connections: 8192,
+            tcp_nodelay: true,
         }
     }
 }
@@ -85,7 +89,9 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        if let Err(error) = stream.set_nodelay(true) {
+        if limits.tcp_nodelay
+            && let Err(error) = stream.set_nodelay(true)
+        {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
         let service = router

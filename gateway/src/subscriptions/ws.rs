@@ -1,10 +1,9 @@
 //! GraphQL over WebSocket on `/graphql`: `graphql-transport-ws` (the graphql-ws library's
 //! protocol) and the legacy `graphql-ws` of subscriptions-transport-ws, chosen by subprotocol.
 //!
-//! One task reads client messages and writes every outgoing message. An operation starts in a
-//! task of its own (planning, the upstream subscription's handshake); once started, the
-//! connection task reads its results directly, one write at a time, so a slow client slows
-//! only itself and never buffers without limit, and `complete`/`stop` aborts exactly one
+//! One task reads client messages and writes every outgoing message; each operation runs in a
+//! task of its own and sends through a bounded channel, so a slow client slows its own
+//! operations instead of buffering without limit, and `complete`/`stop` aborts exactly one
 //! operation. A client that falls too far behind a shared subscription is closed with 1013
 //! (Try Again Later): graphql-ws clients retry on it and resubscribe from their last cursor.
 //! One that stops reading altogether is dropped when a write has waited longer than the send
@@ -18,14 +17,13 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response as HttpResponse;
-use futures_util::stream::{AbortHandle as StreamAbort, SelectAll};
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use super::{Delivery, ResponseStream, execute_stream};
+use super::{Delivery, execute_stream};
 use crate::forwarded_headers::{ClientAddress, ForwardedHeaders};
 use crate::pipeline::{GraphQLRequest, Pipeline, Transport};
 use crate::response::GraphQLError;
@@ -200,40 +198,8 @@ enum Outgoing {
     /// The operation is over; its id may be used again. The generation tells a late notice of
     /// an aborted operation from the end of a newer one with the same id.
     Finished(String, u64),
-    /// The operation started: from now on the connection task reads its results itself, so
-    /// that each delivery is one task's work (thousands of viewers get one per event).
-    Started(String, u64, ResponseStream),
-}
-
-/// A running operation's results, tagged with its id and generation; `None` after the last.
-type Tagged = futures_util::stream::BoxStream<'static, (String, u64, Option<Delivery>)>;
-
-fn tagged(id: String, generation: u64, deliveries: ResponseStream) -> (Tagged, StreamAbort) {
-    let (deliveries, abort) = futures_util::stream::abortable(deliveries);
-    let end_id = id.clone();
-    let stream = deliveries
-        .map(move |delivery| (id.clone(), generation, Some(delivery)))
-        .chain(futures_util::stream::once(async move {
-            (end_id, generation, None)
-        }))
-        .boxed();
-    (stream, abort)
-}
-
-/// A running operation: its starting task, then its stream.
-struct Operation {
-    generation: u64,
-    task: AbortHandle,
-    stream: Option<StreamAbort>,
-}
-
-impl Operation {
-    fn abort(&self) {
-        self.task.abort();
-        if let Some(stream) = &self.stream {
-            stream.abort();
-        }
-    }
+    /// The client fell behind a subscription: close the connection, after what is queued.
+    FellBehind,
 }
 
 struct Connection {
@@ -244,7 +210,7 @@ struct Connection {
     /// Told to subgraphs with mutations.
     client: ClientAddress,
     initialised: bool,
-    operations: HashMap<String, Operation>,
+    operations: HashMap<String, (u64, AbortHandle)>,
     generation: u64,
 }
 
@@ -262,11 +228,6 @@ impl Connection {
         let init_deadline = tokio::time::sleep(self.pipeline.limits().websocket_init_timeout);
         tokio::pin!(init_deadline);
         let mut keep_alive = tokio::time::interval(LEGACY_KEEP_ALIVE);
-        let mut running = SelectAll::<Tagged>::new();
-        let (next_kind, complete_kind) = match self.protocol {
-            Protocol::TransportWs => ("next", "complete"),
-            Protocol::Legacy => ("data", "complete"),
-        };
         loop {
             let next = tokio::select! {
                 incoming = source.next() => match incoming {
@@ -281,43 +242,15 @@ impl Connection {
                 Some(out) = queued.recv() => match out {
                     Outgoing::Message(message) => Next::Reply(message),
                     Outgoing::Finished(id, generation) => {
-                        self.finished(&id, generation);
-                        Next::Continue
-                    }
-                    Outgoing::Started(id, generation, deliveries) => {
-                        // An operation completed by the client while it started has no entry
-                        // of this generation any more: its stream is dropped unread.
-                        if let Some(operation) = self
-                            .operations
-                            .get_mut(&id)
-                            .filter(|o| o.generation == generation)
-                        {
-                            let (stream, abort) = tagged(id, generation, deliveries);
-                            operation.stream = Some(abort);
-                            running.push(stream);
+                        if self.operations.get(&id).is_some_and(|(g, _)| *g == generation) {
+                            self.operations.remove(&id);
                         }
                         Next::Continue
                     }
-                },
-                Some((id, generation, delivery)) = running.next(), if !running.is_empty() => {
-                    match delivery {
-                        Some(Delivery::Result(result)) => {
-                            Next::Reply(encode_result(next_kind, &id, &result))
-                        }
-                        Some(Delivery::FellBehind) => Next::Close(close(
-                            1013,
-                            "Fell behind the live events; resubscribe from the last cursor",
-                        )),
-                        None => {
-                            // Ended by the client (`complete`): it knows. Ended on its own:
-                            // say so.
-                            if self.finished(&id, generation) {
-                                Next::Reply(encode::<()>(complete_kind, Some(&id), None))
-                            } else {
-                                Next::Continue
-                            }
-                        }
-                    }
+                    Outgoing::FellBehind => Next::Close(close(
+                        1013,
+                        "Fell behind the live events; resubscribe from the last cursor",
+                    )),
                 },
                 () = &mut init_deadline, if !self.initialised
                     && self.protocol == Protocol::TransportWs => {
@@ -349,22 +282,9 @@ impl Connection {
                 }
             }
         }
-        for (_, operation) in self.operations.drain() {
+        for (_, (_, operation)) in self.operations.drain() {
             operation.abort();
         }
-    }
-
-    /// Forgets the operation `id` if it is still this generation; whether it was.
-    fn finished(&mut self, id: &str, generation: u64) -> bool {
-        if self
-            .operations
-            .get(id)
-            .is_some_and(|o| o.generation == generation)
-        {
-            self.operations.remove(id);
-            return true;
-        }
-        false
     }
 
     fn on_message(&mut self, text: &str, outgoing: &mpsc::Sender<Outgoing>) -> Next {
@@ -431,7 +351,8 @@ impl Connection {
                 Next::Continue
             }
             (Protocol::TransportWs, "complete") | (Protocol::Legacy, "stop") => {
-                if let Some(operation) = message.id.and_then(|id| self.operations.remove(&id)) {
+                if let Some((_, operation)) = message.id.and_then(|id| self.operations.remove(&id))
+                {
                     operation.abort();
                 }
                 Next::Continue
@@ -466,33 +387,56 @@ impl Connection {
         let task_id = id.clone();
         let task = tokio::spawn(async move {
             let id = task_id;
-            let started = execute_stream(pipeline, request, Transport::Stream, forwarded, &client);
-            match started.await {
-                Ok(deliveries) => {
-                    let _ = outgoing
-                        .send(Outgoing::Started(id, generation, deliveries))
-                        .await;
+            run_operation(
+                &id, protocol, pipeline, request, forwarded, &client, &outgoing,
+            )
+            .await;
+            let _ = outgoing.send(Outgoing::Finished(id, generation)).await;
+        });
+        self.operations
+            .insert(id, (generation, task.abort_handle()));
+    }
+}
+
+async fn run_operation(
+    id: &str,
+    protocol: Protocol,
+    pipeline: Arc<Pipeline>,
+    request: GraphQLRequest,
+    forwarded: ForwardedHeaders,
+    client: &ClientAddress,
+    outgoing: &mpsc::Sender<Outgoing>,
+) {
+    let (next, complete) = match protocol {
+        Protocol::TransportWs => ("next", "complete"),
+        Protocol::Legacy => ("data", "complete"),
+    };
+    let send = |message: Message| outgoing.send(Outgoing::Message(message));
+    let mut deliveries =
+        match execute_stream(pipeline, request, Transport::Stream, forwarded, client).await {
+            Ok(deliveries) => deliveries,
+            Err(errors) => {
+                // The operation failed before producing results: `error` ends it (graphql-
+                // transport-ws sends no `complete` after `error`).
+                let _ = send(encode::<&[GraphQLError]>("error", Some(id), Some(&errors))).await;
+                if protocol == Protocol::Legacy {
+                    let _ = send(encode::<()>(complete, Some(id), None)).await;
                 }
-                Err(errors) => {
-                    // The operation failed before producing results: `error` ends it
-                    // (graphql-transport-ws sends no `complete` after `error`).
-                    let error = encode::<&[GraphQLError]>("error", Some(&id), Some(&errors));
-                    let _ = outgoing.send(Outgoing::Message(error)).await;
-                    if protocol == Protocol::Legacy {
-                        let complete = encode::<()>("complete", Some(&id), None);
-                        let _ = outgoing.send(Outgoing::Message(complete)).await;
-                    }
-                    let _ = outgoing.send(Outgoing::Finished(id, generation)).await;
+                return;
+            }
+        };
+    while let Some(delivery) = deliveries.next().await {
+        match delivery {
+            Delivery::Result(result) => {
+                if send(encode_result(next, id, &result)).await.is_err() {
+                    return;
                 }
             }
-        });
-        self.operations.insert(
-            id,
-            Operation {
-                generation,
-                task: task.abort_handle(),
-                stream: None,
-            },
-        );
+            Delivery::FellBehind => {
+                let _ = outgoing.send(Outgoing::FellBehind).await;
+                return;
+            }
+        }
     }
+    let _ = send(encode::<()>(complete, Some(id), None)).await;
 }
