@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -97,6 +98,16 @@ async fn metrics(State(pipeline): State<Arc<Pipeline>>) -> impl IntoResponse {
 struct Answer {
     http: HttpResponse,
     outcome: Option<RequestOutcome>,
+}
+
+/// A refusal before any GraphQL work, as a GraphQL error with its code (what the services
+/// answer for the same refusals).
+fn refused(status: StatusCode, code: &str, message: &str) -> Answer {
+    Answer::rejected((
+        status,
+        [(header::CONTENT_TYPE, JSON)],
+        Response::request_error(vec![GraphQLError::new(message).with_code(code)]).to_json_string(),
+    ))
 }
 
 impl Answer {
@@ -279,9 +290,25 @@ async fn graphql_post(
     State(pipeline): State<Arc<Pipeline>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    bytes: Bytes,
+    bytes: Result<Bytes, BytesRejection>,
 ) -> HttpResponse {
     let started = Instant::now();
+    let bytes = match bytes {
+        Ok(bytes) => bytes,
+        // Cut off at `--max-body-bytes`, never read in full.
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                "The request body is larger than this gateway accepts.",
+            )
+            .record(&pipeline, started);
+        }
+        Err(rejection) => {
+            return refused(rejection.status(), "BAD_REQUEST", &rejection.body_text())
+                .record(&pipeline, started);
+        }
+    };
     let client = ClientAddress::new(&headers, peer.map(|Extension(ConnectInfo(a))| a.ip()));
     post(&pipeline, headers, &client, bytes)
         .await
@@ -310,10 +337,11 @@ async fn post(
                 .to_ascii_lowercase()
         });
     if content_type.as_deref() != Some(JSON) {
-        return Answer::rejected((
+        return refused(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "POST requests must use Content-Type: application/json",
-        ));
+            "UNSUPPORTED_MEDIA_TYPE",
+            "POST requests must use Content-Type: application/json.",
+        );
     }
     if !event_stream && let Some(shared) = pipeline.shared_client_requests() {
         return shared_post(pipeline, shared, &headers, client, media, bytes).await;

@@ -240,3 +240,45 @@ async fn connections_past_the_limit_wait_for_a_free_one() {
         started.elapsed()
     );
 }
+
+/// Refusals before any GraphQL work carry a code too, as at the services.
+#[tokio::test]
+async fn oversize_bodies_and_cross_site_content_types_are_refused_with_a_code() {
+    let stack = support::start().await;
+    let url = format!("http://{}/graphql", stack.gateway);
+    let response = stack
+        .http
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body("{\"query\":\"mutation { addReview(upc: \\\"1\\\", body: \\\"x\\\") { body } }\"}")
+        .send()
+        .await
+        .expect("text/plain");
+    assert_eq!(response.status(), 415);
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "UNSUPPORTED_MEDIA_TYPE"
+    );
+
+    let huge = format!(
+        "{{\"query\":\"{{ topProducts {{ upc }} }}\",\"x\":\"{}\"}}",
+        "a".repeat(3 << 20)
+    );
+    let response = stack
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await;
+    // The gateway may close while the client still uploads; when the answer arrives, it is
+    // a coded 413.
+    if let Ok(response) = response {
+        assert_eq!(response.status(), 413);
+        let body: Value = response.json().await.expect("a JSON body");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "PAYLOAD_TOO_LARGE");
+    }
+    let (status, _) = stack.post(NORMAL, json!({})).await;
+    assert_eq!(status, 200);
+}
