@@ -16,8 +16,9 @@
 //! Usage: `cargo build --release --bin conftools && cargo build --release -p bench --bin
 //! hostile-load && ./target/release/hostile-load --help`
 
+use bench::{free_addr, mib, quoted, tail};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -298,16 +299,6 @@ impl Drop for Launcher {
     }
 }
 
-fn free_addr() -> anyhow::Result<SocketAddr> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
-}
-
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
 struct System {
     addrs: [SocketAddr; 3],
     pid: u32,
@@ -390,41 +381,6 @@ async fn start(args: &Args) -> anyhow::Result<System> {
         token,
         launcher,
     })
-}
-
-mod proc {
-    use std::time::Duration;
-
-    /// User + system time so far (clock ticks at 100 per second, as on Linux).
-    pub fn cpu(pid: u32) -> Duration {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return Duration::ZERO;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            return Duration::ZERO;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = [11, 12]
-            .iter()
-            .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-            .sum();
-        Duration::from_millis(ticks * 10)
-    }
-
-    /// A `/proc/<pid>/status` line in KiB, e.g. `VmRSS` or `VmHWM`.
-    pub fn kib(pid: u32, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// Resets `VmHWM` to the current RSS.
-    pub fn reset_peak(pid: u32) {
-        let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
-    }
 }
 
 /// One answer: its latency and (status, `errors[0].extensions.code`), or what went wrong.
@@ -553,21 +509,21 @@ async fn run_case(
             "{passed} mutations passed before the first refusal"
         ));
     }
-    let rss_before = proc::kib(pid, "VmRSS");
-    proc::reset_peak(pid);
+    let rss_before = bench::process::kib(pid, "VmRSS");
+    bench::process::reset_peak(pid);
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
         let sampling = sampling.clone();
         tokio::spawn(async move {
             let mut peak = 0;
             while sampling.load(Ordering::Relaxed) {
-                peak = peak.max(proc::kib(pid, "VmRSS"));
+                peak = peak.max(bench::process::kib(pid, "VmRSS"));
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            peak.max(proc::kib(pid, "VmHWM"))
+            peak.max(bench::process::kib(pid, "VmHWM"))
         })
     };
-    let cpu_before = proc::cpu(pid);
+    let cpu_before = bench::process::cpu(pid);
     let started = Instant::now();
     let answers: Vec<Answer> = match case.kind {
         Kind::Post { .. } => {
@@ -584,7 +540,7 @@ async fn run_case(
                 .await
         }
     };
-    let cpu = proc::cpu(pid).saturating_sub(cpu_before);
+    let cpu = bench::process::cpu(pid).saturating_sub(cpu_before);
     let wall = started.elapsed();
     let background = idle_cpu_per_sec * wall.as_secs_f64();
     if background > 0.001 {
@@ -599,7 +555,7 @@ async fn run_case(
     sampling.store(false, Ordering::Relaxed);
     let peak = sampler.await.unwrap_or(0);
     tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
-    let rss_after = proc::kib(pid, "VmRSS");
+    let rss_after = bench::process::kib(pid, "VmRSS");
 
     let expected = (case.status, case.code.map(str::to_owned));
     let mut latencies: Vec<Duration> = answers.iter().map(|(d, _)| *d).collect();
@@ -668,22 +624,6 @@ async fn run_case(
         rss: [rss_before, peak, rss_after],
         next_ok,
         notes,
-    }
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-fn quoted(arg: &str) -> String {
-    if !arg.is_empty()
-        && arg
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@".contains(c))
-    {
-        arg.to_owned()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
     }
 }
 
@@ -766,9 +706,9 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.concurrency)
         .timeout(Duration::from_secs(60))
         .build()?;
-    let idle_before = proc::cpu(system.pid);
+    let idle_before = bench::process::cpu(system.pid);
     tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
-    let idle_cpu_per_sec = proc::cpu(system.pid)
+    let idle_cpu_per_sec = bench::process::cpu(system.pid)
         .saturating_sub(idle_before)
         .as_secs_f64()
         / args.idle_secs.max(1) as f64;

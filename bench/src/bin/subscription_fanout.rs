@@ -32,6 +32,7 @@
 //! Usage: `cargo build --release --bin conftools && cargo build --release -p bench --bin
 //! subscription-fanout && ./target/release/subscription-fanout --help`
 
+use bench::{free_addr, mib, quoted, tail};
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
@@ -211,10 +212,6 @@ fn port_of(url: &str) -> Option<u16> {
     authority.rsplit_once(':')?.1.parse().ok()
 }
 
-fn free_addr() -> anyhow::Result<SocketAddr> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
-}
-
 async fn wait_healthy(origin: &str, launcher: &mut Launcher) -> anyhow::Result<()> {
     let health = format!("{origin}/health");
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -238,12 +235,6 @@ async fn wait_healthy(origin: &str, launcher: &mut Launcher) -> anyhow::Result<(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
 async fn start_system(args: &Args) -> anyhow::Result<System> {
@@ -703,38 +694,8 @@ async fn subscriber(
 /// CPU and memory of one process, from `/proc`.
 mod proc {
     use std::collections::HashSet;
-    use std::time::Duration;
 
-    /// User + system time so far (clock ticks at 100 per second, as on Linux).
-    pub fn cpu(pid: u32) -> Duration {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return Duration::ZERO;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            return Duration::ZERO;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = [11, 12]
-            .iter()
-            .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-            .sum();
-        Duration::from_millis(ticks * 10)
-    }
-
-    /// A `/proc/<pid>/status` line in KiB, e.g. `VmRSS` or `VmHWM`.
-    pub fn kib(pid: u32, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// Resets `VmHWM` to the current RSS.
-    pub fn reset_peak(pid: u32) {
-        let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
-    }
+    pub use bench::process::{cpu, kib, reset_peak};
 
     fn socket_inodes(pid: u32) -> HashSet<u64> {
         let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
@@ -973,22 +934,6 @@ fn sample_rss(pid: Option<u32>, done: watch::Receiver<bool>) -> tokio::task::Joi
         }
         peak.max(proc::kib(pid, "VmHWM"))
     })
-}
-
-fn quoted(arg: &str) -> String {
-    if !arg.is_empty()
-        && arg
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@".contains(c))
-    {
-        arg.to_owned()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
-    }
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
 }
 
 fn ms(us: Option<u32>) -> f64 {

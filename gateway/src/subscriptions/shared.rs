@@ -350,18 +350,6 @@ impl SubscriptionGroups {
         })
     }
 
-    /// Groups running now (observability, tests).
-    pub fn len(&self) -> usize {
-        self.table()
-            .values()
-            .filter(|g| g.strong_count() > 0)
-            .count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn table(&self) -> MutexGuard<'_, HashMap<Arc<GroupKey>, Weak<Group>>> {
         self.groups.lock().unwrap_or_else(|e| e.into_inner())
     }

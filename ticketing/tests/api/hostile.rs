@@ -582,11 +582,11 @@ async fn a_deep_walk_through_purchases_and_tickets_is_refused_by_its_cost() {
     serves_a_normal_request(&app).await;
 }
 
-/// The dashboard's heaviest operations as they reach ticketing (web/src/operations.ts, the
-/// parts ticketing answers once the gateway has planned them) and the CRM's own calls
-/// (crm/src/ticketing_client/operations.graphql) pass every limit.
+/// The heaviest reads real clients send ticketing (a live dashboard's event log, purchase and
+/// sales pages; a booking client's lookups by conference and by its own reference; a large
+/// entity fetch) pass every limit.
 #[tokio::test]
-async fn the_dashboards_heaviest_operations_pass_every_limit() {
+async fn the_heaviest_client_operations_pass_every_limit() {
     let app = TestApp::spawn().await;
     let conference = app.create_conference().await;
     let admin = app.admin();
@@ -619,20 +619,20 @@ async fn the_dashboards_heaviest_operations_pass_every_limit() {
             json!({}),
         ),
         (
-            "query SponsorConferenceLookup($id: ID!) { conference(id: $id) { id currency ticketTypes { id visibility } } }",
+            "query ConferenceLookup($id: ID!) { conference(id: $id) { id currency ticketTypes { id visibility } } }",
             json!({ "id": conference }),
         ),
         (
             "query TicketPurchaseByReference($externalReference: String!) { ticketPurchases(first: 1, externalReference: $externalReference) { nodes { id status complimentary ticketCount externalReference } } }",
-            json!({ "externalReference": "sponsor-1" }),
+            json!({ "externalReference": "client-order-1" }),
         ),
     ];
     for (query, variables) in operations {
         let body = app.gql(Some(&admin), query, variables).await;
         assert!(body.get("errors").is_none(), "{query}: {body:#}");
     }
-    // The sponsor board's fetch from ticketing: the purchases of 100 sponsors, ten each,
-    // with their tickets (1,000 x (1 + 10 x 2) = 21,000).
+    // An entity fetch of 1,000 purchases with their tickets, as a composing gateway sends
+    // (1,000 x (1 + 10 x 2) = 21,000).
     let representations: Vec<Value> = (0..1_000)
         .map(|i| json!({ "__typename": "TicketPurchase", "id": format!("00000000-0000-0000-0000-{i:012}") }))
         .collect();
@@ -822,7 +822,7 @@ async fn until_closed(stream: &mut tokio::net::TcpStream) -> String {
 }
 
 /// Slow headers, a trickled body and an idle kept-alive connection are closed at the edge
-/// (the same `platform::edge` serves the CRM and the gateway).
+/// (`platform::edge`, which every server of this workspace shares).
 #[tokio::test]
 async fn slow_headers_slow_bodies_and_idle_connections_are_closed() {
     use std::time::{Duration, Instant};
