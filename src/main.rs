@@ -417,12 +417,15 @@ async fn serving(addr: SocketAddr) {
 /// visitor, not the gateway. Anything else on this machine is trusted alike, which on a
 /// machine of one's own it is anyway.
 fn gateway_as_proxy() -> anyhow::Result<platform::client_address::TrustedProxies> {
-    let loopback = ["127.0.0.1", "::1"]
+    Ok(platform::client_address::TrustedProxies::new(loopback()?))
+}
+
+fn loopback() -> anyhow::Result<Vec<platform::client_address::ProxyRange>> {
+    ["127.0.0.1", "::1"]
         .into_iter()
         .map(platform::client_address::ProxyRange::parse)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(anyhow::Error::msg)?;
-    Ok(platform::client_address::TrustedProxies::new(loopback))
+        .map_err(anyhow::Error::msg)
 }
 
 /// A runtime for the gateway alone, with as many workers as there are cores. It lives as
@@ -460,6 +463,11 @@ fn gateway_config(
     config.subgraphs = subgraphs;
     config.subgraph_urls.clear();
     config.subgraph_ws_urls.clear();
+    // As the services trust the gateway: a proxy on this machine in front of `up` (or the
+    // demo's walk-ins) names the client, unless GATEWAY_TRUSTED_PROXIES says otherwise.
+    if config.trusted_proxies.is_empty() {
+        config.trusted_proxies = loopback()?;
+    }
     Ok(config)
 }
 

@@ -40,6 +40,16 @@ impl BearerTokens {
         };
         keys.principal_from_authorization(header).map(|_| ())
     }
+
+    /// The subject of a valid bearer token; `None` for anonymous callers, invalid tokens, and
+    /// always when tokens are not verified here (an unverified subject could be forged to
+    /// get a fresh rate-limit bucket with every request).
+    pub fn subject(&self, authorization: Option<&HeaderValue>) -> Option<String> {
+        let keys = self.keys.as_ref()?;
+        let header = authorization?.to_str().ok()?;
+        let principal = keys.principal_from_authorization(Some(header)).ok()?;
+        principal.subject().map(str::to_owned)
+    }
 }
 
 #[cfg(test)]

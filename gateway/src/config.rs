@@ -4,6 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use platform::client_address::ProxyRange;
+use platform::rate_limit::RateLimits;
+
 /// `NAME=VALUE` pairs on the command line (`--subgraph products=http://...`).
 fn name_value(input: &str) -> Result<(String, String), String> {
     let (name, value) = input
@@ -143,6 +146,27 @@ pub struct Config {
     /// do not count (see `--max-sockets-per-address`).
     #[arg(long, env = "GATEWAY_MAX_CONNECTIONS", default_value_t = 8192)]
     pub max_connections: usize,
+
+    /// Mutations one client (a verified token's subject, or an anonymous caller's address)
+    /// may send per minute, sustained, on this instance; more get 429 `RATE_LIMITED` with
+    /// `Retry-After`. The services' rule and default. 0 turns the limit off.
+    #[arg(long, env = "GATEWAY_MUTATION_RATE_PER_MINUTE", default_value_t = RateLimits::default().mutations_per_minute)]
+    pub mutation_rate_per_minute: u32,
+
+    /// Mutations one client may send at once before the per-minute rate applies.
+    #[arg(long, env = "GATEWAY_MUTATION_BURST", default_value_t = RateLimits::default().mutation_burst)]
+    pub mutation_burst: u32,
+
+    /// A proxy in front of the gateway (address or CIDR range, repeatable or comma-separated)
+    /// whose `X-Forwarded-For` or `Forwarded` header names the client for the rate limit.
+    /// Without one, the connecting address is the client's.
+    #[arg(
+        long = "trusted-proxy",
+        env = "GATEWAY_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = ProxyRange::parse
+    )]
+    pub trusted_proxies: Vec<ProxyRange>,
 
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use axum::http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
+use platform::rate_limit::RateKey;
+
 use crate::error::GatewayError;
 use crate::subscriptions::authorization_from_init;
 
@@ -160,7 +162,7 @@ impl ForwardedHeaders {
     /// These headers with `X-Forwarded-For` naming the client's address chain (instead of
     /// any propagated value), for a mutation.
     pub fn with_client(&self, client: &ClientAddress) -> ForwardedHeaders {
-        let Some(chain) = &client.0 else {
+        let Some(chain) = &client.chain else {
             return self.clone();
         };
         let mut headers: Vec<(HeaderName, HeaderValue)> = self
@@ -180,13 +182,28 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// (mutation rate, unpaid seats) then count the client, not the gateway, when they trust the
 /// gateway as a proxy. Queries and subscriptions do not: what identical requests share
 /// (in-flight subgraph fetches, shared subscriptions) must not differ by client.
-#[derive(Debug, Clone, Default)]
-pub struct ClientAddress(Option<HeaderValue>);
+///
+/// It also carries whose bucket the request's mutations draw from at the gateway's own rate
+/// limit (see [`crate::pipeline::Pipeline::client_address`]).
+#[derive(Debug, Clone)]
+pub struct ClientAddress {
+    chain: Option<HeaderValue>,
+    rate_key: RateKey,
+}
+
+impl Default for ClientAddress {
+    fn default() -> Self {
+        Self {
+            chain: None,
+            rate_key: RateKey::Unknown,
+        }
+    }
+}
 
 impl ClientAddress {
     pub fn new(headers: &HeaderMap, peer: Option<std::net::IpAddr>) -> Self {
         let Some(peer) = peer else {
-            return ClientAddress(None);
+            return Self::default();
         };
         let mut chain: Vec<&str> = headers
             .get_all(X_FORWARDED_FOR)
@@ -195,7 +212,19 @@ impl ClientAddress {
             .collect();
         let peer = peer.to_string();
         chain.push(&peer);
-        ClientAddress(HeaderValue::from_str(&chain.join(", ")).ok())
+        Self {
+            chain: HeaderValue::from_str(&chain.join(", ")).ok(),
+            rate_key: RateKey::Unknown,
+        }
+    }
+
+    pub fn with_rate_key(mut self, rate_key: RateKey) -> Self {
+        self.rate_key = rate_key;
+        self
+    }
+
+    pub fn rate_key(&self) -> &RateKey {
+        &self.rate_key
     }
 }
 

@@ -12,10 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::get;
@@ -35,7 +34,7 @@ const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const GRAPHIQL: &str = include_str!("graphiql.html");
 const JSON: &str = "application/json";
 
-pub fn router(pipeline: Arc<Pipeline>, readiness: Readiness, max_body_bytes: usize) -> Router {
+pub fn router(pipeline: Arc<Pipeline>, readiness: Readiness) -> Router {
     Router::new()
         .route(
             "/graphql",
@@ -49,7 +48,6 @@ pub fn router(pipeline: Arc<Pipeline>, readiness: Readiness, max_body_bytes: usi
         .route("/health", get(health))
         .route("/ready", get(ready).with_state(readiness))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(pipeline)
 }
 
@@ -258,6 +256,17 @@ fn respond(media: MediaType, outcome: Outcome) -> Answer {
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             Answer::rejected(http)
         }
+        Outcome::RateLimited {
+            response,
+            retry_after_secs,
+        } => {
+            let mut http = body(media, StatusCode::TOO_MANY_REQUESTS, response);
+            if let Some(secs) = retry_after_secs {
+                http.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            Answer::rejected(http)
+        }
     }
 }
 
@@ -290,27 +299,11 @@ async fn graphql_post(
     State(pipeline): State<Arc<Pipeline>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> HttpResponse {
     let started = Instant::now();
-    let bytes = match bytes {
-        Ok(bytes) => bytes,
-        // Cut off at `--max-body-bytes`, never read in full.
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return refused(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                "The request body is larger than this gateway accepts.",
-            )
-            .record(&pipeline, started);
-        }
-        Err(rejection) => {
-            return refused(rejection.status(), "BAD_REQUEST", &rejection.body_text())
-                .record(&pipeline, started);
-        }
-    };
-    let client = ClientAddress::new(&headers, peer.map(|Extension(ConnectInfo(a))| a.ip()));
-    post(&pipeline, headers, &client, bytes)
+    let client = pipeline.client_address(&headers, peer.map(|Extension(ConnectInfo(a))| a.ip()));
+    post(&pipeline, headers, &client, body)
         .await
         .record(&pipeline, started)
 }
@@ -319,7 +312,7 @@ async fn post(
     pipeline: &Arc<Pipeline>,
     headers: HeaderMap,
     client: &ClientAddress,
-    bytes: Bytes,
+    body: Body,
 ) -> Answer {
     let event_stream = sse::wants_event_stream(headers.get(header::ACCEPT));
     let media = negotiate(&headers);
@@ -343,6 +336,22 @@ async fn post(
             "POST requests must use Content-Type: application/json.",
         );
     }
+    // Read only once the headers are acceptable, and never past `--max-body-bytes`: a body
+    // declared larger is refused unread.
+    let bytes =
+        match platform::edge::read_body(&headers, body, pipeline.limits().max_body_bytes).await {
+            Ok(bytes) => bytes,
+            Err(refusal) => {
+                let (status, code) = refusal.status_and_code();
+                let mut answer = refused(status, code, &refusal.to_string());
+                // Whatever the client still sends is not read: the connection cannot be reused.
+                answer
+                    .http
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return answer;
+            }
+        };
     if !event_stream && let Some(shared) = pipeline.shared_client_requests() {
         return shared_post(pipeline, shared, &headers, client, media, bytes).await;
     }
@@ -481,7 +490,7 @@ async fn get_request(pipeline: &Arc<Pipeline>, request: Request) -> Answer {
                         .extensions
                         .get::<ConnectInfo<SocketAddr>>()
                         .map(|ConnectInfo(address)| address.ip());
-                    let client = ClientAddress::new(&parts.headers, peer);
+                    let client = pipeline.client_address(&parts.headers, peer);
                     // Refused before the upgrade: a refusal costs one small response.
                     let socket = match peer.map(|ip| pipeline.open_sockets().open(ip)) {
                         Some(Err(limit)) => {

@@ -31,7 +31,9 @@ pub use config::Config;
 pub use error::GatewayError;
 use forwarded_headers::HeaderPropagation;
 use pipeline::cost::CostLimits;
-use pipeline::{Limits, Pipeline};
+use pipeline::{Limits, MutationRate, Pipeline};
+use platform::client_address::TrustedProxies;
+use platform::rate_limit::{MutationLimiter, RateLimits};
 use subgraph_client::SubgraphClient;
 use subscriptions::shared::SharingSettings;
 use supergraph::Supergraph;
@@ -84,13 +86,14 @@ pub fn build_pipeline(config: &Config, supergraph: Supergraph) -> Result<Pipelin
         document: pipeline::validate::DocumentLimits {
             max_tokens: config.max_tokens,
             max_directives: config.max_directives,
+            max_aliases: config.max_aliases,
         },
         websocket_init_timeout: Duration::from_secs(config.websocket_init_timeout_secs.max(1)),
         introspection: config.introspection,
         max_operations_per_socket: config.max_operations_per_socket.max(1),
         max_sockets_per_address: config.max_sockets_per_address,
         websocket_send_timeout: Duration::from_secs(config.websocket_send_timeout_secs.max(1)),
-        max_websocket_message_bytes: config.max_body_bytes.max(1024),
+        max_body_bytes: config.max_body_bytes.max(1024),
         cost: CostLimits {
             max_cost: config.max_cost,
             default_list_size: config.default_list_size,
@@ -107,6 +110,16 @@ pub fn build_pipeline(config: &Config, supergraph: Supergraph) -> Result<Pipelin
     let pipeline = Pipeline::new(Arc::new(supergraph), client, limits, config.plan_cache_size)
         .propagate_headers(propagation)
         .verify_bearer_tokens(tokens);
+    let pipeline = match MutationLimiter::new(RateLimits {
+        mutations_per_minute: config.mutation_rate_per_minute,
+        mutation_burst: config.mutation_burst,
+    }) {
+        Some(limiter) => pipeline.limit_mutation_rate(MutationRate {
+            limiter,
+            proxies: TrustedProxies::new(config.trusted_proxies.iter().copied()),
+        }),
+        None => pipeline,
+    };
     let pipeline = if config.dedupe_subscriptions {
         pipeline.share_identical_subscriptions(SharingSettings {
             cursor_argument: config.subscription_cursor_argument.clone(),
@@ -186,7 +199,10 @@ pub async fn run(
     let streaming = StreamingRuntime::start()?;
     let pipeline = Arc::new(build_pipeline(&config, supergraph)?.stream_on(streaming.handle()));
     let readiness = http::Readiness::default();
-    let mut app = http::router(pipeline, readiness.clone(), config.max_body_bytes);
+    if pipeline.mutation_rate().is_some() {
+        tokio::spawn(forget_quiet_clients(Arc::clone(&pipeline)));
+    }
+    let mut app = http::router(pipeline, readiness.clone());
     if let Some(dir) = &config.web_dir {
         app = app.fallback_service(
             tower::ServiceBuilder::new()
@@ -233,6 +249,24 @@ pub async fn run(
                 "connections still open when the shutdown grace period ended; stopping anyway"
             );
             Ok(())
+        }
+    }
+}
+
+/// Drops the rate-limit buckets of clients back to a full burst, every
+/// [`platform::rate_limit::FORGET_EVERY`], so that a flood of addresses costs memory only
+/// while it lasts. Ends with the last reference to the pipeline.
+async fn forget_quiet_clients(pipeline: Arc<Pipeline>) {
+    let pipeline = Arc::downgrade(&pipeline);
+    let mut every = tokio::time::interval(platform::rate_limit::FORGET_EVERY);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let Some(pipeline) = pipeline.upgrade() else {
+            return;
+        };
+        if let Some(rate) = pipeline.mutation_rate() {
+            rate.limiter.forget_quiet_clients();
         }
     }
 }

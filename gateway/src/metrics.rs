@@ -145,6 +145,7 @@ pub struct Metrics {
     subscriptions: AtomicI64,
     upstreams: AtomicI64,
     cut_off: AtomicU64,
+    rate_limited: AtomicU64,
 }
 
 impl Metrics {
@@ -164,6 +165,7 @@ impl Metrics {
             subscriptions: AtomicI64::new(0),
             upstreams: AtomicI64::new(0),
             cut_off: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
         }
     }
 
@@ -194,6 +196,11 @@ impl Metrics {
     }
 
     /// A subscriber fell too far behind and was cut off.
+    /// A mutation refused by the client's rate limit.
+    pub fn mutation_rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn subscriber_cut_off(&self) {
         self.cut_off.fetch_add(1, Ordering::Relaxed);
     }
@@ -271,6 +278,14 @@ impl Metrics {
              # TYPE gateway_subscribers_cut_off_total counter\n\
              gateway_subscribers_cut_off_total {}",
             self.cut_off.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP gateway_mutations_rate_limited_total Mutations refused because their client \
+             was over its rate.\n\
+             # TYPE gateway_mutations_rate_limited_total counter\n\
+             gateway_mutations_rate_limited_total {}",
+            self.rate_limited.load(Ordering::Relaxed)
         );
         out
     }

@@ -282,3 +282,82 @@ async fn oversize_bodies_and_cross_site_content_types_are_refused_with_a_code() 
     let (status, _) = stack.post(NORMAL, json!({})).await;
     assert_eq!(status, 200);
 }
+
+/// A body declared larger than `--max-body-bytes` is answered before it is sent: the gateway
+/// reads none of it, so a refusal costs the same whatever the client means to upload.
+#[tokio::test]
+async fn a_body_declared_too_large_is_refused_unread() {
+    use tokio::io::AsyncWriteExt;
+    let stack = support::start().await;
+    let mut stream = tokio::net::TcpStream::connect(stack.gateway)
+        .await
+        .expect("tcp");
+    // Headers only: the 100 MB body never comes.
+    stream
+        .write_all(
+            b"POST /graphql HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
+              Content-Length: 100000000\r\n\r\n",
+        )
+        .await
+        .expect("write");
+    let answer = until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("PAYLOAD_TOO_LARGE"), "{answer}");
+    let (status, _) = stack.post(NORMAL, json!({})).await;
+    assert_eq!(status, 200);
+}
+
+/// Mutations past a client's burst get 429 with `Retry-After` from the gateway itself (no
+/// subgraph request); other clients and queries are untouched.
+#[tokio::test]
+async fn mutations_past_a_clients_burst_get_429_with_retry_after() {
+    let stack = support::start_with(support::Options {
+        configure: |config: &mut Config| {
+            config.mutation_rate_per_minute = 6;
+            config.mutation_burst = 2;
+            config.trusted_proxies =
+                vec![platform::client_address::ProxyRange::parse("127.0.0.1").expect("range")];
+        },
+        ..support::Options::default()
+    })
+    .await;
+    let mutation = json!({
+        "query": "mutation { addReview(upc: \"1\", body: \"fine\") { body } }"
+    });
+    let send = |from: &'static str| {
+        stack
+            .http
+            .post(stack.url())
+            .header("x-forwarded-for", from)
+            .json(&mutation)
+            .send()
+    };
+    for _ in 0..2 {
+        let response = send("203.0.113.7").await.expect("mutation");
+        assert_eq!(response.status(), 200);
+    }
+    let reviews_before = stack.reviews.requests().len();
+    let response = send("203.0.113.7").await.expect("mutation");
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=10).contains(&retry_after), "{retry_after}");
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+    assert!(body.get("data").is_none(), "{body:#}");
+    assert_eq!(
+        stack.reviews.requests().len(),
+        reviews_before,
+        "no subgraph request"
+    );
+
+    // Another client behind the same proxy, and queries from the limited one, go through.
+    let response = send("203.0.113.8").await.expect("mutation");
+    assert_eq!(response.status(), 200);
+    let (status, body) = stack.post(NORMAL, json!({})).await;
+    assert_eq!(status, 200, "{body:#}");
+}

@@ -135,3 +135,69 @@ fn log_end(served: Result<(), hyper::Error>, peer: SocketAddr) {
         tracing::debug!(%error, %peer, "connection ended");
     }
 }
+
+/// Why a request body was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyRefusal {
+    /// Declared or found to be over the limit: answer 413.
+    #[error("the request body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    /// The client paused longer than the body read timeout between two chunks: answer 408.
+    #[error("the request body did not arrive in time")]
+    TimedOut,
+    /// The client stopped sending or sent a malformed body: answer 400.
+    #[error("the request body could not be read: {0}")]
+    Unreadable(String),
+}
+
+/// Reads a request body of at most `limit` bytes. A body whose `Content-Length` is over the
+/// limit is refused before a byte of it is read (the connection then closes unread, so the
+/// refusal costs nothing whatever the client uploads); one without a length, or lying about
+/// it, is cut off as soon as it passes the limit.
+pub async fn read_body(
+    headers: &axum::http::HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, BodyRefusal> {
+    use http_body_util::BodyExt;
+
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(BodyRefusal::TooLarge { limit });
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(BodyRefusal::TooLarge { limit })
+        }
+        Err(error) if timed_out(error.as_ref()) => Err(BodyRefusal::TimedOut),
+        Err(error) => Err(BodyRefusal::Unreadable(error.to_string())),
+    }
+}
+
+impl BodyRefusal {
+    /// The HTTP status and `extensions.code` a refusal is answered with.
+    pub fn status_and_code(&self) -> (axum::http::StatusCode, &'static str) {
+        use axum::http::StatusCode;
+        match self {
+            Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+            Self::TimedOut => (StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT"),
+            Self::Unreadable(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
+        }
+    }
+}
+
+/// Whether a body error is, somewhere down its chain, the body read timeout's (axum wraps it).
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        next = error.source();
+    }
+    false
+}

@@ -15,9 +15,8 @@ use async_graphql::{
 };
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -156,12 +155,7 @@ where
     E: Executor + Clone,
 {
     Router::new()
-        .route(
-            "/graphql",
-            get(get_graphql::<E>)
-                .post(post_graphql::<E>)
-                .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
-        )
+        .route("/graphql", get(get_graphql::<E>).post(post_graphql::<E>))
         .with_state(Endpoint {
             service,
             executor,
@@ -263,7 +257,7 @@ async fn post_graphql<E: Executor>(
     State(endpoint): State<Endpoint<E>>,
     peer: Peer,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     if !is_json_post(&headers) {
         return refused(
@@ -272,19 +266,18 @@ async fn post_graphql<E: Executor>(
             "POST requests must use Content-Type: application/json",
         );
     }
-    let body = match body {
+    // Read only once the content type is accepted, and never past the limit.
+    let body = match crate::edge::read_body(&headers, body, endpoint.limits.max_body_bytes).await {
         Ok(body) => body,
-        Err(BytesRejection::FailedToBufferBody(_)) => {
-            return refused(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                format!(
-                    "the request body is larger than {} bytes",
-                    endpoint.limits.max_body_bytes
-                ),
-            );
+        Err(refusal) => {
+            let (status, code) = refusal.status_and_code();
+            let mut response = refused(status, code, refusal.to_string());
+            // Whatever the client still sends is not read: the connection cannot be reused.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
         }
-        Err(other) => return other.into_response(),
     };
     let principal = match endpoint.keys.principal_from_authorization(bearer(&headers)) {
         Ok(p) => p,

@@ -8,16 +8,19 @@ pub mod auth;
 pub mod signal;
 pub use auth::{AuthError, JwtKeys, Principal};
 
-// The gateway uses `auth`, `signal` and `edge` alone (`default-features = false`, feature
-// `edge`); the services use everything.
+// The gateway uses `auth`, `signal` and the `edge` modules alone (`default-features = false`,
+// feature `edge`): the HTTP edge, the document lexer, client addresses and rate limits; the
+// services use everything.
 #[cfg(feature = "service")]
 pub mod bus;
-#[cfg(feature = "service")]
+#[cfg(feature = "edge")]
 pub mod client_address;
 #[cfg(feature = "service")]
 pub mod cursor;
 #[cfg(feature = "service")]
 pub mod database;
+#[cfg(feature = "edge")]
+pub mod document_text;
 #[cfg(feature = "edge")]
 pub mod edge;
 #[cfg(feature = "service")]
@@ -34,7 +37,7 @@ pub mod operation_limits;
 pub mod outbox;
 #[cfg(feature = "service")]
 pub mod page;
-#[cfg(feature = "service")]
+#[cfg(feature = "edge")]
 pub mod rate_limit;
 #[cfg(feature = "service")]
 pub mod server;

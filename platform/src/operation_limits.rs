@@ -3,12 +3,8 @@
 //!
 //! Two stages, both in [`OperationLimits`], an async-graphql extension on the `parse_query`
 //! hook, so HTTP (POST and GET) and WebSocket operations go through the same checks:
-//! - before parsing, one pass of a small lexer over the text counts tokens and `@`
-//!   directives and stops at the first one over a limit, so a document of 100,000 tokens or
-//!   5,000 unknown directives costs a scan of the first few thousand bytes and gets one
-//!   error, never an AST and never one error per directive. The same pass counts aliases
-//!   (a name followed by `:` inside a selection set, outside any argument list): what it
-//!   counts is what was written, and every alias must be written out.
+//! - before parsing, the lexer the gateway uses too ([`crate::document_text`]) counts
+//!   tokens, directives and aliases and stops at the first count over its limit;
 //! - after parsing, before validation: distinct root fields per operation, then the cost.
 //!
 //! **Cost** mirrors the gateway's model (`gateway/src/pipeline/cost.rs`, after IBM's GraphQL
@@ -39,6 +35,8 @@ use async_graphql::parser::types::{
 use async_graphql::registry::{MetaType, MetaTypeName, Registry};
 use async_graphql::{Name, Positioned, Value, Variables};
 
+use crate::document_text::TextLimits;
+
 /// The limits on one document's text and shape. `0` turns a limit off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DocumentLimits {
@@ -67,6 +65,17 @@ impl Default for DocumentLimits {
             max_aliases: 64,
             // The dashboard asks for at most 2 per operation.
             max_root_fields: 20,
+        }
+    }
+}
+
+impl DocumentLimits {
+    /// The limits the shared lexer checks before parsing.
+    pub fn text(&self) -> TextLimits {
+        TextLimits {
+            max_tokens: self.max_tokens,
+            max_directives: self.max_directives,
+            max_aliases: self.max_aliases,
         }
     }
 }
@@ -168,172 +177,12 @@ fn cost_refusal(estimated: u64, limit: u64) -> ServerError {
     error
 }
 
-/// What one pass of the lexer counted, up to the first limit exceeded.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct TextCounts {
-    tokens: usize,
-    directives: usize,
-    aliases: usize,
-}
-
-/// Counts tokens, directives and aliases in one pass over `query`, refusing as soon as one
-/// count exceeds its limit. Whether the text is valid GraphQL is the parser's business: the
-/// lexer only has to count valid documents right and finish on anything else.
+/// Counts tokens, directives and aliases in one pass over `query` (the lexer all three
+/// servers share, [`crate::document_text`]), refusing as soon as one count exceeds its limit.
 pub fn check_text(query: &str, limits: &DocumentLimits) -> Result<(), ServerError> {
-    lex(query, limits).map(|_| ())
-}
-
-fn over(limit: usize, count: usize) -> bool {
-    limit > 0 && count > limit
-}
-
-fn lex(query: &str, limits: &DocumentLimits) -> Result<TextCounts, ServerError> {
-    let bytes = query.as_bytes();
-    let mut counts = TextCounts::default();
-    let mut i = 0;
-    // Inside `(…)`: arguments, variable definitions and their values, where `name:` is not
-    // an alias. Inside `{…}` and outside parentheses: a selection set.
-    let mut parens = 0usize;
-    let mut braces = 0usize;
-    // The previous token was a name in a selection set: a `:` after it makes it an alias.
-    let mut selection_name = false;
-    while i < bytes.len() {
-        let byte = bytes[i];
-        let mut is_selection_name = false;
-        match byte {
-            b' ' | b'\t' | b'\n' | b'\r' | b',' => {
-                i += 1;
-                continue;
-            }
-            // A byte order mark is ignored like white space.
-            0xEF if bytes[i..].starts_with(&[0xEF, 0xBB, 0xBF]) => {
-                i += 3;
-                continue;
-            }
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
-                    i += 1;
-                }
-                continue;
-            }
-            b'"' => i = skip_string(bytes, i),
-            b'.' if bytes[i..].starts_with(b"...") => i += 3,
-            b'@' => {
-                counts.directives += 1;
-                if over(limits.max_directives, counts.directives) {
-                    return Err(refusal(
-                        "DIRECTIVE_LIMIT_EXCEEDED",
-                        format!(
-                            "The document has more than {} directives.",
-                            limits.max_directives
-                        ),
-                        limits.max_directives as u64,
-                    ));
-                }
-                i += 1;
-            }
-            b'(' => {
-                parens += 1;
-                i += 1;
-            }
-            b')' => {
-                parens = parens.saturating_sub(1);
-                i += 1;
-            }
-            b'{' => {
-                braces += 1;
-                i += 1;
-            }
-            b'}' => {
-                braces = braces.saturating_sub(1);
-                i += 1;
-            }
-            b':' => {
-                if selection_name {
-                    counts.aliases += 1;
-                    if over(limits.max_aliases, counts.aliases) {
-                        return Err(refusal(
-                            "MAX_ALIASES_EXCEEDED",
-                            format!(
-                                "The document uses more than {} aliases.",
-                                limits.max_aliases
-                            ),
-                            limits.max_aliases as u64,
-                        ));
-                    }
-                }
-                i += 1;
-            }
-            b'_' | b'A'..=b'Z' | b'a'..=b'z' => {
-                while i < bytes.len() && (bytes[i] == b'_' || bytes[i].is_ascii_alphanumeric()) {
-                    i += 1;
-                }
-                is_selection_name = parens == 0 && braces > 0;
-            }
-            b'-' | b'0'..=b'9' => {
-                i += 1;
-                while i < bytes.len()
-                    && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'.' | b'+' | b'-'))
-                {
-                    i += 1;
-                }
-            }
-            // Every other punctuator (`! $ & = [ ] |`) and anything the parser will refuse:
-            // one token per character.
-            _ => {
-                i += query[i..].chars().next().map_or(1, char::len_utf8);
-            }
-        }
-        // The `$` of a variable is a token of its own; its name after it is not a field.
-        selection_name = is_selection_name && !(i > 0 && preceded_by_dollar(bytes, i));
-        counts.tokens += 1;
-        if over(limits.max_tokens, counts.tokens) {
-            return Err(refusal(
-                "TOKEN_LIMIT_EXCEEDED",
-                format!("The document has more than {} tokens.", limits.max_tokens),
-                limits.max_tokens as u64,
-            ));
-        }
-    }
-    Ok(counts)
-}
-
-/// Whether the name that ends before `end` follows a `$`.
-fn preceded_by_dollar(bytes: &[u8], end: usize) -> bool {
-    let mut start = end;
-    while start > 0 && (bytes[start - 1] == b'_' || bytes[start - 1].is_ascii_alphanumeric()) {
-        start -= 1;
-    }
-    start > 0 && bytes[start - 1] == b'$'
-}
-
-/// The index after the string starting at `start` (a `"…"` or a `"""…"""` block string), or
-/// the end of the text when it is not closed.
-fn skip_string(bytes: &[u8], start: usize) -> usize {
-    if bytes[start..].starts_with(b"\"\"\"") {
-        let mut i = start + 3;
-        while i < bytes.len() {
-            if bytes[i..].starts_with(b"\\\"\"\"") {
-                i += 4;
-            } else if bytes[i..].starts_with(b"\"\"\"") {
-                return i + 3;
-            } else {
-                i += 1;
-            }
-        }
-        return bytes.len();
-    }
-    let mut i = start + 1;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 2,
-            b'"' => return i + 1,
-            // A line break ends an unterminated string: the parser reports it.
-            b'\n' | b'\r' => return i,
-            _ => i += 1,
-        }
-    }
-    bytes.len()
+    crate::document_text::check(query, &limits.text())
+        .map(|_| ())
+        .map_err(|refused| refusal(refused.code, refused.message, refused.limit))
 }
 
 fn operations(document: &ExecutableDocument) -> Vec<&Positioned<OperationDefinition>> {
@@ -803,41 +652,6 @@ mod tests {
         let started = std::time::Instant::now();
         assert!(cost_of(&query, serde_json::json!({}), &limits) > 10u64.pow(13));
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
-    }
-
-    fn counts(query: &str) -> TextCounts {
-        lex(
-            query,
-            &DocumentLimits {
-                max_tokens: 0,
-                max_directives: 0,
-                max_aliases: 0,
-                max_root_fields: 0,
-            },
-        )
-        .expect("no limits")
-    }
-
-    #[test]
-    fn the_lexer_counts_tokens_directives_and_aliases() {
-        assert_eq!(
-            counts(
-                "query Q($id: ID! = \"a, b\") { a: x(id: $id, o: {k: 1}) @skip(if: false) ...F }"
-            ),
-            TextCounts {
-                // query Q ( $ id : ID ! = "…" ) { a : x ( id : $ id o : { k : 1 } ) @ skip ( if : false ) ... F }
-                tokens: 38,
-                directives: 1,
-                aliases: 1,
-            }
-        );
-        // Comments, commas and white space are not tokens; block strings are one.
-        assert_eq!(
-            counts("# a comment\n{ x , y \"\"\"a \\\"\"\" b\"\"\" }").tokens,
-            5
-        );
-        assert_eq!(counts("{ a: x b: y c: z { d: w } }").aliases, 4);
-        assert_eq!(counts("{ x(a: 1, b: [1, 2]) }").aliases, 0);
     }
 
     #[test]

@@ -693,6 +693,8 @@ impl Gateway {
             format!("ticketing={}", w.ticketing.url()),
             "--subgraph".to_owned(),
             format!("crm={}", w.crm.url()),
+            "--mutation-rate-per-minute".to_owned(),
+            "0".to_owned(),
         ])
         .expect("gateway configuration");
         let task = testkit::ServerTask::spawn(

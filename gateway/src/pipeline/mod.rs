@@ -14,12 +14,15 @@ pub mod selection;
 pub mod shape;
 pub mod validate;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use apollo_compiler::ast::OperationType;
 use apollo_compiler::response::JsonMap;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
+use platform::client_address::TrustedProxies;
+use platform::rate_limit::{MutationLimiter, RateKey};
 use serde::Deserialize;
 
 use crate::authentication::BearerTokens;
@@ -64,8 +67,8 @@ pub struct Limits {
     /// How long one WebSocket message may take to write before the client counts as stalled
     /// and its connection is closed.
     pub websocket_send_timeout: std::time::Duration,
-    /// Largest message a WebSocket client may send (the body size limit).
-    pub max_websocket_message_bytes: usize,
+    /// Largest request body, and largest message a WebSocket client may send.
+    pub max_body_bytes: usize,
     /// How long a WebSocket client has to send `connection_init`.
     pub websocket_init_timeout: std::time::Duration,
     pub cost: cost::CostLimits,
@@ -105,6 +108,23 @@ pub enum Outcome {
     Rejected(Response),
     /// A mutation was sent over GET.
     MethodNotAllowed(Response),
+    /// The client's mutation rate limit refused it: HTTP 429, `Retry-After` when waiting helps.
+    RateLimited {
+        response: Response,
+        retry_after_secs: Option<u64>,
+    },
+}
+
+impl Outcome {
+    /// The errors to send where no HTTP status can be set (a WebSocket or SSE operation).
+    pub fn into_errors(self) -> Vec<GraphQLError> {
+        match self {
+            Outcome::Executed(response)
+            | Outcome::Rejected(response)
+            | Outcome::MethodNotAllowed(response)
+            | Outcome::RateLimited { response, .. } => response.errors,
+        }
+    }
 }
 
 pub struct Pipeline {
@@ -124,6 +144,17 @@ pub struct Pipeline {
     limits: Limits,
     propagation: HeaderPropagation,
     tokens: BearerTokens,
+    /// The mutation rate limit per client; `None` when off.
+    mutation_rate: Option<MutationRate>,
+}
+
+/// The gateway's own mutation rate limit: the services' rule (`platform::rate_limit`), applied
+/// at the door so that a client over its rate gets 429 and `Retry-After` from the gateway and
+/// costs no subgraph request.
+pub struct MutationRate {
+    pub limiter: MutationLimiter,
+    /// Proxies in front of the gateway whose `X-Forwarded-For`/`Forwarded` names the client.
+    pub proxies: TrustedProxies,
 }
 
 fn rejected(message: impl Into<String>, code: &str) -> Outcome {
@@ -153,7 +184,53 @@ impl Pipeline {
             streams: None,
             propagation: HeaderPropagation::default(),
             tokens: BearerTokens::default(),
+            mutation_rate: None,
         }
+    }
+
+    /// Limits how many mutations each client may send (see [`MutationRate`]).
+    pub fn limit_mutation_rate(mut self, rate: MutationRate) -> Self {
+        self.mutation_rate = Some(rate);
+        self
+    }
+
+    pub fn mutation_rate(&self) -> Option<&MutationRate> {
+        self.mutation_rate.as_ref()
+    }
+
+    /// Where a request came from, and whose mutation bucket it draws from: a verified token's
+    /// subject, else the client's address (through trusted proxies).
+    pub fn client_address(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> ClientAddress {
+        let client = ClientAddress::new(headers, peer);
+        let Some(rate) = &self.mutation_rate else {
+            return client;
+        };
+        let key = match self.tokens.subject(headers.get(header::AUTHORIZATION)) {
+            Some(subject) => RateKey::Subject(Arc::from(subject)),
+            None => rate
+                .proxies
+                .client_address(peer.map(|ip| SocketAddr::new(ip, 0)), headers)
+                .map_or(RateKey::Unknown, |ip| {
+                    RateKey::Address(platform::client_address::ClientAddress::new(ip))
+                }),
+        };
+        client.with_rate_key(key)
+    }
+
+    /// Takes one mutation from the client's bucket, or the refusal to answer.
+    pub fn admit_mutation(&self, client: &ClientAddress) -> Result<(), Outcome> {
+        let Some(rate) = &self.mutation_rate else {
+            return Ok(());
+        };
+        rate.limiter.check(client.rate_key(), 1).map_err(|refusal| {
+            self.metrics().mutation_rate_limited();
+            Outcome::RateLimited {
+                response: Response::request_error(vec![
+                    GraphQLError::new(refusal.message()).with_code("RATE_LIMITED"),
+                ]),
+                retry_after_secs: refusal.retry_after_secs(),
+            }
+        })
     }
 
     /// Verifies clients' bearer tokens before anything else (see [`BearerTokens`]).
@@ -264,6 +341,9 @@ impl Pipeline {
             Err(outcome) => return outcome,
         };
         if prepared.operation_type() == OperationType::Mutation {
+            if let Err(refused) = self.admit_mutation(client) {
+                return refused;
+            }
             let forwarded = forwarded.with_client(client);
             return Outcome::Executed(self.execute(&prepared, &forwarded, None).await);
         }

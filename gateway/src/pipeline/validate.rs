@@ -4,6 +4,7 @@
 use apollo_compiler::parser::Parser;
 use apollo_compiler::validation::{DiagnosticList, Valid};
 use apollo_compiler::{ExecutableDocument, Schema, ast};
+use platform::document_text::TextLimits;
 
 use super::Limits;
 use super::normalize::NormalizedOperation;
@@ -19,6 +20,8 @@ pub struct DocumentLimits {
     /// Directive uses anywhere in the document (validation would otherwise answer one error
     /// per unknown directive: 5,000 of them for 5,000).
     pub max_directives: usize,
+    /// Aliases as written (checked again on the operation once fragments are expanded).
+    pub max_aliases: usize,
 }
 
 impl Default for DocumentLimits {
@@ -26,6 +29,7 @@ impl Default for DocumentLimits {
         DocumentLimits {
             max_tokens: 15_000,
             max_directives: 50,
+            max_aliases: 64,
         }
     }
 }
@@ -104,89 +108,20 @@ fn errors(diagnostics: &DiagnosticList, code: &str) -> Vec<GraphQLError> {
     errors
 }
 
-/// Counts tokens and directives in one pass over the bytes, stopping at the first limit, so
-/// that a huge document is refused before the parser builds anything (parsing 15,000 tokens
-/// into a syntax tree cost ~5 ms of CPU; this costs microseconds). Whitespace, commas and
-/// comments are not counted here; the parser's own token limit, which counts them, stays as
-/// the backstop.
+/// Counts tokens, directives and written aliases with the lexer the services use too,
+/// stopping at the first limit, so that a huge document is refused before the parser builds
+/// anything (parsing 15,000 tokens into a syntax tree cost ~5 ms of CPU; this costs
+/// microseconds). The parser's own token limit, which also counts commas, stays as the
+/// backstop.
 fn prescan(query: &str, limits: &DocumentLimits) -> Result<(), Vec<GraphQLError>> {
-    let bytes = query.as_bytes();
-    let (mut tokens, mut directives, mut at) = (0usize, 0usize, 0usize);
-    while at < bytes.len() {
-        let byte = bytes[at];
-        at += 1;
-        match byte {
-            b' ' | b'\t' | b'\n' | b'\r' | b',' => continue,
-            b'#' => {
-                while at < bytes.len() && bytes[at] != b'\n' {
-                    at += 1;
-                }
-                continue;
-            }
-            b'"' => at = after_string(bytes, at),
-            b'_' | b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' => {
-                while at < bytes.len()
-                    && matches!(bytes[at], b'_' | b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'+' | b'-')
-                {
-                    at += 1;
-                }
-            }
-            b'.' => {
-                while at < bytes.len() && bytes[at] == b'.' {
-                    at += 1;
-                }
-            }
-            b'@' => directives += 1,
-            _ => {}
-        }
-        tokens += 1;
-        if tokens > limits.max_tokens {
-            return Err(vec![
-                GraphQLError::new(format!(
-                    "The document has more than {} tokens.",
-                    limits.max_tokens
-                ))
-                .with_code("TOKEN_LIMIT_EXCEEDED"),
-            ]);
-        }
-        if directives > limits.max_directives {
-            return Err(vec![
-                GraphQLError::new(format!(
-                    "The document uses more than {} directives.",
-                    limits.max_directives
-                ))
-                .with_code("DIRECTIVE_LIMIT_EXCEEDED"),
-            ]);
-        }
-    }
-    Ok(())
-}
-
-/// The index after the string that starts before `at` (a block string when `"""`).
-fn after_string(bytes: &[u8], mut at: usize) -> usize {
-    if bytes.get(at..at + 2) == Some(b"\"\"".as_slice()) {
-        at += 2;
-        while at < bytes.len() {
-            if bytes.get(at..at + 3) == Some(b"\"\"\"".as_slice()) {
-                return at + 3;
-            }
-            // An escaped triple quote inside a block string.
-            at += if bytes.get(at..at + 4) == Some(b"\\\"\"\"".as_slice()) {
-                4
-            } else {
-                1
-            };
-        }
-        return at;
-    }
-    while at < bytes.len() {
-        match bytes[at] {
-            b'\\' => at += 2,
-            b'"' | b'\n' => return at + 1,
-            _ => at += 1,
-        }
-    }
-    at
+    let text = TextLimits {
+        max_tokens: limits.max_tokens,
+        max_directives: limits.max_directives,
+        max_aliases: limits.max_aliases,
+    };
+    platform::document_text::check(query, &text)
+        .map(|_| ())
+        .map_err(|refused| vec![GraphQLError::new(refused.message).with_code(refused.code)])
 }
 
 /// Every directive written in the document.
@@ -294,6 +229,7 @@ mod tests {
         let limits = DocumentLimits {
             max_tokens: 13,
             max_directives: 1,
+            max_aliases: 1,
         };
         // 13 tokens ({ a ( s : "…" t : """…""" ) @ include }) and one directive: what strings
         // and the comment hold does not count.

@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 use crate::forwarded_headers::{ClientAddress, ForwardedHeaders};
 use crate::metrics::{ActiveSubscription, ActiveUpstream};
 use crate::pipeline::execute::root_error;
-use crate::pipeline::{GraphQLRequest, Outcome, Pipeline, Prepared, Transport};
+use crate::pipeline::{GraphQLRequest, Pipeline, Prepared, Transport};
 use crate::response::{GraphQLError, Response};
 use upstream::{UpstreamEvent, UpstreamSubscription};
 
@@ -66,12 +66,16 @@ pub async fn execute_stream(
 ) -> Result<ResponseStream, Vec<GraphQLError>> {
     let prepared = match pipeline.prepare(request, transport) {
         Ok(prepared) => prepared,
-        Err(Outcome::Executed(response) | Outcome::Rejected(response))
-        | Err(Outcome::MethodNotAllowed(response)) => return Err(response.errors),
+        Err(refused) => return Err(refused.into_errors()),
     };
     if prepared.operation_type() != OperationType::Subscription {
         let forwarded = match prepared.operation_type() {
-            OperationType::Mutation => forwarded.with_client(client),
+            OperationType::Mutation => {
+                if let Err(refused) = pipeline.admit_mutation(client) {
+                    return Err(refused.into_errors());
+                }
+                forwarded.with_client(client)
+            }
             _ => forwarded,
         };
         let response = pipeline.execute(&prepared, &forwarded, None).await;

@@ -110,7 +110,7 @@ pub fn upgrade(
     // Client messages are small; tungstenite's default 128 KiB read buffer is zeroed before
     // every read, which with thousands of viewers was a third of the gateway's CPU and most
     // of its memory. Messages are bounded like request bodies.
-    let max_message = pipeline.limits().max_websocket_message_bytes;
+    let max_message = pipeline.limits().max_body_bytes;
     let ws = ws
         .read_buffer_size(READ_BUFFER)
         .max_message_size(max_message)

@@ -107,6 +107,22 @@ async fn a_body_over_the_limit_is_cut_off_not_read() {
         started.elapsed()
     );
     app.create_conference().await;
+
+    // Declared too large: answered before a byte of the body is sent, so the refusal costs
+    // the same whatever the client means to upload.
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.expect("tcp");
+    stream
+        .write_all(
+            b"POST /graphql HTTP/1.1\r\nHost: ticketing\r\nContent-Type: application/json\r\n\
+              Content-Length: 100000000\r\n\r\n",
+        )
+        .await
+        .expect("write");
+    let answer = until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("PAYLOAD_TOO_LARGE"), "{answer}");
+    app.create_conference().await;
 }
 
 #[tokio::test]
@@ -851,7 +867,8 @@ async fn slow_headers_slow_bodies_and_idle_connections_are_closed() {
         .await
         .expect("write");
     let answer = until_closed(&mut trickle).await;
-    assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("REQUEST_TIMEOUT"), "{answer}");
 
     let mut idle = tokio::net::TcpStream::connect(address).await.expect("tcp");
     idle.write_all(b"GET /health HTTP/1.1\r\nHost: ticketing\r\n\r\n")
