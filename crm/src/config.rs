@@ -100,7 +100,7 @@ pub struct Config {
 
     /// The largest request body read, in bytes; a larger one is refused (413) after reading
     /// no more than this.
-    #[arg(long, env = "CRM_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    #[arg(long, env = "CRM_MAX_BODY_BYTES", default_value_t = platform::edge::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
     /// The most operations in one batched POST (a JSON array); 1 refuses batches.

@@ -169,7 +169,7 @@ pub struct Config {
     pub trusted_proxies: Vec<ProxyRange>,
 
     /// Largest accepted request body, in bytes.
-    #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = platform::edge::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
     /// Deepest field nesting accepted in an operation.

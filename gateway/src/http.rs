@@ -23,6 +23,8 @@ use axum::{Extension, Router};
 use apollo_compiler::ast::OperationType;
 use futures_util::FutureExt;
 
+use platform::edge::MediaType;
+
 use crate::forwarded_headers::{ClientAddress, ForwardedHeaders};
 use crate::in_flight::InFlight;
 use crate::metrics::RequestOutcome;
@@ -30,7 +32,6 @@ use crate::pipeline::{GraphQLRequest, Outcome, Pipeline, Transport};
 use crate::response::{GraphQLError, Response};
 use crate::subscriptions::{sse, ws};
 
-const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const GRAPHIQL: &str = include_str!("graphiql.html");
 const JSON: &str = "application/json";
 
@@ -178,42 +179,9 @@ async fn health() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, JSON)], r#"{"status":"ok"}"#)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum MediaType {
-    GraphQLResponseJson,
-    Json,
-}
-
-impl MediaType {
-    fn as_str(self) -> &'static str {
-        match self {
-            MediaType::GraphQLResponseJson => GRAPHQL_RESPONSE_JSON,
-            MediaType::Json => JSON,
-        }
-    }
-}
-
 /// Picks the response media type from `Accept`; `None` means nothing acceptable (406).
 fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        // The spec lets servers treat a missing Accept as application/json.
-        return Some(MediaType::Json);
-    };
-    let mut json = false;
-    for part in accept.split(',') {
-        let media = part
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        match media.as_str() {
-            GRAPHQL_RESPONSE_JSON => return Some(MediaType::GraphQLResponseJson),
-            JSON | "application/*" | "*/*" => json = true,
-            _ => {}
-        }
-    }
-    json.then_some(MediaType::Json)
+    MediaType::negotiate(headers)
 }
 
 fn body(media: MediaType, status: StatusCode, response: Response) -> HttpResponse {

@@ -26,6 +26,7 @@ use futures_util::{Stream, StreamExt};
 use crate::auth::{AuthError, JwtKeys, Principal};
 use crate::client_address::{ClientAddress, TrustedProxies};
 use crate::cursor::Cursor;
+use crate::edge::MediaType;
 use crate::event_log::{EventKind, EventStorage, LoggedEvent};
 use crate::feed::EventFeed;
 use crate::operation_limits::DocumentLimits;
@@ -80,7 +81,7 @@ impl Default for RequestLimits {
         Self {
             // The gateway's default too: a mutation with a few hundred purchase lines is a
             // few tens of kilobytes.
-            max_body_bytes: 2 * 1024 * 1024,
+            max_body_bytes: crate::edge::DEFAULT_MAX_BODY_BYTES,
             // Apollo Client's BatchHttpLink sends at most 10 by default.
             max_batch: 10,
             document: DocumentLimits::default(),
@@ -266,6 +267,9 @@ async fn post_graphql<E: Executor>(
             "POST requests must use Content-Type: application/json",
         );
     }
+    let Some(media) = MediaType::negotiate(&headers) else {
+        return not_acceptable();
+    };
     // Read only once the content type is accepted, and never past the limit.
     let body = match crate::edge::read_body(&headers, body, endpoint.limits.max_body_bytes).await {
         Ok(body) => body,
@@ -330,7 +334,7 @@ async fn post_graphql<E: Executor>(
         return timed_out(&endpoint);
     };
     count_errors(endpoint.service, &response);
-    GraphQLResponse(response).into_response()
+    respond(media, response)
 }
 
 /// Runs `execution` to its end or its deadline, whichever comes first; `None` when the
@@ -400,6 +404,9 @@ async fn get_graphql<E: Executor>(
         )
         .into_response();
     }
+    let Some(media) = MediaType::negotiate(&parts.headers) else {
+        return not_acceptable();
+    };
     let principal = match endpoint
         .keys
         .principal_from_authorization(bearer(&parts.headers))
@@ -443,7 +450,72 @@ async fn get_graphql<E: Executor>(
     };
     let response: BatchResponse = response.into();
     count_errors(endpoint.service, &response);
-    GraphQLResponse(response).into_response()
+    respond(media, response)
+}
+
+/// 406: the client accepts neither GraphQL response media type.
+fn not_acceptable() -> Response {
+    (
+        StatusCode::NOT_ACCEPTABLE,
+        [(header::CONTENT_TYPE, MediaType::JSON)],
+        format!(
+            r#"{{"errors":[{{"message":"Accept {} or {}","extensions":{{"code":"NOT_ACCEPTABLE"}}}}]}}"#,
+            MediaType::GRAPHQL_RESPONSE_JSON,
+            MediaType::JSON
+        ),
+    )
+        .into_response()
+}
+
+/// Answers in the negotiated media type (GraphQL over HTTP). Under
+/// `application/graphql-response+json`, a request that never executed (a document that does
+/// not parse or validate, variables that do not coerce, a limit refusing it) is a 400 without
+/// `data`; under `application/json` every answer is a 200, as legacy clients expect.
+fn respond(media: MediaType, response: BatchResponse) -> Response {
+    let (status, body) = match &response {
+        BatchResponse::Single(single)
+            if media == MediaType::GraphQLResponseJson && never_executed(single) =>
+        {
+            let body = serde_json::to_value(single).map(|mut value| {
+                if let Some(object) = value.as_object_mut() {
+                    object.remove("data");
+                }
+                value
+            });
+            (
+                StatusCode::BAD_REQUEST,
+                body.and_then(|v| serde_json::to_vec(&v)),
+            )
+        }
+        _ => (StatusCode::OK, serde_json::to_vec(&response)),
+    };
+    let Ok(body) = body else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot serialise the response",
+        )
+            .into_response();
+    };
+    let mut http = (status, [(header::CONTENT_TYPE, media.as_str())], body).into_response();
+    // Caching headers the schema set (async-graphql's `cache_control`), as its own responder.
+    if let BatchResponse::Single(single) = &response
+        && let Some(value) = single.cache_control.value()
+        && let Ok(value) = HeaderValue::from_str(&value)
+    {
+        http.headers_mut().insert(header::CACHE_CONTROL, value);
+    }
+    for (name, value) in response.http_headers_iter() {
+        http.headers_mut().append(name, value);
+    }
+    http
+}
+
+/// A response without data whose errors name no field: the operation never ran. (A field
+/// error that nulls the whole result has a path.)
+fn never_executed(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty())
 }
 
 /// Whether the operation the request runs is a mutation. Parses the document into the

@@ -31,6 +31,8 @@ pub mod feed;
 pub mod graphql;
 #[cfg(feature = "service")]
 pub mod jetstream;
+#[cfg(feature = "edge")]
+pub mod memory;
 #[cfg(feature = "service")]
 pub mod operation_limits;
 #[cfg(feature = "service")]

@@ -2,6 +2,7 @@
 //! each server under test, a way to run a server on an ephemeral port and stop it as a crash
 //! would, and GraphQL clients over HTTP, WebSocket (both protocols) and SSE.
 
+pub mod http_audit;
 pub mod nats;
 
 use std::time::Duration;

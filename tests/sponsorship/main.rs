@@ -12,6 +12,7 @@ mod cancellation;
 mod claims;
 mod faults;
 mod hostile;
+mod http_audit;
 mod integrity;
 mod scale_out;
 mod schema;

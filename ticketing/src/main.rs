@@ -9,6 +9,7 @@ use ticketing::{Ticketing, api};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    platform::memory::return_free_memory_to_the_system();
     let config = Config::parse();
     if config.print_schema {
         print!("{}", api::published_sdl());

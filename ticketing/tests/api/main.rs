@@ -11,6 +11,7 @@ mod bad_input;
 mod cancellation;
 mod concurrency;
 mod hostile;
+mod http_audit;
 mod idempotency;
 mod lifecycle;
 mod operations;
