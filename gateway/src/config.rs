@@ -168,6 +168,17 @@ pub struct Config {
     )]
     pub trusted_proxies: Vec<ProxyRange>,
 
+    /// Automatic persisted queries (Apollo's `persistedQuery` extension) remembered, the
+    /// oldest forgotten first; 0 turns persisted queries off (`PERSISTED_QUERY_NOT_SUPPORTED`).
+    #[arg(long, env = "GATEWAY_PERSISTED_QUERY_CACHE_SIZE", default_value_t = crate::pipeline::DEFAULT_PERSISTED_QUERIES)]
+    pub persisted_query_cache_size: usize,
+
+    /// Operations one batch (a JSON array, as Apollo Client's `BatchHttpLink` sends) may hold;
+    /// a larger batch runs nothing (400 `BATCH_LIMIT_EXCEEDED`). 1 refuses batches of more
+    /// than one operation. Each operation is checked as a single one would be.
+    #[arg(long, env = "GATEWAY_MAX_BATCH", default_value_t = 10)]
+    pub max_batch: usize,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = platform::edge::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,

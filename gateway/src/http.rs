@@ -224,6 +224,9 @@ fn respond(media: MediaType, outcome: Outcome) -> Answer {
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             Answer::rejected(http)
         }
+        Outcome::PersistedQueryNotFound(response) => {
+            Answer::rejected(body(media, StatusCode::OK, response))
+        }
         Outcome::RateLimited {
             response,
             retry_after_secs,
@@ -320,6 +323,15 @@ async fn post(
                 return answer;
             }
         };
+    if is_batch(&bytes) {
+        if event_stream {
+            return bad_request(
+                media,
+                "A batch cannot be answered as an event stream; send one operation.".to_owned(),
+            );
+        }
+        return batch(pipeline, &headers, client, media, &bytes).await;
+    }
     if !event_stream && let Some(shared) = pipeline.shared_client_requests() {
         return shared_post(pipeline, shared, &headers, client, media, bytes).await;
     }
@@ -338,6 +350,85 @@ async fn post(
         .handle(request, Transport::Post, &forwarded, client)
         .await;
     respond(media, outcome)
+}
+
+/// Whether a body is a batch: a JSON array (of operations), as Apollo Client's
+/// `BatchHttpLink` sends.
+fn is_batch(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'[')
+}
+
+/// A batch: at most `--max-batch` operations, run concurrently, answered in order as one
+/// JSON array, each with its own errors. Each operation passes every check a single one
+/// does (its cost, and a mutation the client's rate limit); a batch over the cap runs
+/// nothing. The answer is 200 unless the batch itself is refused: per-operation refusals are
+/// in their own entries.
+async fn batch(
+    pipeline: &Arc<Pipeline>,
+    headers: &HeaderMap,
+    client: &ClientAddress,
+    media: MediaType,
+    bytes: &[u8],
+) -> Answer {
+    let requests: Vec<GraphQLRequest> = match serde_json::from_slice(bytes) {
+        Ok(requests) => requests,
+        Err(e) => return bad_request(media, format!("Invalid JSON body: {e}")),
+    };
+    let max = pipeline.limits().max_batch;
+    if requests.is_empty() || requests.len() > max {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "BATCH_LIMIT_EXCEEDED",
+            &format!(
+                "A batch holds 1 to {max} operations; this one has {}.",
+                requests.len()
+            ),
+        );
+    }
+    let forwarded = pipeline.forwarded_headers(headers);
+    let outcomes = futures_util::future::join_all(
+        requests
+            .into_iter()
+            .map(|request| pipeline.handle(request, Transport::Post, &forwarded, client)),
+    )
+    .await;
+    let mut outcome = RequestOutcome::Ok;
+    let mut body = Vec::with_capacity(256);
+    body.push(b'[');
+    for (index, answer) in outcomes.into_iter().enumerate() {
+        if index > 0 {
+            body.push(b',');
+        }
+        let response = match answer {
+            Outcome::Executed(response) => {
+                if executed(&response) == RequestOutcome::Errors {
+                    outcome = RequestOutcome::Errors;
+                }
+                response
+            }
+            refused => {
+                outcome = RequestOutcome::Errors;
+                Response::request_error(refused.into_errors())
+            }
+        };
+        body.extend_from_slice(&response.into_json());
+    }
+    body.push(b']');
+    Answer {
+        http: (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(media.as_str()),
+            )],
+            body,
+        )
+            .into_response(),
+        outcome: Some(outcome),
+    }
 }
 
 /// What identical client requests share: the serialised answer, and how it went.

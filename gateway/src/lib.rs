@@ -14,6 +14,7 @@ pub mod forwarded_headers;
 pub mod http;
 pub mod in_flight;
 pub mod metrics;
+pub mod persisted_queries;
 pub mod pipeline;
 pub mod response;
 pub mod subgraph_client;
@@ -94,6 +95,7 @@ pub fn build_pipeline(config: &Config, supergraph: Supergraph) -> Result<Pipelin
         max_sockets_per_address: config.max_sockets_per_address,
         websocket_send_timeout: Duration::from_secs(config.websocket_send_timeout_secs.max(1)),
         max_body_bytes: config.max_body_bytes.max(1024),
+        max_batch: config.max_batch.max(1),
         cost: CostLimits {
             max_cost: config.max_cost,
             default_list_size: config.default_list_size,
@@ -109,7 +111,8 @@ pub fn build_pipeline(config: &Config, supergraph: Supergraph) -> Result<Pipelin
     };
     let pipeline = Pipeline::new(Arc::new(supergraph), client, limits, config.plan_cache_size)
         .propagate_headers(propagation)
-        .verify_bearer_tokens(tokens);
+        .verify_bearer_tokens(tokens)
+        .persist_queries(config.persisted_query_cache_size);
     let pipeline = match MutationLimiter::new(RateLimits {
         mutations_per_minute: config.mutation_rate_per_minute,
         mutation_burst: config.mutation_burst,

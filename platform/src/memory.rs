@@ -8,7 +8,8 @@
 //! `M_MMAP_THRESHOLD`) returned them, but doubled the CPU of refusing a 1 MB document
 //! (page faults and zeroing for every buffer). Instead a thread asks the allocator every
 //! [`TRIM_EVERY`] to give back the free pages it holds (`malloc_trim`): one pass over the
-//! arenas, microseconds when there is nothing to return.
+//! arenas, microseconds when there is nothing to return. (The standalone `gateway` binary
+//! allocates with mimalloc, which returns freed memory by itself, and does not need this.)
 
 use std::time::Duration;
 

@@ -30,6 +30,7 @@ use crate::forwarded_headers::{ClientAddress, ForwardedHeaders, HeaderPropagatio
 use crate::http::{ClientRequestKey, SharedResponse};
 use crate::in_flight::InFlight;
 use crate::metrics::Metrics;
+use crate::persisted_queries::{PersistedQueries, PersistedQueryError};
 use crate::response::{GraphQLError, Response};
 use crate::subgraph_client::{SubgraphClient, SubgraphResponse};
 use crate::subscriptions::shared::{SharingSettings, SubscriptionGroups};
@@ -67,6 +68,8 @@ pub struct Limits {
     /// How long one WebSocket message may take to write before the client counts as stalled
     /// and its connection is closed.
     pub websocket_send_timeout: std::time::Duration,
+    /// Operations one batch (a JSON array) may hold.
+    pub max_batch: usize,
     /// Largest request body, and largest message a WebSocket client may send.
     pub max_body_bytes: usize,
     /// How long a WebSocket client has to send `connection_init`.
@@ -108,6 +111,10 @@ pub enum Outcome {
     Rejected(Response),
     /// A mutation was sent over GET.
     MethodNotAllowed(Response),
+    /// A persisted query's hash the gateway does not know: HTTP 200 whatever the media type,
+    /// so that Apollo Client's persisted-queries link retries with the document (it turns
+    /// persisted queries off after a 400).
+    PersistedQueryNotFound(Response),
     /// The client's mutation rate limit refused it: HTTP 429, `Retry-After` when waiting helps.
     RateLimited {
         response: Response,
@@ -122,10 +129,15 @@ impl Outcome {
             Outcome::Executed(response)
             | Outcome::Rejected(response)
             | Outcome::MethodNotAllowed(response)
+            | Outcome::PersistedQueryNotFound(response)
             | Outcome::RateLimited { response, .. } => response.errors,
         }
     }
 }
+
+/// Automatic persisted queries remembered unless configured otherwise
+/// (`--persisted-query-cache-size`): far more distinct operations than a frontend sends.
+pub const DEFAULT_PERSISTED_QUERIES: usize = 1_000;
 
 pub struct Pipeline {
     supergraph: Arc<Supergraph>,
@@ -146,6 +158,7 @@ pub struct Pipeline {
     tokens: BearerTokens,
     /// The mutation rate limit per client; `None` when off.
     mutation_rate: Option<MutationRate>,
+    persisted_queries: PersistedQueries,
 }
 
 /// The gateway's own mutation rate limit: the services' rule (`platform::rate_limit`), applied
@@ -185,7 +198,18 @@ impl Pipeline {
             propagation: HeaderPropagation::default(),
             tokens: BearerTokens::default(),
             mutation_rate: None,
+            persisted_queries: PersistedQueries::new(DEFAULT_PERSISTED_QUERIES),
         }
+    }
+
+    /// Remembers up to `capacity` automatic persisted queries; `0` turns them off.
+    pub fn persist_queries(mut self, capacity: usize) -> Self {
+        self.persisted_queries = PersistedQueries::new(capacity);
+        self
+    }
+
+    pub fn persisted_queries(&self) -> &PersistedQueries {
+        &self.persisted_queries
     }
 
     /// Limits how many mutations each client may send (see [`MutationRate`]).
@@ -355,10 +379,22 @@ impl Pipeline {
     /// introspection part. Rejections come back as the `Outcome` to send.
     pub fn prepare(
         &self,
-        request: GraphQLRequest,
+        mut request: GraphQLRequest,
         transport: Transport,
     ) -> Result<Prepared, Outcome> {
         let sg = &*self.supergraph;
+        if let Err(error) = self.persisted_queries.resolve(&mut request) {
+            return Err(match error {
+                PersistedQueryError::NotFound => {
+                    Outcome::PersistedQueryNotFound(Response::request_error(vec![
+                        error.into_graphql_error(),
+                    ]))
+                }
+                refused => {
+                    Outcome::Rejected(Response::request_error(vec![refused.into_graphql_error()]))
+                }
+            });
+        }
         let Some(query) = request.query.as_deref() else {
             return Err(rejected("Must provide query string.", "BAD_REQUEST"));
         };
