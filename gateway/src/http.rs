@@ -30,7 +30,7 @@ use crate::in_flight::InFlight;
 use crate::metrics::RequestOutcome;
 use crate::pipeline::{GraphQLRequest, Outcome, Pipeline, Transport};
 use crate::response::{GraphQLError, Response};
-use crate::subscriptions::{sse, ws};
+use crate::subscriptions::{multipart, sse, ws};
 
 const GRAPHIQL: &str = include_str!("graphiql.html");
 const JSON: &str = "application/json";
@@ -286,8 +286,9 @@ async fn post(
     body: Body,
 ) -> Answer {
     let event_stream = sse::wants_event_stream(headers.get(header::ACCEPT));
+    let multipart = multipart::wants_multipart_subscription(headers.get(header::ACCEPT));
     let media = negotiate(&headers);
-    let Some(media) = media.or(event_stream.then_some(MediaType::Json)) else {
+    let Some(media) = media.or((event_stream || multipart).then_some(MediaType::Json)) else {
         return Answer::rejected(StatusCode::NOT_ACCEPTABLE);
     };
     let content_type = headers
@@ -323,14 +324,34 @@ async fn post(
                 return answer;
             }
         };
+    // A client listing JSON beside a streaming type (urql lists them all) gets a stream for
+    // subscriptions only: a query or mutation is answered as JSON.
+    let (event_stream, multipart) = if (event_stream || multipart)
+        && negotiate(&headers).is_some()
+        && !is_batch(&bytes)
+        && !is_subscription(pipeline, &bytes)
+    {
+        (false, false)
+    } else {
+        (event_stream, multipart)
+    };
     if is_batch(&bytes) {
-        if event_stream {
+        if event_stream || multipart {
             return bad_request(
                 media,
                 "A batch cannot be answered as an event stream; send one operation.".to_owned(),
             );
         }
         return batch(pipeline, &headers, client, media, &bytes).await;
+    }
+    if multipart && !event_stream {
+        let request: GraphQLRequest = match serde_json::from_slice(&bytes) {
+            Ok(request) => request,
+            Err(e) => return bad_request(media, format!("Invalid JSON body: {e}")),
+        };
+        let forwarded = pipeline.forwarded_headers(&headers);
+        let pipeline = Arc::clone(pipeline);
+        return Answer::untracked(multipart::respond(pipeline, request, forwarded, client).await);
     }
     if !event_stream && let Some(shared) = pipeline.shared_client_requests() {
         return shared_post(pipeline, shared, &headers, client, media, bytes).await;
@@ -350,6 +371,13 @@ async fn post(
         .handle(request, Transport::Post, &forwarded, client)
         .await;
     respond(media, outcome)
+}
+
+/// Whether a request body runs a subscription (a body that does not parse is not one: the
+/// JSON path reports why).
+fn is_subscription(pipeline: &Pipeline, bytes: &[u8]) -> bool {
+    serde_json::from_slice::<GraphQLRequest>(bytes)
+        .is_ok_and(|request| pipeline.operation_type(&request) == Some(OperationType::Subscription))
 }
 
 /// Whether a body is a batch: a JSON array (of operations), as Apollo Client's
@@ -618,6 +646,10 @@ async fn get_request(pipeline: &Arc<Pipeline>, request: Request) -> Answer {
         extensions,
     };
     let forwarded = pipeline.forwarded_headers(&headers);
+    // As over POST: with JSON acceptable too, only a subscription is streamed.
+    let event_stream = event_stream
+        && (negotiate(&headers).is_none()
+            || pipeline.operation_type(&request) == Some(OperationType::Subscription));
     if event_stream {
         let pipeline = Arc::clone(pipeline);
         return Answer::untracked(

@@ -568,3 +568,126 @@ async fn a_socket_runs_at_most_its_share_of_operations() {
     let event = receive(&mut socket).await.expect("an event");
     assert_eq!(event["type"], "next", "{event}");
 }
+
+/// Reads multipart parts (`--graphql` boundaries) until `count` JSON parts have arrived or
+/// the closing boundary; returns the parts' JSON bodies and whether the stream closed.
+async fn multipart_parts(response: &mut reqwest::Response, count: usize) -> (Vec<Value>, bool) {
+    let mut buffer = String::new();
+    let mut parts = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        // Every complete part is followed by the next boundary (or the closing one).
+        while let Some(start) = buffer.find("\r\n--graphql\r\n") {
+            let rest = &buffer[start + 13..];
+            let Some(next) = rest.find("\r\n--graphql") else {
+                break;
+            };
+            let part = &rest[..next];
+            let body = part.split("\r\n\r\n").nth(1).expect("a part has a body");
+            parts.push(serde_json::from_str(body).expect("JSON part"));
+            buffer.drain(..start + 13 + next);
+        }
+        let closed = buffer.contains("\r\n--graphql--");
+        if closed || parts.len() >= count {
+            return (parts, closed);
+        }
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .expect("a part within the wait")
+            .expect("body chunk");
+        let Some(chunk) = chunk else {
+            return (parts, false);
+        };
+        buffer.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+    }
+}
+
+/// Apollo Client's subscriptions over HTTP: `multipart/mixed;subscriptionSpec=1.0`, each
+/// event a part `{"payload": …}`, the end a closing boundary.
+#[tokio::test]
+async fn multipart_http_subscriptions_deliver_enriched_events() {
+    let (subgraphs, gateway) = start().await;
+    let mut response = reqwest::Client::new()
+        .post(format!("http://{gateway}/graphql"))
+        .header(
+            "accept",
+            "multipart/mixed;boundary=\"graphql\";subscriptionSpec=1.0,application/json",
+        )
+        .json(&json!({ "query": SUBSCRIPTION }))
+        .send()
+        .await
+        .expect("multipart request");
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("multipart/mixed") && content_type.contains("subscriptionSpec"),
+        "{content_type}"
+    );
+    wait_for_subscribers(&subgraphs, 1).await;
+    subgraphs.tickets.publish(purchase(1, "s1"));
+    subgraphs.tickets.publish(purchase(2, "s2"));
+    let (parts, _) = multipart_parts(&mut response, 2).await;
+    let payloads: Vec<&Value> = parts
+        .iter()
+        .filter(|part| part.get("payload").is_some())
+        .collect();
+    assert_eq!(payloads.len(), 2, "{parts:?}");
+    assert_eq!(payloads[0]["payload"], event(1, "Acme"));
+
+    // The upstream goes away: its error, then the closing boundary.
+    subgraphs.tickets.kill.send(()).expect("kill");
+    let (parts, closed) = multipart_parts(&mut response, 10).await;
+    assert!(closed, "{parts:?}");
+    assert!(
+        parts
+            .iter()
+            .any(|part| part["payload"]["errors"][0]["extensions"]["code"]
+                == "SUBSCRIPTION_UPSTREAM_CLOSED"),
+        "{parts:?}"
+    );
+}
+
+/// A client listing JSON beside the streaming types (urql lists them all) gets JSON for a
+/// query, and a stream only for a subscription.
+#[tokio::test]
+async fn queries_are_answered_as_json_when_json_is_acceptable_too() {
+    let (_subgraphs, gateway) = start().await;
+    let accept = "application/graphql-response+json, application/graphql+json, \
+                  application/json, text/event-stream, multipart/mixed";
+    let response = reqwest::Client::new()
+        .post(format!("http://{gateway}/graphql"))
+        .header("accept", accept)
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .expect("query");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/graphql-response+json")
+    );
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["data"]["__typename"], "Query");
+    let response = reqwest::Client::new()
+        .get(format!("http://{gateway}/graphql"))
+        .query(&[("query", "{ __typename }")])
+        .header("accept", accept)
+        .send()
+        .await
+        .expect("GET query");
+    assert!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/graphql-response+json"))
+    );
+}

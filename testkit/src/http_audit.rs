@@ -33,35 +33,11 @@ fn run(command: &mut Command, what: &str) -> std::process::Output {
     output
 }
 
-/// Installs the pinned packages unless the installed tree already matches the lockfile.
-/// Several test binaries may audit at once: npm's own cache lock keeps concurrent installs
-/// from corrupting it, and a second `npm ci` over a finished one only repeats it.
-fn install(dir: &Path) {
-    let installed = dir.join("node_modules/.package-lock.json");
-    let lock = dir.join("package-lock.json");
-    let current = match (std::fs::read(&installed), std::fs::read(&lock)) {
-        // npm writes the resolved tree there; an older lockfile means an older install.
-        (Ok(_), Ok(_)) => {
-            let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-            modified(&installed) >= modified(&lock)
-        }
-        _ => false,
-    };
-    if !current {
-        run(
-            Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(dir),
-            "npm ci",
-        );
-    }
-}
-
 /// Runs every audit against `url` (a GraphQL endpoint) and panics, listing them, when any
 /// MUST or SHOULD fails. Blocking: call it from `spawn_blocking` while the server runs.
 pub fn assert_passes(url: &str) {
     let dir = audit_dir();
-    install(&dir);
+    crate::npm::ensure_installed(&dir);
     let output = run(
         Command::new("node")
             .arg("audit.mjs")

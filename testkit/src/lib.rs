@@ -4,6 +4,7 @@
 
 pub mod http_audit;
 pub mod nats;
+pub mod npm;
 
 use std::time::Duration;
 

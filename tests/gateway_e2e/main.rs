@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod clients;
 mod matrix;
 mod outage;
 mod queries;

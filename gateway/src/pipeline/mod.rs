@@ -374,6 +374,23 @@ impl Pipeline {
         Outcome::Executed(self.execute(&prepared, forwarded, None).await)
     }
 
+    /// The type of the operation a request runs, when its document is valid (parsed once:
+    /// the document cache keeps it for the request's own preparation).
+    pub fn operation_type(&self, request: &GraphQLRequest) -> Option<OperationType> {
+        let query = request.query.as_deref()?;
+        let document = self
+            .documents
+            .get_or_parse(query, || {
+                validate::parse_within(&self.supergraph.api, query, &self.limits.document)
+            })
+            .ok()?;
+        document
+            .operations
+            .get(request.operation_name.as_deref())
+            .ok()
+            .map(|operation| operation.operation_type)
+    }
+
     /// Runs every stage before execution: parse, validate, check the operation against the
     /// transport and the limits, coerce variables, normalise, plan (cached), and answer the
     /// introspection part. Rejections come back as the `Outcome` to send.

@@ -13,6 +13,7 @@
 //! upstream subscription and one execution per event (`shared`); a subscription that cannot
 //! be shared, or every subscription when sharing is off, runs alone.
 
+pub mod multipart;
 pub mod shared;
 pub mod sse;
 pub mod upstream;
