@@ -179,6 +179,23 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_MAX_BATCH", default_value_t = 10)]
     pub max_batch: usize,
 
+    /// A manifest of trusted documents (Apollo's persisted query manifest, or an object of
+    /// id to document as GraphQL Code Generator's client preset writes it): clients may send
+    /// a document's id (`documentId`, or `extensions.persistedQuery.sha256Hash`) instead of
+    /// its text.
+    #[arg(long, env = "GATEWAY_TRUSTED_DOCUMENTS")]
+    pub trusted_documents: Option<PathBuf>,
+
+    /// Runs only the documents of `--trusted-documents`; anything else is refused with
+    /// `PERSISTED_QUERY_NOT_IN_LIST`.
+    #[arg(
+        long,
+        env = "GATEWAY_TRUSTED_DOCUMENTS_ONLY",
+        requires = "trusted_documents",
+        default_value_t = false
+    )]
+    pub trusted_documents_only: bool,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = platform::edge::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,

@@ -22,6 +22,8 @@ pub enum GatewayError {
     PropagatedHeader(String),
     #[error("cannot build the HTTP client for subgraphs: {0}")]
     HttpClient(#[from] reqwest::Error),
+    #[error(transparent)]
+    TrustedDocuments(#[from] crate::trusted_documents::ManifestError),
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
 }

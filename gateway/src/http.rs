@@ -641,6 +641,7 @@ async fn get_request(pipeline: &Arc<Pipeline>, request: Request) -> Answer {
     };
     let request = GraphQLRequest {
         query: params.get("query").cloned(),
+        document_id: params.get("documentId").cloned(),
         operation_name: params.get("operationName").cloned(),
         variables,
         extensions,

@@ -20,6 +20,7 @@ pub mod response;
 pub mod subgraph_client;
 pub mod subscriptions;
 pub mod supergraph;
+pub mod trusted_documents;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use platform::rate_limit::{MutationLimiter, RateLimits};
 use subgraph_client::SubgraphClient;
 use subscriptions::shared::SharingSettings;
 use supergraph::Supergraph;
+use trusted_documents::TrustedDocuments;
 
 /// Loads the supergraph named by the configuration.
 pub async fn load_supergraph(config: &Config) -> Result<Supergraph, GatewayError> {
@@ -112,7 +114,11 @@ pub fn build_pipeline(config: &Config, supergraph: Supergraph) -> Result<Pipelin
     let pipeline = Pipeline::new(Arc::new(supergraph), client, limits, config.plan_cache_size)
         .propagate_headers(propagation)
         .verify_bearer_tokens(tokens)
-        .persist_queries(config.persisted_query_cache_size);
+        .persist_queries(config.persisted_query_cache_size)
+        .trust_documents(match &config.trusted_documents {
+            Some(path) => TrustedDocuments::load(path, config.trusted_documents_only)?,
+            None => TrustedDocuments::none(),
+        });
     let pipeline = match MutationLimiter::new(RateLimits {
         mutations_per_minute: config.mutation_rate_per_minute,
         mutation_burst: config.mutation_burst,

@@ -36,6 +36,7 @@ use crate::subgraph_client::{SubgraphClient, SubgraphResponse};
 use crate::subscriptions::shared::{SharingSettings, SubscriptionGroups};
 use crate::subscriptions::ws::OpenSockets;
 use crate::supergraph::Supergraph;
+use crate::trusted_documents::TrustedDocuments;
 use document_cache::DocumentCache;
 use execute::ExecutionContext;
 use normalize::NormalizedOperation;
@@ -47,6 +48,10 @@ use plan_cache::PlanCache;
 #[serde(rename_all = "camelCase")]
 pub struct GraphQLRequest {
     pub query: Option<String>,
+    /// A trusted document's id instead of its text (GraphQL over HTTP's persisted documents;
+    /// Relay calls it `doc_id`).
+    #[serde(alias = "doc_id")]
+    pub document_id: Option<String>,
     pub operation_name: Option<String>,
     pub variables: Option<serde_json::Value>,
     pub extensions: Option<serde_json::Value>,
@@ -159,6 +164,7 @@ pub struct Pipeline {
     /// The mutation rate limit per client; `None` when off.
     mutation_rate: Option<MutationRate>,
     persisted_queries: PersistedQueries,
+    trusted_documents: TrustedDocuments,
 }
 
 /// The gateway's own mutation rate limit: the services' rule (`platform::rate_limit`), applied
@@ -199,7 +205,15 @@ impl Pipeline {
             tokens: BearerTokens::default(),
             mutation_rate: None,
             persisted_queries: PersistedQueries::new(DEFAULT_PERSISTED_QUERIES),
+            trusted_documents: TrustedDocuments::none(),
         }
+    }
+
+    /// Knows the documents of a manifest by id and, when it is enforced, runs nothing else
+    /// (see [`TrustedDocuments`]).
+    pub fn trust_documents(mut self, documents: TrustedDocuments) -> Self {
+        self.trusted_documents = documents;
+        self
     }
 
     /// Remembers up to `capacity` automatic persisted queries; `0` turns them off.
@@ -400,7 +414,9 @@ impl Pipeline {
         transport: Transport,
     ) -> Result<Prepared, Outcome> {
         let sg = &*self.supergraph;
-        if let Err(error) = self.persisted_queries.resolve(&mut request) {
+        // A trusted document's id is resolved first: it needs no persisted-query round trip.
+        let trusted = self.trusted_documents.resolve(&mut request);
+        if !trusted && let Err(error) = self.persisted_queries.resolve(&mut request) {
             return Err(match error {
                 PersistedQueryError::NotFound => {
                     Outcome::PersistedQueryNotFound(Response::request_error(vec![
@@ -411,6 +427,9 @@ impl Pipeline {
                     Outcome::Rejected(Response::request_error(vec![refused.into_graphql_error()]))
                 }
             });
+        }
+        if let Err(error) = self.trusted_documents.check(&request) {
+            return Err(Outcome::Rejected(Response::request_error(vec![error])));
         }
         let Some(query) = request.query.as_deref() else {
             return Err(rejected("Must provide query string.", "BAD_REQUEST"));
