@@ -236,9 +236,12 @@ impl EventLoop {
 /// under different names; a bare token (`authToken`, `token`) is sent as a bearer token.
 pub fn authorization_from_init(payload: Option<&Value>) -> Option<HeaderValue> {
     let payload = payload?.as_object()?;
+    // Apollo Client set-ups often nest it as they would HTTP headers:
+    // `connectionParams: { headers: { Authorization } }`.
+    let nested = payload.get("headers").and_then(Value::as_object);
     let header = ["Authorization", "authorization"]
         .iter()
-        .find_map(|key| payload.get(*key)?.as_str());
+        .find_map(|key| payload.get(*key).or_else(|| nested?.get(*key))?.as_str());
     if let Some(value) = header {
         return HeaderValue::from_str(value).ok();
     }
@@ -272,6 +275,10 @@ mod tests {
         assert_eq!(
             auth(json!({ "authToken": "t" })).as_deref(),
             Some("Bearer t")
+        );
+        assert_eq!(
+            auth(json!({ "headers": { "Authorization": "Bearer h" } })).as_deref(),
+            Some("Bearer h")
         );
         assert_eq!(
             auth(json!({ "token": "Bearer x" })).as_deref(),
