@@ -487,6 +487,12 @@ impl Pipeline {
                 ])));
             }
         };
+        // apollo-compiler 1.x coerces without the OneOf Input Object rules.
+        if let Err(error) =
+            validate::check_one_of_variables(&sg.api, &document, operation, &variables)
+        {
+            return Err(Outcome::Rejected(Response::request_error(vec![error])));
+        }
 
         let has_introspection = operation
             .root_fields(&document)
@@ -517,13 +523,7 @@ impl Pipeline {
                     GraphQLError::from_compiler(error.to_graphql_error(&document.sources)),
                 ])));
             }
-            match apollo_compiler::introspection::partial_execute(
-                &sg.api,
-                &sg.api_implementers,
-                &document,
-                operation,
-                &variables,
-            ) {
+            match sg.introspect(&document, operation, &variables) {
                 Ok(response) => Some(response),
                 Err(error) => {
                     return Err(Outcome::Rejected(Response::request_error(vec![

@@ -11,6 +11,10 @@ use super::normalize::NormalizedOperation;
 use super::selection::{Selection, SelectionSet};
 use crate::response::GraphQLError;
 
+mod one_of;
+
+pub use one_of::check_variables as check_one_of_variables;
+
 /// Limits on the document itself, checked while and right after parsing, before validation:
 /// a refusal costs a bounded parse and one error object.
 #[derive(Debug, Clone)]
@@ -85,9 +89,15 @@ pub fn parse_within(
             .with_code("DIRECTIVE_LIMIT_EXCEEDED"),
         ]);
     }
-    document
+    let document = document
         .to_executable_validate(api)
-        .map_err(|with_errors| errors(&with_errors.errors, "GRAPHQL_VALIDATION_FAILED"))
+        .map_err(|with_errors| errors(&with_errors.errors, "GRAPHQL_VALIDATION_FAILED"))?;
+    let one_of_errors = one_of::validate(api, &document);
+    if one_of_errors.is_empty() {
+        Ok(document)
+    } else {
+        Err(one_of_errors)
+    }
 }
 
 fn errors(diagnostics: &DiagnosticList, code: &str) -> Vec<GraphQLError> {

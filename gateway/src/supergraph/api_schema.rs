@@ -2,9 +2,10 @@
 //! (`@link`, `join__*`, `link__*` and other spec types and directives) and everything marked
 //! `@inaccessible` is removed, so validation and introspection only know the public contract.
 
-use apollo_compiler::Schema;
-use apollo_compiler::schema::{DirectiveList, DirectiveLocation, ExtendedType};
+use apollo_compiler::ast::{DirectiveDefinition, FieldDefinition, Type};
+use apollo_compiler::schema::{Component, DirectiveList, DirectiveLocation, ExtendedType};
 use apollo_compiler::validation::Valid;
+use apollo_compiler::{Node, Schema, name};
 
 use crate::error::GatewayError;
 
@@ -47,11 +48,14 @@ pub fn derive_api_schema(supergraph: &Valid<Schema>) -> Result<Valid<Schema>, Ga
         .make_mut()
         .directives
         .retain(|_| false);
-    // Executable directives (usable in operations) stay; type-system-only ones are composition's.
+    // Executable directives (usable in operations) stay; type-system-only ones are composition's,
+    // except `@oneOf`, which tells clients how to fill an input.
     api.directive_definitions.retain(|name, def| {
         def.is_built_in()
+            || name == "oneOf"
             || (!is_machinery_name(name) && def.locations.iter().any(is_executable_location))
     });
+    add_one_of_support(&mut api);
     api.types.retain(|name, ty| {
         ty.is_built_in() || (!is_machinery_name(name) && !ty.directives().has("inaccessible"))
     });
@@ -153,7 +157,84 @@ pub fn derive_api_schema(supergraph: &Valid<Schema>) -> Result<Valid<Schema>, Ga
         }
     }
 
+    check_one_of_types(&api)?;
     api.validate().map_err(|e| {
         GatewayError::InvalidSupergraph(format!("derived API schema is invalid: {}", e.errors))
     })
+}
+
+/// Declares `directive @oneOf on INPUT_OBJECT` in `schema` unless it is there already.
+///
+/// The September 2025 spec makes `@oneOf` a built-in directive, but apollo-compiler 1.x does not
+/// know it: a supergraph (or API schema) must declare it before any input object can carry it,
+/// and introspection lists it among `__schema.directives` only when it is declared.
+pub(crate) fn declare_one_of(schema: &mut Schema) {
+    schema
+        .directive_definitions
+        .entry(name!("oneOf"))
+        .or_insert_with(|| {
+            Node::new(DirectiveDefinition {
+                description: Some(
+                    "Indicates an Input Object is a OneOf Input Object: exactly one of its fields \
+                     must be provided, and its value must not be null."
+                        .into(),
+                ),
+                name: name!("oneOf"),
+                arguments: Vec::new(),
+                repeatable: false,
+                locations: vec![DirectiveLocation::InputObject],
+            })
+        });
+}
+
+/// What clients need to see OneOf Input Objects: the directive, and `__Type.isOneOf: Boolean`
+/// (September 2025 spec), which the introspection types of apollo-compiler 1.x lack. Without
+/// the field, validation refuses graphql-js's introspection query (`oneOf: true`);
+/// `supergraph::introspection` resolves it.
+fn add_one_of_support(api: &mut Schema) {
+    declare_one_of(api);
+    if let Some(ExtendedType::Object(introspection_type)) = api.types.get_mut("__Type") {
+        introspection_type
+            .make_mut()
+            .fields
+            .entry(name!("isOneOf"))
+            .or_insert_with(|| {
+                Component::new(FieldDefinition {
+                    description: None,
+                    name: name!("isOneOf"),
+                    arguments: Vec::new(),
+                    ty: Type::Named(name!("Boolean")),
+                    directives: Default::default(),
+                })
+            });
+    }
+}
+
+/// The spec's type rules for a OneOf Input Object, which apollo-compiler 1.x does not check:
+/// every field nullable and without a default, or "exactly one non-null field" could not hold
+/// (a non-null field would have to be given in every value, a default would add a second one).
+fn check_one_of_types(api: &Schema) -> Result<(), GatewayError> {
+    for ty in api.types.values() {
+        let ExtendedType::InputObject(input) = ty else {
+            continue;
+        };
+        if !input.directives.has("oneOf") {
+            continue;
+        }
+        for field in input.fields.values() {
+            if field.ty.is_non_null() {
+                return Err(GatewayError::InvalidSupergraph(format!(
+                    "OneOf input field {}.{} must be nullable",
+                    input.name, field.name
+                )));
+            }
+            if field.default_value.is_some() {
+                return Err(GatewayError::InvalidSupergraph(format!(
+                    "OneOf input field {}.{} cannot have a default value",
+                    input.name, field.name
+                )));
+            }
+        }
+    }
+    Ok(())
 }

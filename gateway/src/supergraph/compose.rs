@@ -77,6 +77,8 @@ struct TypeAcc {
     values: Vec<EnumValue>,
     inputs: Vec<Node<InputValueDefinition>>,
     inaccessible: bool,
+    /// For input objects: whether the first subgraph defining it marks it `@oneOf`.
+    one_of: Option<bool>,
 }
 
 fn is_federation_type(name: &str) -> bool {
@@ -235,6 +237,7 @@ pub fn compose(subgraphs: &[SubgraphSdl]) -> Result<String, GatewayError> {
                     values: Vec::new(),
                     inputs: Vec::new(),
                     inaccessible: false,
+                    one_of: None,
                 }
             });
             if acc.kind != kind {
@@ -243,6 +246,9 @@ pub fn compose(subgraphs: &[SubgraphSdl]) -> Result<String, GatewayError> {
                 )));
             }
             acc.inaccessible |= directives.has("inaccessible");
+            if kind == Kind::Input {
+                merge_one_of(&mut acc.one_of, &name, directives.has("oneOf"), extension)?;
+            }
             adopt_description(&mut acc.description, type_description(definition));
             let extension = extension || directives.has("extends");
             let keys: Vec<Key> = directives
@@ -500,6 +506,9 @@ pub fn compose(subgraphs: &[SubgraphSdl]) -> Result<String, GatewayError> {
                 out.push_str("}\n\n");
             }
             Kind::Input => {
+                if acc.one_of == Some(true) {
+                    out.push_str(" @oneOf");
+                }
                 out.push_str("\n{\n");
                 for field in &acc.inputs {
                     out.push_str("  ");
@@ -512,6 +521,37 @@ pub fn compose(subgraphs: &[SubgraphSdl]) -> Result<String, GatewayError> {
         }
     }
     Ok(out)
+}
+
+/// Merges what one subgraph says about an input object being a OneOf Input Object.
+///
+/// Subgraphs must agree: were it `@oneOf` in one subgraph only, the gateway would either refuse
+/// values that subgraph's peers accept or pass on values that subgraph refuses, depending on
+/// which one an argument happens to be routed to. The spec forbids `@oneOf` on an extension.
+fn merge_one_of(
+    merged: &mut Option<bool>,
+    name: &Name,
+    one_of: bool,
+    extension: bool,
+) -> Result<(), GatewayError> {
+    if extension {
+        if one_of {
+            return Err(GatewayError::Composition(format!(
+                "input {name}: @oneOf cannot be added by a type extension"
+            )));
+        }
+        return Ok(());
+    }
+    match *merged {
+        None => *merged = Some(one_of),
+        Some(earlier) if earlier != one_of => {
+            return Err(GatewayError::Composition(format!(
+                "input {name} is @oneOf in some subgraphs but not in others"
+            )));
+        }
+        Some(_) => {}
+    }
+    Ok(())
 }
 
 fn write_input_value(
@@ -588,7 +628,7 @@ fn write_field(
     }
 }
 
-const SUPERGRAPH_PRELUDE: &str = r#"directive @inaccessible on FIELD_DEFINITION | OBJECT | INTERFACE | UNION | ARGUMENT_DEFINITION | SCALAR | ENUM | ENUM_VALUE | INPUT_OBJECT | INPUT_FIELD_DEFINITION
+pub(super) const SUPERGRAPH_PRELUDE: &str = r#"directive @inaccessible on FIELD_DEFINITION | OBJECT | INTERFACE | UNION | ARGUMENT_DEFINITION | SCALAR | ENUM | ENUM_VALUE | INPUT_OBJECT | INPUT_FIELD_DEFINITION
 directive @join__enumValue(graph: join__Graph!) repeatable on ENUM_VALUE
 directive @join__field(graph: join__Graph, requires: join__FieldSet, provides: join__FieldSet, type: String, external: Boolean, override: String, usedOverridden: Boolean) repeatable on FIELD_DEFINITION | INPUT_FIELD_DEFINITION
 directive @join__graph(name: String!, url: String!) on ENUM_VALUE
@@ -596,6 +636,7 @@ directive @join__implements(graph: join__Graph!, interface: String!) repeatable 
 directive @join__type(graph: join__Graph!, key: join__FieldSet, extension: Boolean! = false, resolvable: Boolean! = true, isInterfaceObject: Boolean! = false) repeatable on OBJECT | INTERFACE | UNION | ENUM | INPUT_OBJECT | SCALAR
 directive @join__unionMember(graph: join__Graph!, member: String!) repeatable on UNION
 directive @link(url: String, as: String, for: link__Purpose, import: [link__Import]) repeatable on SCHEMA
+directive @oneOf on INPUT_OBJECT
 scalar join__FieldSet
 scalar link__Import
 enum link__Purpose { SECURITY EXECUTION }
@@ -642,6 +683,75 @@ mod tests {
             name: name.to_string(),
             url: format!("http://{name}.invalid/graphql"),
             sdl: sdl.to_string(),
+        }
+    }
+
+    #[test]
+    fn one_of_inputs_keep_the_directive_and_subgraphs_must_agree() {
+        let by = |name: &str, one_of: &str| {
+            subgraph(
+                name,
+                &format!(
+                    "input TalkBy {one_of} {{ id: ID slug: String }}\n\
+                     type Query {{ {name}(by: TalkBy!): Int }}"
+                ),
+            )
+        };
+        let sdl = compose(&[by("talks", "@oneOf"), by("rooms", "@oneOf")]).expect("composes");
+        let supergraph = Supergraph::parse(&sdl).expect("valid supergraph");
+        let ExtendedType::InputObject(talk_by) = &supergraph.api.types["TalkBy"] else {
+            panic!("TalkBy is an input object");
+        };
+        assert!(talk_by.directives.has("oneOf"), "{sdl}");
+        assert!(supergraph.api.directive_definitions.contains_key("oneOf"));
+        let printed = supergraph.api.to_string();
+        assert!(
+            printed.contains("directive @oneOf on INPUT_OBJECT"),
+            "{printed}"
+        );
+        assert!(printed.contains("input TalkBy @oneOf"), "{printed}");
+
+        let plain = compose(&[by("talks", ""), by("rooms", "")]).expect("composes");
+        let supergraph = Supergraph::parse(&plain).expect("valid supergraph");
+        assert!(!supergraph.api.types["TalkBy"].directives().has("oneOf"));
+        // The directive stays declared, as the spec's built-in directives are.
+        assert!(supergraph.api.directive_definitions.contains_key("oneOf"));
+
+        let error = compose(&[by("talks", "@oneOf"), by("rooms", "")]).err();
+        assert!(
+            matches!(&error, Some(GatewayError::Composition(m)) if m.contains("TalkBy")),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn supergraphs_may_use_one_of_undeclared_but_not_on_non_null_fields() {
+        let supergraph = |input: &str| {
+            format!(
+                "{SUPERGRAPH_PRELUDE}\n\
+                 schema @link(url: \"https://specs.apollo.dev/link/v1.0\") \
+                 @link(url: \"https://specs.apollo.dev/join/v0.3\", for: EXECUTION) {{ query: Query }}\n\
+                 enum join__Graph {{ A @join__graph(name: \"a\", url: \"http://a.invalid\") }}\n\
+                 {input}\n\
+                 type Query @join__type(graph: A) {{ talk(by: TalkBy!): Int }}"
+            )
+            .replace("directive @oneOf on INPUT_OBJECT\n", "")
+        };
+        let sg = Supergraph::parse(&supergraph(
+            "input TalkBy @join__type(graph: A) @oneOf { id: ID slug: String }",
+        ))
+        .expect("valid supergraph");
+        assert!(sg.api.types["TalkBy"].directives().has("oneOf"));
+
+        for invalid in [
+            "input TalkBy @join__type(graph: A) @oneOf { id: ID! slug: String }",
+            "input TalkBy @join__type(graph: A) @oneOf { id: ID = 1 slug: String }",
+        ] {
+            let error = Supergraph::parse(&supergraph(invalid)).err();
+            assert!(
+                matches!(&error, Some(GatewayError::InvalidSupergraph(m)) if m.contains("TalkBy.id")),
+                "{invalid}: {error:?}"
+            );
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod api_schema;
 pub mod compose;
+mod introspection;
 mod join;
 
 use std::collections::HashMap;
@@ -80,6 +81,8 @@ pub struct Supergraph {
     /// The schema clients see: what operations are validated against and introspection shows.
     pub api: Valid<Schema>,
     pub api_implementers: apollo_compiler::collections::HashMap<Name, Implementers>,
+    /// The API schema as the introspection executor runs it (see `introspect`).
+    introspection: introspection::ExecutionSchema,
     pub subgraphs: Vec<Subgraph>,
     types: HashMap<Name, TypeMeta>,
     /// Whether `@join__implements`/`@join__unionMember` are used at all (join v0.2 lacks them).
@@ -89,14 +92,22 @@ pub struct Supergraph {
 impl Supergraph {
     /// Reads a supergraph SDL as produced by composition (join spec v0.2 to v0.5).
     pub fn parse(sdl: &str) -> Result<Supergraph, GatewayError> {
-        let schema = Schema::parse_and_validate(sdl, "supergraph.graphql")
+        let mut schema = Schema::parse(sdl, "supergraph.graphql")
+            .map_err(|e| GatewayError::InvalidSupergraph(e.errors.to_string()))?;
+        // A supergraph may use `@oneOf` without declaring it, as it may `@deprecated`: the
+        // spec makes it built-in, apollo-compiler 1.x does not.
+        api_schema::declare_one_of(&mut schema);
+        let schema = schema
+            .validate()
             .map_err(|e| GatewayError::InvalidSupergraph(e.errors.to_string()))?;
         let api = derive_api_schema(&schema)?;
         let api_implementers = api.implementers_map();
+        let introspection = introspection::ExecutionSchema::new(&api);
         let mut supergraph = Supergraph {
             schema,
             api,
             api_implementers,
+            introspection,
             subgraphs: Vec::new(),
             types: HashMap::new(),
             has_membership_info: false,
