@@ -569,27 +569,37 @@ async fn a_socket_runs_at_most_its_share_of_operations() {
     assert_eq!(event["type"], "next", "{event}");
 }
 
-/// Reads multipart parts (`--graphql` boundaries) until `count` JSON parts have arrived or
-/// the closing boundary; returns the parts' JSON bodies and whether the stream closed.
-async fn multipart_parts(response: &mut reqwest::Response, count: usize) -> (Vec<Value>, bool) {
-    let mut buffer = String::new();
+/// Reads multipart parts (`--graphql` delimiters) until `count` JSON parts have arrived or
+/// the close; returns the parts' JSON bodies and whether the stream closed. A part counts only
+/// once the delimiter after it has arrived, as Apollo Client's parser reads them. What is
+/// read but not yet a whole part stays in `buffer` for the next call.
+async fn multipart_parts(
+    response: &mut reqwest::Response,
+    buffer: &mut String,
+    count: usize,
+) -> (Vec<Value>, bool) {
+    const DELIMITER: &str = "\r\n--graphql";
     let mut parts = Vec::new();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        // Every complete part is followed by the next boundary (or the closing one).
-        while let Some(start) = buffer.find("\r\n--graphql\r\n") {
-            let rest = &buffer[start + 13..];
-            let Some(next) = rest.find("\r\n--graphql") else {
+        // The text before the first delimiter is the preamble (empty); each part sits
+        // between two delimiters; `--` after a delimiter is the close.
+        while let Some(start) = buffer.find(DELIMITER) {
+            let after = &buffer[start + DELIMITER.len()..];
+            if after.starts_with("--") {
+                return (parts, true);
+            }
+            let Some(next) = after.find(DELIMITER) else {
                 break;
             };
-            let part = &rest[..next];
-            let body = part.split("\r\n\r\n").nth(1).expect("a part has a body");
-            parts.push(serde_json::from_str(body).expect("JSON part"));
-            buffer.drain(..start + 13 + next);
+            let part = &after[..next];
+            if let Some(body) = part.split("\r\n\r\n").nth(1) {
+                parts.push(serde_json::from_str(body).expect("JSON part"));
+            }
+            buffer.drain(..start + DELIMITER.len() + next);
         }
-        let closed = buffer.contains("\r\n--graphql--");
-        if closed || parts.len() >= count {
-            return (parts, closed);
+        if parts.len() >= count {
+            return (parts, false);
         }
         let chunk = tokio::time::timeout_at(deadline, response.chunk())
             .await
@@ -629,9 +639,20 @@ async fn multipart_http_subscriptions_deliver_enriched_events() {
         "{content_type}"
     );
     wait_for_subscribers(&subgraphs, 1).await;
+    let mut buffer = String::new();
+    // A heartbeat comes at once; events come as they happen, each part closed by the
+    // delimiter after it (not held until the next heartbeat, 5 s later).
+    let (parts, _) = multipart_parts(&mut response, &mut buffer, 1).await;
+    assert_eq!(parts, vec![json!({})]);
+    let published = std::time::Instant::now();
     subgraphs.tickets.publish(purchase(1, "s1"));
     subgraphs.tickets.publish(purchase(2, "s2"));
-    let (parts, _) = multipart_parts(&mut response, 2).await;
+    let (parts, _) = multipart_parts(&mut response, &mut buffer, 2).await;
+    assert!(
+        published.elapsed() < Duration::from_secs(3),
+        "events waited for a heartbeat: {:?}",
+        published.elapsed()
+    );
     let payloads: Vec<&Value> = parts
         .iter()
         .filter(|part| part.get("payload").is_some())
@@ -641,7 +662,7 @@ async fn multipart_http_subscriptions_deliver_enriched_events() {
 
     // The upstream goes away: its error, then the closing boundary.
     subgraphs.tickets.kill.send(()).expect("kill");
-    let (parts, closed) = multipart_parts(&mut response, 10).await;
+    let (parts, closed) = multipart_parts(&mut response, &mut buffer, 10).await;
     assert!(closed, "{parts:?}");
     assert!(
         parts
@@ -689,5 +710,42 @@ async fn queries_are_answered_as_json_when_json_is_acceptable_too() {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/graphql-response+json"))
+    );
+}
+
+/// A subscription sent by its persisted hash alone is streamed like one sent with its text
+/// (the transport is chosen after the hash is looked up).
+#[tokio::test]
+async fn a_persisted_subscription_by_hash_alone_is_streamed() {
+    use sha2::Digest;
+    let (_subgraphs, gateway) = start().await;
+    let hash = hex::encode(sha2::Sha256::digest(SUBSCRIPTION.as_bytes()));
+    let extensions = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    let accept = "multipart/mixed;boundary=\"graphql\";subscriptionSpec=1.0,application/json";
+    let http = reqwest::Client::new();
+    let first = http
+        .post(format!("http://{gateway}/graphql"))
+        .header("accept", accept)
+        .json(&json!({ "query": SUBSCRIPTION, "extensions": extensions }))
+        .send()
+        .await
+        .expect("first subscription");
+    drop(first);
+    let again = http
+        .post(format!("http://{gateway}/graphql"))
+        .header("accept", accept)
+        .json(&json!({ "extensions": extensions }))
+        .send()
+        .await
+        .expect("hash-only subscription");
+    assert_eq!(again.status().as_u16(), 200);
+    assert!(
+        again
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("multipart/mixed")),
+        "{:?}",
+        again.headers()
     );
 }

@@ -2,16 +2,15 @@
 // GraphQLWsLink (graphql-ws), split by operation type, one InMemoryCache.
 
 import assert from 'node:assert/strict';
-import { ApolloClient, ApolloLink, HttpLink, InMemoryCache, gql } from '@apollo/client';
+import { ApolloClient, ApolloLink, HttpLink, gql } from '@apollo/client';
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
 import { isSubscriptionOperation } from '@apollo/client/utilities';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
+import { apolloCache, subscribeToPurchases } from './apollo-common.mjs';
 import {
   CONFERENCE_QUERY,
-  PURCHASE_EVENTS,
-  afterCursor,
   checkConference,
   checkPurchaseEvent,
   deferred,
@@ -40,21 +39,7 @@ run('apollo', async () => {
   });
   const client = new ApolloClient({
     link: ApolloLink.split(({ query }) => isSubscriptionOperation(query), new GraphQLWsLink(ws), http),
-    cache: new InMemoryCache({
-      // The cache must know the interface's members to match `... on TicketPurchaseCreated`.
-      possibleTypes: {
-        TicketEvent: [
-          'ConferenceCreated',
-          'TicketAssigned',
-          'TicketPurchaseCancelled',
-          'TicketPurchaseCreated',
-          'TicketPurchaseExpired',
-          'TicketPurchasePaid',
-          'TicketTypeAvailableAgain',
-          'TicketTypeCreated',
-        ],
-      },
-    }),
+    cache: apolloCache(),
   });
 
   const { data, error } = await client.query({
@@ -68,21 +53,13 @@ run('apollo', async () => {
   assert.ok(data.sponsorshipLevels.every((l) => l.__typename === 'SponsorshipLevel'));
   checkConference(data);
 
-  const event = deferred();
-  const subscription = client
-    .subscribe({ query: gql(PURCHASE_EVENTS), variables: { after: afterCursor } })
-    .subscribe({
-      next: (result) =>
-        result.error ? event.reject(result.error) : event.resolve(result.data?.ticketEvents),
-      error: (error) => event.reject(error),
-      complete: () => event.reject(new Error('the subscription completed without an event')),
-    });
+  const purchases = subscribeToPurchases(client);
   await connected.promise;
   ready();
 
-  const [purchaseId, received] = await Promise.all([purchaseMade(), event.promise]);
+  const [purchaseId, received] = await Promise.all([purchaseMade(), purchases.event]);
   assert.equal(received.purchase.__typename, 'TicketPurchase');
   checkPurchaseEvent(received, purchaseId);
-  subscription.unsubscribe();
+  purchases.unsubscribe();
   await ws.dispose();
 });

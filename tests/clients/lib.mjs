@@ -145,6 +145,42 @@ export function deferred() {
 }
 
 /**
+ * A `fetch` for a client to use that records every exchange, for scripts that prove how a
+ * client used HTTP (how many requests, what they carried, what came back) and not only the
+ * data it ended up with. Each exchange holds the request (`method`, `url` as a URL, `headers`,
+ * `body` parsed from JSON) and, once answered, `status`, `contentType` and `answer`: the parsed
+ * JSON body, or its text when it is not JSON. A multipart body is not read here (a copy would
+ * only end with the stream): `onResponse(exchange, response)` sees every response as soon as
+ * its headers arrive, for a script that wants to watch one.
+ */
+export function recordingFetch({ onResponse } = {}) {
+  const exchanges = [];
+  async function recordedFetch(input, init = {}) {
+    const exchange = {
+      method: (init.method ?? 'GET').toUpperCase(),
+      url: new URL(String(input)),
+      headers: new Headers(init.headers),
+      body: typeof init.body === 'string' ? JSON.parse(init.body) : undefined,
+    };
+    exchanges.push(exchange);
+    const response = await fetch(input, init);
+    exchange.status = response.status;
+    exchange.contentType = response.headers.get('content-type') ?? '';
+    if (!/^multipart\//i.test(exchange.contentType)) {
+      const text = await response.clone().text();
+      try {
+        exchange.answer = JSON.parse(text);
+      } catch {
+        exchange.answer = text;
+      }
+    }
+    onResponse?.(exchange, response);
+    return response;
+  }
+  return { fetch: recordedFetch, exchanges };
+}
+
+/**
  * Runs a script's body with a deadline, then exits: clients keep sockets and timers open, and
  * the test waits for the process to end. Any failure is reported on stderr with exit code 1.
  */

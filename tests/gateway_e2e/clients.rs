@@ -17,8 +17,15 @@ use serde_json::{Value, json};
 
 use crate::support::{Stack, admin, token};
 
-/// One script per client. More go here as the gateway learns what they need.
-const SCRIPTS: &[&str] = &["apollo.mjs", "urql.mjs", "graphql-sse.mjs"];
+/// One script per client. More go here as the gateway learns what they need (`@defer`).
+const SCRIPTS: &[&str] = &[
+    "apollo.mjs",
+    "urql.mjs",
+    "graphql-sse.mjs",
+    "apollo-batch.mjs",
+    "apollo-persisted.mjs",
+    "apollo-multipart.mjs",
+];
 
 /// A script's own deadline is 30 s (lib.mjs); this only catches a script that hangs anyway.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);

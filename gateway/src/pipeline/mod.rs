@@ -391,6 +391,18 @@ impl Pipeline {
     /// The type of the operation a request runs, when its document is valid (parsed once:
     /// the document cache keeps it for the request's own preparation).
     pub fn operation_type(&self, request: &GraphQLRequest) -> Option<OperationType> {
+        // A document sent by id or hash is looked up (without remembering anything).
+        let resolved;
+        let request = if request.query.is_none() {
+            let mut copy = request.clone();
+            if !self.trusted_documents.resolve(&mut copy) {
+                self.persisted_queries.resolve(&mut copy).ok()?;
+            }
+            resolved = copy;
+            &resolved
+        } else {
+            request
+        };
         let query = request.query.as_deref()?;
         let document = self
             .documents

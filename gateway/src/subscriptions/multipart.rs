@@ -1,9 +1,13 @@
 //! Subscriptions over multipart HTTP, the protocol Apollo Client speaks for subscriptions
 //! without a WebSocket: a POST with `Accept: multipart/mixed;subscriptionSpec="1.0"` is
 //! answered `multipart/mixed; boundary="graphql"; subscriptionSpec="1.0"`, one part per event
-//! holding `{"payload": <the result>}`, an empty `{}` part as a heartbeat every
+//! holding `{"payload": <the result>}`, an empty `{}` part as a heartbeat at once and every
 //! [`HEARTBEAT`] while nothing happens (so proxies keep the connection and the client notices
-//! a dead one), and the closing boundary when the subscription ends. An error that ends the
+//! a dead one), and the closing boundary when the subscription ends.
+//!
+//! Every write ends with the delimiter that closes the part it carries: a multipart parser
+//! (Apollo Client's included) hands a part on only once it sees the next delimiter, so a
+//! part written without it would wait for the next heartbeat. An error that ends the
 //! subscription (the request refused, the subscriber too far behind) is a last part with
 //! `{"payload": null, "errors": [...]}`, as the protocol has transport errors travel.
 
@@ -25,8 +29,13 @@ use crate::response::GraphQLError;
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
 const CONTENT_TYPE: &str = "multipart/mixed; boundary=\"graphql\"; subscriptionSpec=\"1.0\"";
-const PART_HEAD: &[u8] = b"\r\n--graphql\r\ncontent-type: application/json; charset=utf-8\r\n\r\n";
-const END: &[u8] = b"\r\n--graphql--\r\n";
+/// Opens the body: the first delimiter.
+const START: &[u8] = b"\r\n--graphql";
+const PART_HEAD: &[u8] = b"\r\ncontent-type: application/json; charset=utf-8\r\n\r\n";
+/// Closes a part and opens the next.
+const DELIMITER: &[u8] = b"\r\n--graphql";
+/// After the last delimiter: the close.
+const END: &[u8] = b"--\r\n";
 
 /// Whether the client asked for multipart subscriptions (`multipart/mixed` with a
 /// `subscriptionSpec` parameter).
@@ -55,9 +64,10 @@ enum Part {
 }
 
 fn part(body: &[u8]) -> Bytes {
-    let mut bytes = Vec::with_capacity(PART_HEAD.len() + body.len());
+    let mut bytes = Vec::with_capacity(PART_HEAD.len() + body.len() + DELIMITER.len());
     bytes.extend_from_slice(PART_HEAD);
     bytes.extend_from_slice(body);
+    bytes.extend_from_slice(DELIMITER);
     Bytes::from(bytes)
 }
 
@@ -87,9 +97,11 @@ pub async fn respond(
                 .boxed(),
             Err(errors) => stream::iter([Part::Fatal(errors)]).boxed(),
         };
-    let heartbeats = stream::unfold((), |()| async {
-        tokio::time::sleep(HEARTBEAT).await;
-        Some((Part::Heartbeat, ()))
+    let heartbeats = stream::unfold(true, |first| async move {
+        if !first {
+            tokio::time::sleep(HEARTBEAT).await;
+        }
+        Some((Part::Heartbeat, false))
     });
     // The heartbeats never end: the stream ends after the deliveries' end (or a fatal part).
     let parts = stream::select(deliveries.chain(stream::iter([Part::End])), heartbeats).scan(
@@ -121,6 +133,7 @@ pub async fn respond(
             std::future::ready(Some(Ok::<_, std::convert::Infallible>(bytes)))
         },
     );
+    let parts = stream::iter([Ok(Bytes::from_static(START))]).chain(parts);
     (
         StatusCode::OK,
         [
