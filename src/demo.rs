@@ -18,6 +18,34 @@ pub const CONFERENCE: &str = "RustConf 2027";
 /// The sponsor whose last invoice is open: paying it onboards the sponsor and books its tickets.
 pub const SPONSOR_AWAITING_PAYMENT: &str = "Crab Cloud";
 
+/// Declares each operation the demo sends as a constant and lists them all in [`DOCUMENTS`]:
+/// declared once, an operation cannot be sent without being listed.
+macro_rules! documents {
+    ($($name:ident = $text:literal;)+) => {
+        $(const $name: &str = $text;)+
+        /// Every operation the demo sends, as it sends it. Under `up --trusted-documents-only`
+        /// the gateway runs nothing else than trusted documents, so the launcher trusts these
+        /// beside the dashboard's (see [`crate::trusted_documents`]).
+        pub const DOCUMENTS: &[&str] = &[$($name),+];
+    };
+}
+
+documents! {
+    CONFERENCES = "query Conferences { conferences(first: 100) { nodes { id name ticketTypes { id name visibility } } } }";
+    CREATE_CONFERENCE = "mutation CreateConference($input: CreateConferenceInput!) { createConference(input: $input) { id } }";
+    CREATE_TICKET_TYPE = "mutation CreateTicketType($input: CreateTicketTypeInput!) { createTicketType(input: $input) { id } }";
+    CONFIGURE_SPONSOR_TICKETS = "mutation ConfigureSponsorTickets($input: ConfigureSponsorTicketsInput!) { configureSponsorTickets(input: $input) { conferenceId } }";
+    LEVELS = "query Levels { sponsorshipLevels { name price { amount } } }";
+    BUY_TICKET = "mutation BuyTicket($input: CreateTicketPurchaseInput!) { createTicketPurchase(input: $input) { id } }";
+    CONFIRM_PAYMENT = "mutation ConfirmPayment($id: ID!) { confirmTicketPurchasePayment(id: $id) { id } }";
+    CREATE_SPONSOR = "mutation CreateSponsor($input: CreateSponsorInput!) { createSponsor(input: $input) { id } }";
+    SEND_CONTRACT = "mutation SendContract($s: ID!) { sendContract(sponsorId: $s) { id } }";
+    SIGN_CONTRACT = "mutation SignContract($s: ID!) { signContract(sponsorId: $s) { id } }";
+    ISSUE_INVOICE = "mutation IssueInvoice($input: IssueInvoiceInput!) { issueInvoice(input: $input) { id } }";
+    MARK_INVOICE_PAID = "mutation MarkInvoicePaid($id: ID!) { markInvoicePaid(id: $id) { id } }";
+    REMAINING = "query Remaining($id: ID!) { conference(id: $id) { ticketTypes { remaining visibility } } }";
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error("the gateway at {url} cannot be reached: {source}")]
@@ -241,12 +269,7 @@ const SPONSORS: &[(&str, &str, &str, Step)] = &[
 
 /// Seeds the demo into an empty system, or finds the one an earlier `--demo` start made.
 pub async fn seed(gateway: &Gateway) -> Result<Demo, DemoError> {
-    let data = gateway
-        .admin(
-            "query Conferences { conferences(first: 100) { nodes { id name ticketTypes { id name visibility } } } }",
-            json!({}),
-        )
-        .await?;
+    let data = gateway.admin(CONFERENCES, json!({})).await?;
     let conferences = data["conferences"]["nodes"]
         .as_array()
         .cloned()
@@ -272,7 +295,7 @@ pub async fn seed(gateway: &Gateway) -> Result<Demo, DemoError> {
     let conference = id_of(
         &gateway
             .admin(
-                "mutation CreateConference($input: CreateConferenceInput!) { createConference(input: $input) { id } }",
+                CREATE_CONFERENCE,
                 json!({ "input": { "name": CONFERENCE, "currency": "EUR", "startsOn": "2027-09-08", "endsOn": "2027-09-10" } }),
             )
             .await?["createConference"],
@@ -282,7 +305,7 @@ pub async fn seed(gateway: &Gateway) -> Result<Demo, DemoError> {
     for spec in TICKET_TYPES {
         let data = gateway
             .admin(
-                "mutation CreateTicketType($input: CreateTicketTypeInput!) { createTicketType(input: $input) { id } }",
+                CREATE_TICKET_TYPE,
                 json!({ "input": {
                     "conferenceId": conference, "name": spec.name,
                     "price": { "amount": spec.price, "currency": "EUR" },
@@ -300,7 +323,7 @@ pub async fn seed(gateway: &Gateway) -> Result<Demo, DemoError> {
         .map(|i| type_ids[i].clone());
     gateway
         .admin(
-            "mutation ConfigureSponsorTickets($input: ConfigureSponsorTicketsInput!) { configureSponsorTickets(input: $input) { conferenceId } }",
+            CONFIGURE_SPONSOR_TICKETS,
             json!({ "input": { "conferenceId": conference, "ticketTypeId": sponsor_type } }),
         )
         .await?;
@@ -310,12 +333,7 @@ pub async fn seed(gateway: &Gateway) -> Result<Demo, DemoError> {
     }
 
     // Invoices are for the level's price, as the CRM has it.
-    let levels = gateway
-        .admin(
-            "query Levels { sponsorshipLevels { name price { amount } } }",
-            json!({}),
-        )
-        .await?;
+    let levels = gateway.admin(LEVELS, json!({})).await?;
     let price_of = |level: &str| {
         levels["sponsorshipLevels"]
             .as_array()
@@ -369,7 +387,7 @@ async fn buy(
     let data = gateway
         .public_from(
             address,
-            "mutation BuyTicket($input: CreateTicketPurchaseInput!) { createTicketPurchase(input: $input) { id } }",
+            BUY_TICKET,
             json!({ "input": {
                 "purchaser": { "name": buyer, "email": email },
                 "lines": [{ "ticketTypeId": ticket_type, "quantity": quantity }],
@@ -379,7 +397,7 @@ async fn buy(
     if pays {
         gateway
             .admin(
-                "mutation ConfirmPayment($id: ID!) { confirmTicketPurchasePayment(id: $id) { id } }",
+                CONFIRM_PAYMENT,
                 json!({ "id": id_of(&data["createTicketPurchase"])? }),
             )
             .await?;
@@ -411,7 +429,7 @@ async fn sponsor(
     let sponsor = id_of(
         &gateway
             .admin(
-                "mutation CreateSponsor($input: CreateSponsorInput!) { createSponsor(input: $input) { id } }",
+                CREATE_SPONSOR,
                 json!({ "input": {
                     "name": name, "level": level, "conferenceId": conference,
                     "contactName": contact, "contactEmail": email,
@@ -421,21 +439,11 @@ async fn sponsor(
     )?;
     let by_id = json!({ "s": sponsor });
     if step >= Step::ContractSent {
-        gateway
-            .admin(
-                "mutation SendContract($s: ID!) { sendContract(sponsorId: $s) { id } }",
-                by_id.clone(),
-            )
-            .await?;
+        gateway.admin(SEND_CONTRACT, by_id.clone()).await?;
     }
     let signs = matches!(step, Step::Signed | Step::Invoiced | Step::TicketsBooked);
     if signs {
-        gateway
-            .admin(
-                "mutation SignContract($s: ID!) { signContract(sponsorId: $s) { id } }",
-                by_id.clone(),
-            )
-            .await?;
+        gateway.admin(SIGN_CONTRACT, by_id.clone()).await?;
     }
     // The level's price in one invoice, or in two halves for the sponsor whose second is
     // still open.
@@ -451,7 +459,7 @@ async fn sponsor(
         let invoice = id_of(
             &gateway
                 .admin(
-                    "mutation IssueInvoice($input: IssueInvoiceInput!) { issueInvoice(input: $input) { id } }",
+                    ISSUE_INVOICE,
                     json!({ "input": { "sponsorId": sponsor, "amount": { "amount": amount, "currency": "EUR" }, "dueOn": due_in_a_month() } }),
                 )
                 .await?["issueInvoice"],
@@ -462,10 +470,7 @@ async fn sponsor(
     }
     for invoice in to_pay {
         gateway
-            .admin(
-                "mutation MarkInvoicePaid($id: ID!) { markInvoicePaid(id: $id) { id } }",
-                json!({ "id": invoice }),
-            )
+            .admin(MARK_INVOICE_PAID, json!({ "id": invoice }))
             .await?;
     }
     Ok(())
@@ -519,10 +524,7 @@ pub async fn walk_ins(gateway: Gateway, demo: Demo) {
 
 async fn public_seats_left(gateway: &Gateway, conference: &str) -> Result<i64, DemoError> {
     let data = gateway
-        .public(
-            "query Remaining($id: ID!) { conference(id: $id) { ticketTypes { remaining visibility } } }",
-            json!({ "id": conference }),
-        )
+        .public(REMAINING, json!({ "id": conference }))
         .await?;
     Ok(data["conference"]["ticketTypes"]
         .as_array()

@@ -3,4 +3,5 @@
 
 pub mod compose;
 pub mod demo;
+pub mod trusted_documents;
 pub mod web;

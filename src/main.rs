@@ -66,6 +66,11 @@ struct UpArgs {
     /// Serve the API only: no dashboard, and no npm build.
     #[arg(long)]
     no_web: bool,
+    /// Have the gateway run only trusted documents: the dashboard's operations (the manifest
+    /// its build writes beside the page, `trusted-documents.json`) and the demo's. Anything
+    /// else is refused with `PERSISTED_QUERY_NOT_IN_LIST`.
+    #[arg(long, env = "CONFTOOLS_TRUSTED_DOCUMENTS_ONLY")]
+    trusted_documents_only: bool,
     /// How long stopping may take after SIGTERM or Ctrl-C: requests still running then are
     /// abandoned (a write commits or rolls back whole) and the process exits.
     #[arg(long, env = "CONFTOOLS_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
@@ -218,8 +223,16 @@ async fn dashboard(args: &UpArgs) -> anyhow::Result<Option<PathBuf>> {
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
+    if args.trusted_documents_only && args.no_web {
+        bail!(NO_MANIFEST);
+    }
     let web_dir = dashboard(&args).await?;
     let secret = load_or_create_secret(&args.data_dir, true)?;
+    let trusted_documents = match (&web_dir, args.trusted_documents_only) {
+        (_, false) => None,
+        (None, true) => bail!(NO_MANIFEST),
+        (Some(web_dir), true) => Some(trusted_documents(web_dir, &args.data_dir)?),
+    };
     let keys = Arc::new(JwtKeys::from_secret(&secret));
     let bus = Arc::new(InProcessBus::default());
 
@@ -304,6 +317,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         ],
     )?;
     gateway_config.web_dir = web_dir.clone();
+    if let Some(manifest) = trusted_documents {
+        gateway_config.trusted_documents = Some(manifest);
+        gateway_config.trusted_documents_only = true;
+    }
     gateway_config.shutdown_grace_secs = args.shutdown_grace_secs;
     // The gateway checks tokens by the services' rules, so what it answers itself
     // (introspection, validation errors) is never served to a forged or expired token.
@@ -391,6 +408,27 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+const NO_MANIFEST: &str = "--trusted-documents-only enforces the trusted documents the \
+     dashboard's build writes beside it, and there is no dashboard to take them from: drop \
+     --no-web, or pass --web-dir with a built dashboard";
+
+/// The manifest the gateway enforces under `--trusted-documents-only`: the dashboard's, with the
+/// demo's operations added (the demo goes through the gateway too), written into the data
+/// directory afresh at each start so it always matches the dashboard being served.
+fn trusted_documents(web_dir: &Path, data_dir: &Path) -> anyhow::Result<PathBuf> {
+    use conftools::trusted_documents::{MANIFEST_FILE, write_with};
+    // With the JWT secret from the environment nothing else has created it yet.
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let manifest = data_dir.join(MANIFEST_FILE);
+    let held = write_with(web_dir, demo::DOCUMENTS, &manifest)?;
+    tracing::info!(
+        manifest = %manifest.display(),
+        "the gateway runs only the {held} trusted documents of the dashboard and the demo"
+    );
+    Ok(manifest)
 }
 
 /// Resolves once `/health` answers at `addr`.

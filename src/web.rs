@@ -80,6 +80,15 @@ pub fn is_current(web: &Path) -> bool {
     let Some(built) = modified(&web.join("dist/index.html")) else {
         return false;
     };
+    // A build older than the manifest it now writes would leave `up --trusted-documents-only`
+    // without one.
+    if !web
+        .join("dist")
+        .join(crate::trusted_documents::MANIFEST_FILE)
+        .is_file()
+    {
+        return false;
+    }
     inputs(web)
         .iter()
         .filter_map(|path| modified(path))

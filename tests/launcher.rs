@@ -354,6 +354,76 @@ async fn up_demo_seeds_a_live_conference_and_prints_the_dashboard_url() {
     );
 }
 
+/// `up --trusted-documents-only` enforces the manifest beside the served dashboard, with the
+/// demo's operations added so the demo still seeds through the gateway; anything else is
+/// refused.
+#[tokio::test]
+async fn up_trusted_documents_only_runs_the_dashboards_and_the_demos_documents_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let web = tempfile::tempdir().expect("tempdir");
+    std::fs::write(web.path().join("index.html"), "<!doctype html>").expect("index.html");
+    let dashboard_document = "query Levels { sponsorshipLevels { name } }";
+    std::fs::write(
+        web.path()
+            .join(conftools::trusted_documents::MANIFEST_FILE),
+        json!({ conftools::trusted_documents::document_id(dashboard_document): dashboard_document })
+            .to_string(),
+    )
+    .expect("manifest");
+    // Seeding goes through the enforcing gateway: `up` prints its URLs only once it succeeded.
+    let launched = start_with(
+        dir.path(),
+        &[
+            "--demo".as_ref(),
+            "--trusted-documents-only".as_ref(),
+            "--web-dir".as_ref(),
+            web.path().as_os_str(),
+        ],
+    );
+    let trusted = post(&launched.gateway, &launched.admin, dashboard_document).await;
+    assert!(
+        trusted["data"]["sponsorshipLevels"].is_array(),
+        "{trusted:#}"
+    );
+    let ad_hoc = post(
+        &launched.gateway,
+        &launched.admin,
+        "{ conferences { nodes { name } } }",
+    )
+    .await;
+    assert_eq!(
+        ad_hoc["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_IN_LIST",
+        "{ad_hoc:#}"
+    );
+    // The demo's documents run: the seeded conference is there.
+    let conferences = conftools::demo::DOCUMENTS
+        .iter()
+        .find(|document| document.starts_with("query Conferences"))
+        .expect("the demo looks for its conference");
+    let seeded = post(&launched.gateway, &launched.admin, conferences).await;
+    assert_eq!(
+        seeded["data"]["conferences"]["nodes"][0]["name"],
+        conftools::demo::CONFERENCE,
+        "{seeded:#}"
+    );
+}
+
+#[test]
+fn up_trusted_documents_only_without_a_dashboard_explains_why_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = conftools()
+        .args(["up", "--no-web", "--trusted-documents-only", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("conftools up runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--trusted-documents-only") && stderr.contains("no dashboard"),
+        "{stderr}"
+    );
+}
+
 /// SIGTERM ends `conftools up` within its grace period even with a purchase stuck on a
 /// wedged database and a live subscription open through the gateway, both of which would
 /// hold a graceful shutdown forever.

@@ -22,9 +22,18 @@ pub struct System {
 
 impl System {
     pub async fn start(web_dir: std::path::PathBuf) -> Self {
+        Self::start_with(web_dir, |_| {}).await
+    }
+
+    /// As [`System::start`], with the gateway's settings changed by `configure` first.
+    pub async fn start_with(
+        web_dir: std::path::PathBuf,
+        configure: impl FnOnce(&mut gateway::Config),
+    ) -> Self {
         let services = Services::start().await;
         let mut gateway_config = services.gateway_config();
         gateway_config.web_dir = Some(web_dir);
+        configure(&mut gateway_config);
         let mut system = Self {
             services,
             gateway: None,

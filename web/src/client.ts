@@ -3,9 +3,29 @@
 // is served by the gateway itself, so both are same-origin and need no CORS.
 import { createClient, type Client } from 'graphql-ws';
 import type { TypedDocumentString } from './gql/graphql';
+import manifest from './gql/persisted-documents.json';
 import { token } from './auth';
 
 export const GRAPHQL_PATH = '/graphql';
+
+const trustedDocuments: Readonly<Record<string, string>> = manifest;
+
+/**
+ * The text to send for an operation: the body of the build's trusted documents manifest under
+ * the operation's id, so it is byte for byte what a gateway enforcing that manifest accepts
+ * (it compares text exactly). Sending the text rather than only the id keeps the page working
+ * against a gateway that has no manifest loaded, or an older one (`npm run dev` next to a
+ * running `conftools up`), with no retry round trip.
+ */
+export function documentText(document: { __meta__?: { hash?: string } }): string {
+  const id = document.__meta__?.hash;
+  const text = id === undefined ? undefined : trustedDocuments[id];
+  if (text === undefined) {
+    // Only a build whose src/gql/ is half regenerated could get here.
+    throw new Error(`operation ${id ?? '(without id)'} is not in the trusted documents manifest`);
+  }
+  return text;
+}
 
 /** A GraphQL error as the services report it, with its `extensions.code`. */
 export class GraphQLRequestError extends Error {
@@ -39,7 +59,7 @@ export async function request<R, V>(
     response = await fetch(GRAPHQL_PATH, {
       method: 'POST',
       headers,
-      body: JSON.stringify({ query: document.toString(), variables }),
+      body: JSON.stringify({ query: documentText(document), variables }),
     });
   } catch {
     throw new GraphQLRequestError('The gateway cannot be reached.', 'NETWORK', []);

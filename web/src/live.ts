@@ -9,7 +9,7 @@ import type {
   TicketEventFieldsFragment,
   TypedDocumentString,
 } from './gql/graphql';
-import { request, subscriptions } from './client';
+import { documentText, request, subscriptions } from './client';
 import {
   SponsorEventLogQuery,
   SponsorEventsSubscription,
@@ -63,7 +63,7 @@ class EventStream<E extends LogEvent> {
     // With an empty log there is no cursor yet: the subscription then starts at the log's
     // head, which is where reading it just ended.
     subscriptions().subscribe<unknown>(
-      { query: this.subscription.toString(), variables: this.variables },
+      { query: documentText(this.subscription), variables: this.variables },
       {
         next: (result) => {
           if (result.errors?.length) {

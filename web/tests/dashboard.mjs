@@ -5,32 +5,15 @@
 //
 // Environment: DASHBOARD_URL (the gateway's origin), ADMIN_TOKEN, TICKETING_URL (ticketing's own
 // /graphql, for buying while the gateway is down), SCREENSHOT_DIR, CHROMIUM (default
-// /usr/bin/chromium).
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// /usr/bin/chromium). Helpers shared with the other browser tests are in browser.mjs.
 import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { check, launch, logger, open as openTab, required, screenshots } from './browser.mjs';
 
 const base = required('DASHBOARD_URL').replace(/\/$/, '');
 const adminToken = required('ADMIN_TOKEN');
 const ticketingUrl = required('TICKETING_URL');
-const screenshots = required('SCREENSHOT_DIR');
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-
-function required(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-}
-
-function log(...args) {
-  console.error('[dashboard test]', ...args);
-}
-
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
+const log = logger('dashboard test');
+const shot = screenshots(required('SCREENSHOT_DIR'), log);
 
 // Control lines to the Rust test, answered one line each on stdin.
 const control_ = createInterface({ input: process.stdin });
@@ -70,12 +53,6 @@ async function ticketEventLog() {
   }
 }
 
-async function shot(page, name) {
-  const path = join(screenshots, `${name}.png`);
-  await page.screenshot({ path, fullPage: true });
-  log('screenshot', path);
-}
-
 async function sold(page, ticketType) {
   return Number(await page.locator(`g[data-ticket-type="${ticketType}"]`).getAttribute('data-sold'));
 }
@@ -84,35 +61,12 @@ async function feedIds(page, stream) {
   return page.locator(`ol.feed li[data-stream="${stream}"]`).evaluateAll((items) => items.map((li) => li.dataset.eventId));
 }
 
-async function open(context, path) {
-  const page = await context.newPage();
-  page.on('pageerror', (error) => log('page error:', error.message));
-  page.on('console', (message) => {
-    if (message.type() === 'error') log('console:', message.text());
-  });
-  await page.goto(`${base}${path}`);
-  await page.locator('[data-testid="connection"][data-state="live"]').waitFor({ timeout: 15_000 });
-  return page;
+function open(context, path) {
+  return openTab(context, `${base}${path}`, log);
 }
 
-check(existsSync(executablePath), `no Chromium at ${executablePath}: install it with \`apt-get install -y chromium\``);
-mkdirSync(screenshots, { recursive: true });
-const profile = mkdtempSync(join(tmpdir(), 'conftools-chromium-'));
-// A fresh profile per run (playwright passes it as --user-data-dir): no state from earlier runs.
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath,
-  headless: true,
-  viewport: { width: 1440, height: 900 },
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-  ],
-});
+const browser = await launch();
+const { context } = browser;
 
 try {
   // The URL `conftools up` prints: the token goes into storage and out of the address bar.
@@ -245,9 +199,8 @@ try {
 
   console.log('result ok');
 } finally {
-  await context.close();
+  await browser.close();
   // An open stdin would keep node running after the last step.
   control_.close();
   process.stdin.destroy();
-  rmSync(profile, { recursive: true, force: true });
 }
