@@ -185,8 +185,14 @@ mod tests {
         assert!(!is_current(&web), "no build yet");
 
         write(&web.join("dist/index.html"), Duration::from_secs(60));
-        assert!(!is_current(&web), "a build from before the trusted documents manifest");
-        write(&web.join("dist/trusted-documents.json"), Duration::from_secs(60));
+        assert!(
+            !is_current(&web),
+            "a build from before the trusted documents manifest"
+        );
+        write(
+            &web.join("dist/trusted-documents.json"),
+            Duration::from_secs(60),
+        );
         assert!(is_current(&web));
 
         // Generated operations are the build's own output, not a reason to rebuild.
