@@ -81,11 +81,11 @@ pub fn is_current(web: &Path) -> bool {
         return false;
     };
     // A build older than the manifest it now writes would leave `up --trusted-documents-only`
-    // without one.
-    if !web
-        .join("dist")
-        .join(crate::trusted_documents::MANIFEST_FILE)
-        .is_file()
+    // without one, and one older than the bundled GraphiQL would leave the gateway serving the
+    // CDN page, which needs internet.
+    let dist = web.join("dist");
+    if !dist.join(crate::trusted_documents::MANIFEST_FILE).is_file()
+        || !dist.join("graphiql/index.html").is_file()
     {
         return false;
     }
@@ -191,6 +191,14 @@ mod tests {
         );
         write(
             &web.join("dist/trusted-documents.json"),
+            Duration::from_secs(60),
+        );
+        assert!(
+            !is_current(&web),
+            "a build from before GraphiQL was bundled"
+        );
+        write(
+            &web.join("dist/graphiql/index.html"),
             Duration::from_secs(60),
         );
         assert!(is_current(&web));

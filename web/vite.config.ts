@@ -26,12 +26,40 @@ function trustedDocuments(): Plugin {
   };
 }
 
-export default defineConfig({
-  plugins: [trustedDocuments()],
-  build: { outDir: 'dist', emptyOutDir: true, sourcemap: true },
-  server: {
-    proxy: {
-      '/graphql': { target: gateway, ws: true, changeOrigin: true },
+const proxy = { '/graphql': { target: gateway, ws: true, changeOrigin: true } };
+
+/**
+ * `--mode graphiql` builds GraphiQL, which the gateway serves to browsers at GET /graphql, into
+ * dist/graphiql/ with its files under /graphiql/assets/: a build of its own, after the
+ * dashboard's, so the dashboard's bundle shares nothing with it. (`npm run dev -- --mode
+ * graphiql` serves it with hot reload.) React's and Monaco's packages carry `"use client"`,
+ * which means nothing to a browser bundle: that warning is dropped.
+ */
+const graphiql = defineConfig({
+  root: fileURLToPath(new URL('./src/graphiql', import.meta.url)),
+  base: '/graphiql/',
+  build: {
+    outDir: fileURLToPath(new URL('./dist/graphiql', import.meta.url)),
+    emptyOutDir: true,
+    sourcemap: false,
+    chunkSizeWarningLimit: 4096,
+    rolldownOptions: {
+      onwarn(warning, warn) {
+        if (warning.code !== 'MODULE_LEVEL_DIRECTIVE') warn(warning);
+      },
     },
   },
+  server: { proxy },
+  // Monaco's workers (`?worker` imports) load only outside the dev server's dependency bundle.
+  optimizeDeps: { exclude: ['graphiql/setup-workers/vite', '@graphiql/react/setup-workers/vite'] },
 });
+
+export default defineConfig(({ mode }) =>
+  mode === 'graphiql'
+    ? graphiql
+    : {
+        plugins: [trustedDocuments()],
+        build: { outDir: 'dist', emptyOutDir: true, sourcemap: true },
+        server: { proxy },
+      },
+);

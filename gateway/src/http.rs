@@ -32,6 +32,8 @@ use crate::pipeline::{GraphQLRequest, Outcome, Pipeline, Transport};
 use crate::response::{GraphQLError, Response};
 use crate::subscriptions::{multipart, sse, ws};
 
+/// GraphiQL for a gateway that serves no web dir (the standalone binary): its scripts come from
+/// a public CDN, so this page needs internet. With a web dir, [`BundledGraphiQL`] is served.
 const GRAPHIQL: &str = include_str!("graphiql.html");
 const JSON: &str = "application/json";
 
@@ -157,11 +159,25 @@ pub const FRONTEND_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-s
      style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// The GraphiQL page's policy, for that page only: the frontend's with two additions it cannot
+/// work without. Its editor (Monaco) and menus add `<style>` elements as they run
+/// (`style-src 'unsafe-inline'`), and GraphiQL's stylesheet carries its fonts as `data:` URLs.
+/// Scripts stay the page's own files, and connections, images and fonts stay on this origin (or
+/// inline), so an injected style could not send anything elsewhere.
+pub const GRAPHIQL_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+     font-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
+
 pub async fn frontend_headers<B>(mut response: axum::http::Response<B>) -> axum::http::Response<B> {
-    let headers = response.headers_mut();
+    page_headers(response.headers_mut(), FRONTEND_CONTENT_SECURITY_POLICY);
+    response
+}
+
+fn page_headers(headers: &mut HeaderMap, policy: &'static str) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(FRONTEND_CONTENT_SECURITY_POLICY),
+        HeaderValue::from_static(policy),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
@@ -172,7 +188,40 @@ pub async fn frontend_headers<B>(mut response: axum::http::Response<B>) -> axum:
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    response
+}
+
+/// GraphiQL as web/'s build bundles it, `graphiql/index.html` in the web dir with its files
+/// under `/graphiql/assets/`: what a browser opening `/graphql` gets when the gateway serves a
+/// web dir (an extension on the router). It loads nothing from elsewhere, so it works offline.
+#[derive(Debug, Clone)]
+pub struct BundledGraphiQL(Arc<std::path::Path>);
+
+impl BundledGraphiQL {
+    pub fn in_web_dir(dir: &std::path::Path) -> Self {
+        Self(dir.join("graphiql/index.html").into())
+    }
+}
+
+/// The IDE for a browser: the bundled page, read afresh so that it always names the files of
+/// the build being served, or the CDN page when there is none.
+async fn graphiql(bundled: Option<&BundledGraphiQL>) -> HttpResponse {
+    if let Some(BundledGraphiQL(page)) = bundled {
+        let path = Arc::clone(page);
+        let read = tokio::task::spawn_blocking(move || std::fs::read(&path)).await;
+        match read.map_err(std::io::Error::other).and_then(|read| read) {
+            Ok(html) => {
+                let mut response = axum::response::Html(html).into_response();
+                page_headers(response.headers_mut(), GRAPHIQL_CONTENT_SECURITY_POLICY);
+                return response;
+            }
+            Err(error) => tracing::warn!(
+                page = %page.display(),
+                %error,
+                "no bundled GraphiQL in the web dir (build web/ again); serving the CDN page"
+            ),
+        }
+    }
+    axum::response::Html(GRAPHIQL).into_response()
 }
 
 async fn health() -> impl IntoResponse {
@@ -616,7 +665,7 @@ async fn get_request(pipeline: &Arc<Pipeline>, request: Request) -> Answer {
     };
     // A browser opening the endpoint gets an IDE; API clients always send a query.
     if !params.contains_key("query") && wants_html(&headers) {
-        return Answer::untracked(axum::response::Html(GRAPHIQL));
+        return Answer::untracked(graphiql(parts.extensions.get::<BundledGraphiQL>()).await);
     }
     let event_stream = sse::wants_event_stream(headers.get(header::ACCEPT));
     let media = negotiate(&headers);

@@ -218,6 +218,8 @@ pub async fn run(
                 .layer(axum::middleware::map_response(http::frontend_headers))
                 .service(http::static_files(dir)),
         );
+        // A browser opening /graphql gets GraphiQL as web/'s build bundled it, not the CDN page.
+        app = app.layer(axum::Extension(http::BundledGraphiQL::in_web_dir(dir)));
     }
     if let Some(cors) = cors {
         app = app.layer(cors);

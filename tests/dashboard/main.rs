@@ -4,7 +4,8 @@
 //! script (`web/tests/dashboard.mjs`) driving Debian's Chromium; it asks this test, on its
 //! stdout, to stop and restart the gateway, and gets "ok" on its stdin when done. Screenshots of
 //! every page land in `target/screenshots/`. A second script (`web/tests/trusted-documents.mjs`)
-//! runs the dashboard against a gateway that enforces the manifest its build wrote.
+//! runs the dashboard against a gateway that enforces the manifest its build wrote, and a third
+//! (`web/tests/graphiql.mjs`) opens the gateway's GraphiQL with every other host blocked.
 
 mod support;
 
@@ -121,6 +122,19 @@ async fn the_dashboard_shows_sales_sponsors_and_resumes_after_a_gateway_restart(
     let mut system = System::start(dist).await;
     seed_demo(&system).await;
     run_browser_script("tests/dashboard.mjs", &mut system).await;
+}
+
+/// GraphiQL as the gateway serves it at `/graphql` from the dashboard's build, in a browser that
+/// can reach nothing but the gateway (as on a machine without internet): it renders without
+/// requesting anything elsewhere, its docs explorer shows the schema, and a query runs with the
+/// token typed into its header editor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_works_with_only_the_gateway_reachable() {
+    let _browser = BROWSER.lock().await;
+    let dist = built_dashboard().await;
+    let mut system = System::start(dist).await;
+    seed_demo(&system).await;
+    run_browser_script("tests/graphiql.mjs", &mut system).await;
 }
 
 /// `conftools up --trusted-documents-only` as the launcher wires it: the gateway enforces the
