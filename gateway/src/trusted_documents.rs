@@ -104,10 +104,6 @@ impl TrustedDocuments {
         self.bodies.is_empty()
     }
 
-    pub fn is_enforced(&self) -> bool {
-        self.enforced
-    }
-
     /// Fills in the document of a request that names a trusted one by id and sends no text.
     /// Returns whether it did.
     pub fn resolve(&self, request: &mut GraphQLRequest) -> bool {

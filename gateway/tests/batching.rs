@@ -6,15 +6,7 @@ mod support;
 use serde_json::{Value, json};
 
 async fn post(stack: &support::Stack, body: Value) -> (u16, Value) {
-    let response = stack
-        .http
-        .post(stack.url())
-        .json(&body)
-        .send()
-        .await
-        .expect("gateway request");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("JSON body"))
+    stack.post_body(&body, "application/json").await
 }
 
 #[tokio::test]

@@ -14,16 +14,9 @@ fn extensions(hash: &str) -> Value {
 }
 
 async fn post(stack: &support::Stack, body: Value) -> (u16, Value) {
-    let response = stack
-        .http
-        .post(stack.url())
-        .header("accept", "application/graphql-response+json")
-        .json(&body)
-        .send()
+    stack
+        .post_body(&body, "application/graphql-response+json")
         .await
-        .expect("gateway request");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("JSON body"))
 }
 
 #[tokio::test]

@@ -10,15 +10,7 @@ use serde_json::{Value, json};
 const TRUSTED: &str = "query TopProducts { topProducts { upc name } }";
 
 async fn post(stack: &support::Stack, body: Value) -> (u16, Value) {
-    let response = stack
-        .http
-        .post(stack.url())
-        .json(&body)
-        .send()
-        .await
-        .expect("gateway request");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("JSON body"))
+    stack.post_body(&body, "application/json").await
 }
 
 #[tokio::test]

@@ -222,10 +222,6 @@ impl Pipeline {
         self
     }
 
-    pub fn persisted_queries(&self) -> &PersistedQueries {
-        &self.persisted_queries
-    }
-
     /// Limits how many mutations each client may send (see [`MutationRate`]).
     pub fn limit_mutation_rate(mut self, rate: MutationRate) -> Self {
         self.mutation_rate = Some(rate);

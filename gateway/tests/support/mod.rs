@@ -229,6 +229,21 @@ impl Stack {
         (status, response.json().await.expect("JSON body"))
     }
 
+    /// POSTs a whole request body (a batch, a persisted query, a document id) with `accept`,
+    /// and returns the status and the JSON body.
+    pub async fn post_body(&self, body: &Value, accept: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url())
+            .header("accept", accept)
+            .json(body)
+            .send()
+            .await
+            .expect("gateway request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
     pub async fn query(&self, query: &str) -> Value {
         self.post(query, Value::Null).await.1
     }
