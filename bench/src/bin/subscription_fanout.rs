@@ -966,6 +966,7 @@ async fn open_subscribers(
     shared: &Arc<Shared>,
     tokens: &[String],
     active_before: f64,
+    viewers: &tokio::runtime::Handle,
 ) -> Subscribers {
     eprintln!(
         "opening {} subscribers over {} tokens ({} at a time)",
@@ -982,7 +983,7 @@ async fn open_subscribers(
     let (stops, handles): (Vec<_>, Vec<_>) = (0..args.subscribers)
         .map(|i| {
             let (stop, stopped) = oneshot::channel();
-            let handle = tokio::spawn(subscriber(
+            let handle = viewers.spawn(subscriber(
                 Arc::clone(shared),
                 Arc::clone(&authorizations[i % authorizations.len()]),
                 Arc::clone(&permits),
@@ -1149,6 +1150,7 @@ async fn run(args: &Args) -> anyhow::Result<Outcome> {
         &shared,
         &tokens,
         before_subscribing.gateway_subscriptions,
+        &viewer_thread()?,
     )
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1462,6 +1464,24 @@ fn report(args: &Args, o: &Outcome) {
             |n| format!("{n:.1}")
         ),
     );
+}
+
+/// The viewers' sockets run on one thread of their own, a single-threaded runtime: the load
+/// generator shares the two cores with the system it measures, and ten thousand sockets
+/// read by one thread cost it a third less CPU per delivery than spread over a work-stealing
+/// pool (no wake-ups of idle workers, no tasks moving between threads), which leaves the
+/// gateway the core it is measured on. Purchases and the measurements stay on the main
+/// runtime, so their latency does not queue behind the viewers' reads.
+fn viewer_thread() -> anyhow::Result<tokio::runtime::Handle> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name("viewers".to_owned())
+        // Runs until the process exits, after the report.
+        .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+    Ok(handle)
 }
 
 #[tokio::main]
