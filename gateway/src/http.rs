@@ -27,6 +27,7 @@ use platform::edge::MediaType;
 
 use crate::forwarded_headers::{ClientAddress, ForwardedHeaders};
 use crate::in_flight::InFlight;
+use crate::incremental;
 use crate::metrics::RequestOutcome;
 use crate::pipeline::{GraphQLRequest, Outcome, Pipeline, Transport};
 use crate::response::{GraphQLError, Response};
@@ -336,8 +337,11 @@ async fn post(
 ) -> Answer {
     let event_stream = sse::wants_event_stream(headers.get(header::ACCEPT));
     let multipart = multipart::wants_multipart_subscription(headers.get(header::ACCEPT));
+    let incremental = incremental::accepts_incremental(headers.get(header::ACCEPT));
     let media = negotiate(&headers);
-    let Some(media) = media.or((event_stream || multipart).then_some(MediaType::Json)) else {
+    let Some(media) =
+        media.or((event_stream || multipart || incremental).then_some(MediaType::Json))
+    else {
         return Answer::rejected(StatusCode::NOT_ACCEPTABLE);
     };
     let content_type = headers
@@ -393,6 +397,13 @@ async fn post(
         }
         return batch(pipeline, &headers, client, media, &bytes).await;
     }
+    if incremental && !event_stream && !multipart && may_defer(&bytes) {
+        let request: GraphQLRequest = match serde_json::from_slice(&bytes) {
+            Ok(request) => request,
+            Err(e) => return bad_request(media, format!("Invalid JSON body: {e}")),
+        };
+        return deferred_post(pipeline, &headers, client, media, request).await;
+    }
     if multipart && !event_stream {
         let request: GraphQLRequest = match serde_json::from_slice(&bytes) {
             Ok(request) => request,
@@ -418,6 +429,42 @@ async fn post(
     }
     let outcome = pipeline
         .handle(request, Transport::Post, &forwarded, client)
+        .await;
+    respond(media, outcome)
+}
+
+/// Whether a body may hold a query with `@defer`: its text says so, or it sends no text (a
+/// persisted query, whose document is known only once resolved). Anything else takes the
+/// ordinary path, where identical queries in flight are shared.
+fn may_defer(bytes: &[u8]) -> bool {
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|window| window == needle);
+    has(b"@defer") || !has(b"\"query\"")
+}
+
+/// A POST from a client that accepts incremental delivery: a query with active `@defer`
+/// fragments is answered in parts as its data arrives; anything else as usual, in one
+/// response.
+async fn deferred_post(
+    pipeline: &Arc<Pipeline>,
+    headers: &HeaderMap,
+    client: &ClientAddress,
+    media: MediaType,
+    request: GraphQLRequest,
+) -> Answer {
+    let prepared = match pipeline.prepare(request, Transport::Post) {
+        Ok(prepared) => prepared,
+        Err(outcome) => return respond(media, outcome),
+    };
+    let forwarded = pipeline.forwarded_headers(headers);
+    if prepared.normalized.deferred.is_some() {
+        return Answer::untracked(incremental::respond(
+            Arc::clone(pipeline),
+            prepared,
+            forwarded,
+        ));
+    }
+    let outcome = pipeline
+        .handle_prepared(&prepared, &forwarded, client)
         .await;
     respond(media, outcome)
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod forwarded_headers;
 pub mod http;
 pub mod in_flight;
+pub mod incremental;
 pub mod metrics;
 pub mod persisted_queries;
 pub mod pipeline;

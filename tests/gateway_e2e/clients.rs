@@ -25,6 +25,7 @@ const SCRIPTS: &[&str] = &[
     "apollo-batch.mjs",
     "apollo-persisted.mjs",
     "apollo-multipart.mjs",
+    "apollo-defer.mjs",
 ];
 
 /// A script's own deadline is 30 s (lib.mjs); this only catches a script that hangs anyway.

@@ -4,6 +4,8 @@
 //! turns them into nulls) and adds an error naming the subgraph; it never fails the request.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -60,64 +62,143 @@ pub async fn execute(
     ctx: &ExecutionContext<'_>,
     root: Option<SubgraphResponse>,
 ) -> ExecutionOutput {
-    let mut data = Json::Object(Object::new());
-    let mut errors = Vec::new();
-    let count = plan.fetches.len();
-    let mut started = vec![false; count];
-    let mut finished = vec![false; count];
-    let mut running = FuturesUnordered::new();
-    // Reads may share an identical in-flight request; a mutation's fetches never do.
-    let shareable = plan.operation_type != apollo_compiler::ast::OperationType::Mutation;
-    if let (Some(response), Some(first)) = (root, plan.fetches.first()) {
-        merge(first, response, Vec::new(), &mut data, &mut errors, ctx);
-        started[0] = true;
-        finished[0] = true;
+    let mut execution = Execution::new(plan, ctx, root);
+    while execution.step(|_| true).await.is_some() {}
+    execution.into_output()
+}
+
+type Running<'a> = Pin<
+    Box<dyn Future<Output = (usize, Targets, Result<SubgraphResponse, FetchError>)> + Send + 'a>,
+>;
+
+/// A plan being executed, one finished fetch at a time: a query with `@defer` runs the
+/// fetches its first payload needs, answers, and then runs the rest.
+pub struct Execution<'a> {
+    plan: &'a QueryPlan,
+    ctx: &'a ExecutionContext<'a>,
+    data: Json,
+    errors: Vec<GraphQLError>,
+    started: Vec<bool>,
+    finished: Vec<bool>,
+    running: FuturesUnordered<Running<'a>>,
+    /// Reads may share an identical in-flight request; a mutation's fetches never do.
+    shareable: bool,
+}
+
+impl<'a> Execution<'a> {
+    pub fn new(
+        plan: &'a QueryPlan,
+        ctx: &'a ExecutionContext<'a>,
+        root: Option<SubgraphResponse>,
+    ) -> Self {
+        let count = plan.fetches.len();
+        let mut execution = Execution {
+            plan,
+            ctx,
+            data: Json::Object(Object::new()),
+            errors: Vec::new(),
+            started: vec![false; count],
+            finished: vec![false; count],
+            running: FuturesUnordered::new(),
+            shareable: plan.operation_type != apollo_compiler::ast::OperationType::Mutation,
+        };
+        if let (Some(response), Some(first)) = (root, plan.fetches.first()) {
+            merge(
+                first,
+                response,
+                Vec::new(),
+                &mut execution.data,
+                &mut execution.errors,
+                ctx,
+            );
+            execution.started[0] = true;
+            execution.finished[0] = true;
+        }
+        execution
     }
 
-    loop {
+    /// Starts every fetch that `allowed` admits and whose dependencies are merged, waits for
+    /// one to answer and merges it; returns its index, or `None` once no admitted fetch is
+    /// left running. Dropping the future between steps loses nothing merged so far.
+    pub async fn step(&mut self, allowed: impl Fn(usize) -> bool) -> Option<usize> {
+        let plan = self.plan;
+        let ctx = self.ctx;
         // Start everything that is ready; a fetch with nothing to send finishes at once, which
-        // can make others ready, hence the inner loop.
+        // can make others ready, hence the loop.
         let mut progressed = true;
         while progressed {
             progressed = false;
             for (index, fetch) in plan.fetches.iter().enumerate() {
-                if started[index]
+                if self.started[index]
+                    || !allowed(index)
                     || !fetch
                         .depends_on
                         .iter()
-                        .all(|&d| finished.get(d).copied().unwrap_or(true))
+                        .all(|&d| self.finished.get(d).copied().unwrap_or(true))
                 {
                     continue;
                 }
-                started[index] = true;
-                match prepare(fetch, &data, ctx) {
+                self.started[index] = true;
+                match prepare(fetch, &self.data, ctx) {
                     Some((body, targets)) => {
-                        running.push(async move {
+                        let shareable = self.shareable;
+                        self.running.push(Box::pin(async move {
                             let result = ctx
                                 .client
                                 .fetch(fetch.subgraph, body, ctx.forwarded, shareable)
                                 .await;
                             (index, targets, result)
-                        });
+                        }));
                     }
                     None => {
-                        finished[index] = true;
+                        self.finished[index] = true;
                         progressed = true;
                     }
                 }
             }
         }
-        let Some((index, targets, result)) = running.next().await else {
-            break;
-        };
+        let (index, targets, result) = self.running.next().await?;
         let fetch = &plan.fetches[index];
         match result {
-            Ok(response) => merge(fetch, response, targets, &mut data, &mut errors, ctx),
-            Err(error) => errors.push(fetch_failed(ctx.client.name(fetch.subgraph), &error)),
+            Ok(response) => merge(
+                fetch,
+                response,
+                targets,
+                &mut self.data,
+                &mut self.errors,
+                ctx,
+            ),
+            Err(error) => self
+                .errors
+                .push(fetch_failed(ctx.client.name(fetch.subgraph), &error)),
         }
-        finished[index] = true;
+        self.finished[index] = true;
+        Some(index)
     }
-    ExecutionOutput { data, errors }
+
+    pub fn is_finished(&self, index: usize) -> bool {
+        self.finished.get(index).copied().unwrap_or(true)
+    }
+
+    pub fn data(&self) -> &Json {
+        &self.data
+    }
+
+    /// Errors recorded since `from` (an earlier `error_count`).
+    pub fn errors_since(&self, from: usize) -> &[GraphQLError] {
+        self.errors.get(from..).unwrap_or(&[])
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.errors.len()
+    }
+
+    pub fn into_output(self) -> ExecutionOutput {
+        ExecutionOutput {
+            data: self.data,
+            errors: self.errors,
+        }
+    }
 }
 
 fn fetch_failed(service: &str, error: &FetchError) -> GraphQLError {

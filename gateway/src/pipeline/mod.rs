@@ -3,6 +3,7 @@
 //! `plan_cache`) → execute (`execute`) → shape (`shape`).
 
 pub mod cost;
+pub mod defer;
 pub mod document_cache;
 pub mod execute;
 pub mod json;
@@ -374,14 +375,93 @@ impl Pipeline {
             Ok(prepared) => prepared,
             Err(outcome) => return outcome,
         };
+        self.handle_prepared(&prepared, forwarded, client).await
+    }
+
+    /// [`Pipeline::handle`] once the operation is prepared: a mutation passes the client's
+    /// rate limit first. Deferred fragments, if any, are part of the one response.
+    pub async fn handle_prepared(
+        &self,
+        prepared: &Prepared,
+        forwarded: &ForwardedHeaders,
+        client: &ClientAddress,
+    ) -> Outcome {
         if prepared.operation_type() == OperationType::Mutation {
             if let Err(refused) = self.admit_mutation(client) {
                 return refused;
             }
             let forwarded = forwarded.with_client(client);
-            return Outcome::Executed(self.execute(&prepared, &forwarded, None).await);
+            return Outcome::Executed(self.execute(prepared, &forwarded, None).await);
         }
-        Outcome::Executed(self.execute(&prepared, forwarded, None).await)
+        Outcome::Executed(self.execute(prepared, forwarded, None).await)
+    }
+
+    /// Runs a query with active `@defer` fragments and sends its payloads on `payloads` as
+    /// they are ready (see [`defer`]): the first once the non-deferred part has its data, then
+    /// one per batch of fragments whose fetches have answered. Stops when the receiver is
+    /// gone. A prepared operation without deferred fragments gets its one payload.
+    pub async fn execute_deferred(
+        &self,
+        prepared: &Prepared,
+        forwarded: &ForwardedHeaders,
+        payloads: &tokio::sync::mpsc::Sender<Vec<u8>>,
+    ) {
+        let sg = &*self.supergraph;
+        let Some(deferred) = prepared.normalized.deferred.as_deref() else {
+            let response = self.execute(prepared, forwarded, None).await;
+            let _ = payloads.send(response.into_json()).await;
+            return;
+        };
+        let ctx = ExecutionContext {
+            supergraph: sg,
+            client: &self.client,
+            variables: &prepared.variables,
+            forwarded,
+        };
+        let plan = &prepared.plan;
+        let initial = defer::needs(plan, &[], &deferred.initial);
+        let mut execution = execute::Execution::new(plan, &ctx, None);
+        while execution.step(|i| initial[i]).await.is_some() {}
+        let mut errors = execution.errors_since(0).to_vec();
+        let errors_sent = errors.len();
+        let introspection_data = prepared
+            .introspection
+            .as_ref()
+            .and_then(|r| r.data.as_ref());
+        if let Some(response) = &prepared.introspection {
+            errors.extend(
+                response
+                    .errors
+                    .iter()
+                    .cloned()
+                    .map(GraphQLError::from_compiler),
+            );
+        }
+        let data = shape::shape_selection(
+            sg,
+            prepared.normalized.root_type.as_str(),
+            &deferred.initial,
+            execution.data(),
+            introspection_data,
+            &mut errors,
+            0,
+        );
+        let first = defer::initial_payload(data.as_bytes(), &errors);
+        if payloads.send(first).await.is_err() {
+            return;
+        }
+        let mut later =
+            defer::Payloads::new(sg, plan, deferred, &initial, data.as_bytes(), errors_sent);
+        let mut everything_ran = false;
+        while !later.is_done() {
+            if let Some(payload) = later.next(&execution, everything_ran) {
+                if payloads.send(payload).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            everything_ran = execution.step(|_| true).await.is_none();
+        }
     }
 
     /// The type of the operation a request runs, when its document is valid (parsed once:

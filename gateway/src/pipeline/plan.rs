@@ -52,6 +52,9 @@ pub struct Fetch {
     pub variables: Vec<Name>,
     /// The operation aliases fields with `RENAMED_PREFIX`; their answers are renamed back.
     pub renames: bool,
+    /// What the fetch selects (at the root, or in each entity): where its answer lands in the
+    /// response, which tells a deferred fragment's fetches from the first payload's.
+    pub selection: SelectionSet,
 }
 
 /// Prefix of the aliases the planner gives fields whose subgraph type differs from the
@@ -1327,6 +1330,7 @@ impl<'a> Planner<'a> {
                     operation_json: serde_json::to_string(&text).unwrap_or_default(),
                     operation: text,
                     variables,
+                    selection: draft.selection,
                 }
             })
             .collect()
@@ -1424,6 +1428,7 @@ mod tests {
             operation_json: String::new(),
             variables: Vec::new(),
             renames: false,
+            selection: SelectionSet::default(),
         }
     }
 

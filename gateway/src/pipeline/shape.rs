@@ -30,7 +30,7 @@ struct NullBubble;
 /// A step of the response path, kept cheap (no allocation per field) because it is only
 /// turned into JSON when an error needs it.
 #[derive(Clone)]
-enum Step<'a> {
+pub enum Step<'a> {
     Key(&'a Name),
     Index(usize),
 }
@@ -88,6 +88,28 @@ pub fn shape<'a>(
     errors: &mut Vec<GraphQLError>,
     size_hint: usize,
 ) -> ResponseData {
+    shape_selection(
+        supergraph,
+        operation.root_type.as_str(),
+        &operation.selection_set,
+        data,
+        introspection,
+        errors,
+        size_hint,
+    )
+}
+
+/// Shapes `data` by `selection` on the operation's root type: [`shape`] for a selection
+/// other than the whole operation's (the first payload of a query with `@defer`).
+pub fn shape_selection<'a>(
+    supergraph: &'a Supergraph,
+    root_type: &'a str,
+    selection: &'a SelectionSet,
+    data: &Json,
+    introspection: Option<&'a JsonMap>,
+    errors: &mut Vec<GraphQLError>,
+    size_hint: usize,
+) -> ResponseData {
     let mut shaper = Shaper {
         supergraph,
         introspection,
@@ -102,19 +124,50 @@ pub fn shape<'a>(
         _ => &empty,
     };
     let mut path = Vec::new();
-    let shaped = shaper.object(
-        operation.root_type.as_str(),
-        &[&operation.selection_set],
-        root,
-        &mut path,
-        true,
-    );
+    let shaped = shaper.object(root_type, &[selection], root, &mut path, true);
     if shaped.is_err() {
         ResponseData::restart(&mut shaper.out);
         shaper.out.extend_from_slice(b"null");
     }
     errors.append(&mut shaper.errors);
     ResponseData::from_shaper(shaper.out)
+}
+
+/// Shapes a deferred fragment's `selection` on the object at `path`: the `data` of one
+/// incremental payload, as JSON text. `None` when a non-null field in it came back null:
+/// the payload then has no data, only its errors.
+pub fn shape_deferred<'a>(
+    supergraph: &'a Supergraph,
+    declared_type: &str,
+    selection: &'a SelectionSet,
+    object: &Object,
+    mut path: Vec<Step<'a>>,
+    report_nulls: bool,
+    errors: &mut Vec<GraphQLError>,
+) -> Option<Vec<u8>> {
+    let runtime = match object.get("__typename") {
+        Some(Json::String(t)) => t.as_str(),
+        _ => declared_type,
+    };
+    // The schema's own name: its address is stable, which the grouping cache uses.
+    let (runtime_type, _) = supergraph.api.types.get_key_value(runtime)?;
+    let mut shaper = Shaper {
+        supergraph,
+        introspection: None,
+        report_nulls,
+        errors: Vec::new(),
+        groups: Vec::new(),
+        out: Vec::with_capacity(256),
+    };
+    let shaped = shaper.object(
+        runtime_type.as_str(),
+        &[selection],
+        object,
+        &mut path,
+        false,
+    );
+    errors.append(&mut shaper.errors);
+    shaped.ok().map(|()| shaper.out)
 }
 
 impl<'a> Shaper<'a> {

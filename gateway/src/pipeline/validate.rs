@@ -11,6 +11,7 @@ use super::normalize::NormalizedOperation;
 use super::selection::{Selection, SelectionSet};
 use crate::response::GraphQLError;
 
+mod defer;
 mod one_of;
 
 pub use one_of::check_variables as check_one_of_variables;
@@ -92,11 +93,12 @@ pub fn parse_within(
     let document = document
         .to_executable_validate(api)
         .map_err(|with_errors| errors(&with_errors.errors, "GRAPHQL_VALIDATION_FAILED"))?;
-    let one_of_errors = one_of::validate(api, &document);
-    if one_of_errors.is_empty() {
+    let mut refusals = one_of::validate(api, &document);
+    refusals.extend(defer::validate(&document));
+    if refusals.is_empty() {
         Ok(document)
     } else {
-        Err(one_of_errors)
+        Err(refusals)
     }
 }
 

@@ -30,12 +30,12 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
 const CONTENT_TYPE: &str = "multipart/mixed; boundary=\"graphql\"; subscriptionSpec=\"1.0\"";
 /// Opens the body: the first delimiter.
-const START: &[u8] = b"\r\n--graphql";
+pub(crate) const START: &[u8] = b"\r\n--graphql";
 const PART_HEAD: &[u8] = b"\r\ncontent-type: application/json; charset=utf-8\r\n\r\n";
 /// Closes a part and opens the next.
 const DELIMITER: &[u8] = b"\r\n--graphql";
 /// After the last delimiter: the close.
-const END: &[u8] = b"--\r\n";
+pub(crate) const END: &[u8] = b"--\r\n";
 
 /// Whether the client asked for multipart subscriptions (`multipart/mixed` with a
 /// `subscriptionSpec` parameter).
@@ -63,7 +63,8 @@ enum Part {
     End,
 }
 
-fn part(body: &[u8]) -> Bytes {
+/// One part holding `body`, closed by the delimiter that opens the next (see the module).
+pub(crate) fn part(body: &[u8]) -> Bytes {
     let mut bytes = Vec::with_capacity(PART_HEAD.len() + body.len() + DELIMITER.len());
     bytes.extend_from_slice(PART_HEAD);
     bytes.extend_from_slice(body);

@@ -56,6 +56,7 @@ pub fn derive_api_schema(supergraph: &Valid<Schema>) -> Result<Valid<Schema>, Ga
             || (!is_machinery_name(name) && def.locations.iter().any(is_executable_location))
     });
     add_one_of_support(&mut api);
+    declare_defer(&mut api);
     api.types.retain(|name, ty| {
         ty.is_built_in() || (!is_machinery_name(name) && !ty.directives().has("inaccessible"))
     });
@@ -185,6 +186,30 @@ pub(crate) fn declare_one_of(schema: &mut Schema) {
                 locations: vec![DirectiveLocation::InputObject],
             })
         });
+}
+
+/// `@defer`, which the gateway honours in queries (`pipeline::defer`): declared so that
+/// operations using it validate and clients' code generators find it by introspection.
+fn declare_defer(api: &mut Schema) {
+    const DEFER: &str = r#"
+        "Delivers this fragment's fields after the rest of the response, to a client that accepts incremental delivery (multipart/mixed)."
+        directive @defer(
+          "Names the fragment in the payload that delivers it."
+          label: String
+          "Defers only when true."
+          if: Boolean! = true
+        ) on FRAGMENT_SPREAD | INLINE_FRAGMENT
+    "#;
+    let Ok(document) = apollo_compiler::ast::Document::parse(DEFER, "defer.graphql") else {
+        return;
+    };
+    for definition in document.definitions {
+        if let apollo_compiler::ast::Definition::DirectiveDefinition(defer) = definition {
+            api.directive_definitions
+                .entry(defer.name.clone())
+                .or_insert(defer);
+        }
+    }
 }
 
 /// What clients need to see OneOf Input Objects: the directive, and `__Type.isOneOf: Boolean`
