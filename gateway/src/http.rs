@@ -29,6 +29,7 @@ use crate::forwarded_headers::{ClientAddress, ForwardedHeaders};
 use crate::in_flight::InFlight;
 use crate::incremental;
 use crate::metrics::RequestOutcome;
+use crate::pipeline::defer::Format;
 use crate::pipeline::{GraphQLRequest, Outcome, Pipeline, Transport};
 use crate::response::{GraphQLError, Response};
 use crate::subscriptions::{multipart, sse, ws};
@@ -337,10 +338,10 @@ async fn post(
 ) -> Answer {
     let event_stream = sse::wants_event_stream(headers.get(header::ACCEPT));
     let multipart = multipart::wants_multipart_subscription(headers.get(header::ACCEPT));
-    let incremental = incremental::accepts_incremental(headers.get(header::ACCEPT));
+    let incremental = incremental::accepted_format(headers.get(header::ACCEPT));
     let media = negotiate(&headers);
     let Some(media) =
-        media.or((event_stream || multipart || incremental).then_some(MediaType::Json))
+        media.or((event_stream || multipart || incremental.is_some()).then_some(MediaType::Json))
     else {
         return Answer::rejected(StatusCode::NOT_ACCEPTABLE);
     };
@@ -397,12 +398,16 @@ async fn post(
         }
         return batch(pipeline, &headers, client, media, &bytes).await;
     }
-    if incremental && !event_stream && !multipart && may_defer(&bytes) {
+    if let Some(format) = incremental
+        && !event_stream
+        && !multipart
+        && may_defer(&bytes)
+    {
         let request: GraphQLRequest = match serde_json::from_slice(&bytes) {
             Ok(request) => request,
             Err(e) => return bad_request(media, format!("Invalid JSON body: {e}")),
         };
-        return deferred_post(pipeline, &headers, client, media, request).await;
+        return deferred_post(pipeline, &headers, client, media, format, request).await;
     }
     if multipart && !event_stream {
         let request: GraphQLRequest = match serde_json::from_slice(&bytes) {
@@ -449,6 +454,7 @@ async fn deferred_post(
     headers: &HeaderMap,
     client: &ClientAddress,
     media: MediaType,
+    format: Format,
     request: GraphQLRequest,
 ) -> Answer {
     let prepared = match pipeline.prepare(request, Transport::Post) {
@@ -461,6 +467,7 @@ async fn deferred_post(
             Arc::clone(pipeline),
             prepared,
             forwarded,
+            format,
         ));
     }
     let outcome = pipeline

@@ -1,7 +1,7 @@
 //! `@defer` over HTTP: a query with active deferred fragments, from a client that accepts
 //! `multipart/mixed` (Apollo Client sends `Accept: multipart/mixed;deferSpec=20220824,
-//! application/json`), is answered `multipart/mixed; boundary="graphql";
-//! deferSpec=20220824`, one part per payload of `pipeline::defer`. Any other request, or a
+//! application/json`), is answered `multipart/mixed; boundary="graphql"` with the format's
+//! parameter, one part per payload of `pipeline::defer`. Any other request, or a
 //! client that does not accept multipart, gets the whole result as one JSON response: `@defer`
 //! only allows the server to send later what it could send now.
 //!
@@ -20,33 +20,49 @@ use futures_util::stream;
 use tokio::sync::mpsc;
 
 use crate::forwarded_headers::ForwardedHeaders;
+use crate::pipeline::defer::Format;
 use crate::pipeline::{Pipeline, Prepared};
 use crate::subscriptions::multipart::{END, START, part};
 
-const CONTENT_TYPE: &str = "multipart/mixed; boundary=\"graphql\"; deferSpec=20220824";
+fn content_type(format: Format) -> &'static str {
+    match format {
+        Format::Defer20220824 => "multipart/mixed; boundary=\"graphql\"; deferSpec=20220824",
+        Format::GraphQL17Alpha9 => "multipart/mixed; boundary=\"graphql\"; incrementalSpec=v0.2",
+    }
+}
 
 /// Payloads computed ahead of the client reading them.
 const PAYLOADS_AHEAD: usize = 2;
 
-/// Whether the client accepts incremental delivery: `multipart/mixed` with the `deferSpec`
-/// Apollo Client names, or with no spec at all (urql's `Accept`); not the subscription
-/// protocol's `subscriptionSpec`.
-pub fn accepts_incremental(accept: Option<&HeaderValue>) -> bool {
-    accept.and_then(|v| v.to_str().ok()).is_some_and(|accept| {
-        accept.split(',').any(|part| {
-            let mut parameters = part.split(';');
-            let multipart = parameters
-                .next()
-                .is_some_and(|media| media.trim().eq_ignore_ascii_case("multipart/mixed"));
-            multipart
-                && parameters.all(|parameter| {
-                    let mut pair = parameter.splitn(2, '=');
-                    let name = pair.next().unwrap_or("").trim();
-                    let value = pair.next().unwrap_or("").trim().trim_matches('"');
-                    !name.eq_ignore_ascii_case("subscriptionSpec")
-                        && (!name.eq_ignore_ascii_case("deferSpec") || value == "20220824")
-                })
-        })
+/// The incremental delivery format the client accepts, if any: `multipart/mixed` with
+/// `deferSpec=20220824` (Apollo Client's default) or with no spec at all (urql's `Accept`),
+/// or with `incrementalSpec=v0.2` (graphql-js 17's format, Apollo Client's
+/// `GraphQL17Alpha9Handler`); the first listed wins. The subscription protocol's
+/// `subscriptionSpec` is not one.
+pub fn accepted_format(accept: Option<&HeaderValue>) -> Option<Format> {
+    let accept = accept.and_then(|v| v.to_str().ok())?;
+    accept.split(',').find_map(|part| {
+        let mut parameters = part.split(';');
+        let media = parameters.next()?.trim();
+        if !media.eq_ignore_ascii_case("multipart/mixed") {
+            return None;
+        }
+        let mut format = Some(Format::Defer20220824);
+        for parameter in parameters {
+            let mut pair = parameter.splitn(2, '=');
+            let name = pair.next().unwrap_or("").trim();
+            let value = pair.next().unwrap_or("").trim().trim_matches('"');
+            if name.eq_ignore_ascii_case("subscriptionSpec") {
+                return None;
+            }
+            if name.eq_ignore_ascii_case("deferSpec") {
+                format = format.filter(|_| value == "20220824");
+            }
+            if name.eq_ignore_ascii_case("incrementalSpec") {
+                format = (value == "v0.2").then_some(Format::GraphQL17Alpha9);
+            }
+        }
+        format
     })
 }
 
@@ -55,12 +71,13 @@ pub fn respond(
     pipeline: Arc<Pipeline>,
     prepared: Prepared,
     forwarded: ForwardedHeaders,
+    format: Format,
 ) -> HttpResponse {
     let (sender, receiver) = mpsc::channel::<Vec<u8>>(PAYLOADS_AHEAD);
     tokio::spawn(async move {
         tokio::select! {
             () = sender.closed() => {}
-            () = pipeline.execute_deferred(&prepared, &forwarded, &sender) => {}
+            () = pipeline.execute_deferred(&prepared, &forwarded, format, &sender) => {}
         }
     });
     let payloads = stream::unfold(receiver, |mut receiver| async move {
@@ -74,7 +91,10 @@ pub fn respond(
     (
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type(format)),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
         Body::from_stream(body),
@@ -87,19 +107,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn apollo_clients_and_urqls_accept_headers_ask_for_incremental_delivery() {
-        let accepts =
-            |text: &'static str| accepts_incremental(Some(&HeaderValue::from_static(text)));
-        assert!(accepts(
-            "multipart/mixed;deferSpec=20220824,application/json"
-        ));
-        assert!(accepts(
-            "application/graphql-response+json, application/json, text/event-stream, multipart/mixed"
-        ));
-        assert!(!accepts(
-            "multipart/mixed;boundary=\"graphql\";subscriptionSpec=1.0,application/json"
-        ));
-        assert!(!accepts("multipart/mixed;deferSpec=20990101"));
-        assert!(!accepts("application/json"));
+    fn apollo_clients_and_urqls_accept_headers_choose_the_format() {
+        let format = |text: &'static str| accepted_format(Some(&HeaderValue::from_static(text)));
+        assert_eq!(
+            format("multipart/mixed;deferSpec=20220824,application/json"),
+            Some(Format::Defer20220824)
+        );
+        assert_eq!(
+            format("multipart/mixed;incrementalSpec=v0.2,application/json"),
+            Some(Format::GraphQL17Alpha9)
+        );
+        assert_eq!(
+            format(
+                "application/graphql-response+json, application/json, text/event-stream, \
+                 multipart/mixed"
+            ),
+            Some(Format::Defer20220824)
+        );
+        assert_eq!(
+            format("multipart/mixed;boundary=\"graphql\";subscriptionSpec=1.0,application/json"),
+            None
+        );
+        assert_eq!(format("multipart/mixed;deferSpec=20990101"), None);
+        assert_eq!(format("application/json"), None);
     }
 }

@@ -116,6 +116,43 @@ async fn a_deferred_fragment_from_another_subgraph_arrives_after_the_rest() {
 }
 
 #[tokio::test]
+async fn graphql_js_17s_format_announces_pending_fragments_by_id() {
+    let stack = start().await;
+    let parts = post_deferred(
+        &stack,
+        "{ topProducts(first: 2) { name ... @defer(label: \"stock\") { inStock } } }",
+        "multipart/mixed;incrementalSpec=v0.2,application/json",
+    )
+    .await;
+    assert_eq!(
+        parts.content_type,
+        "multipart/mixed; boundary=\"graphql\"; incrementalSpec=v0.2"
+    );
+    let payloads: Vec<&Value> = parts.payloads.iter().map(|(_, p)| p).collect();
+    assert_eq!(
+        payloads,
+        [
+            &json!({
+                "data": { "topProducts": [{ "name": "Table" }, { "name": "Couch" }] },
+                "pending": [
+                    { "id": "0", "path": ["topProducts", 0], "label": "stock" },
+                    { "id": "1", "path": ["topProducts", 1], "label": "stock" }
+                ],
+                "hasNext": true
+            }),
+            &json!({
+                "hasNext": false,
+                "incremental": [
+                    { "id": "0", "data": { "inStock": true } },
+                    { "id": "1", "data": { "inStock": true } }
+                ],
+                "completed": [{ "id": "0" }, { "id": "1" }]
+            }),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn fields_of_the_same_subgraph_follow_at_once_and_nested_paths_are_exact() {
     let stack = start().await;
     let parts = post_deferred(

@@ -1,6 +1,8 @@
 //! Incremental delivery of queries with `@defer`, in the format Apollo Client and Apollo
-//! Router speak (`deferSpec=20220824`): a first payload `{"data", "hasNext": true}`, then
-//! payloads `{"incremental": [{"data", "path", "label"?, "errors"?}], "hasNext"}`.
+//! Router speak (`deferSpec=20220824`: a first payload `{"data", "hasNext": true}`, then
+//! payloads `{"incremental": [{"data", "path", "label"?, "errors"?}], "hasNext"}`) or in
+//! graphql-js 17's (`incrementalSpec=v0.2`: the first payload lists what is `pending`, by id
+//! and path; later ones carry `incremental: [{"id", "data"}]` and `completed: [{"id"}]`).
 //!
 //! The query is planned whole, deferred fragments included, so it shares its plan with the
 //! same query without `@defer`. What changes is the order of work: the fetches the first
@@ -15,7 +17,7 @@ use serde_json::Value;
 
 use super::execute::Execution;
 use super::json::Json;
-use super::normalize::{Deferred, DeferredFragment};
+use super::normalize::Deferred;
 use super::plan::{FetchKind, KEY_ALIAS_PREFIX, QueryPlan, RENAMED_PREFIX};
 use super::selection::{Selection, SelectionSet};
 use super::shape::{self, Step};
@@ -137,27 +139,51 @@ fn keys_overlap(written: &SelectionSet, targets: &[&SelectionSet]) -> bool {
     found
 }
 
-/// What a deferred query's execution has to say: the payloads, each as JSON text.
+/// The incremental delivery format a client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `deferSpec=20220824`: Apollo Client's default and Apollo Router's; each increment
+    /// carries its `path` and `label`.
+    Defer20220824,
+    /// `incrementalSpec=v0.2`: graphql-js 17 (alpha 9 on): the first payload announces each
+    /// deferred fragment as `pending` with an id, increments name that id, `completed` ends
+    /// it.
+    GraphQL17Alpha9,
+}
+
+/// One deferred fragment at one object of the response: what a client waits for.
+struct Pending {
+    fragment: usize,
+    id: usize,
+    position: Vec<Position>,
+}
+
+/// What a deferred query's execution has to say after its data: the payloads, each as JSON
+/// text.
 pub struct Payloads<'a> {
     supergraph: &'a Supergraph,
     deferred: &'a Deferred,
+    format: Format,
     /// Per fragment, the fetches it waits for.
     needs: Vec<Vec<bool>>,
     sent: Vec<bool>,
-    /// The first payload's data, read back: which positions a fragment fills (a position
-    /// nulled there gets nothing).
-    shown: Value,
+    pending: Vec<Pending>,
     /// Errors of the execution already sent.
     errors_sent: usize,
 }
 
 impl<'a> Payloads<'a> {
+    /// `shown` is the first payload's data: a position nulled there gets nothing. `data` is
+    /// what the execution merged so far (the objects' runtime types).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         supergraph: &'a Supergraph,
         plan: &QueryPlan,
         deferred: &'a Deferred,
+        format: Format,
         initial: &[bool],
         shown: &[u8],
+        data: &Json,
         errors_sent: usize,
     ) -> Self {
         let needs = deferred
@@ -172,18 +198,82 @@ impl<'a> Payloads<'a> {
                 needs
             })
             .collect();
+        let shown: Value = serde_json::from_slice(shown).unwrap_or(Value::Null);
+        let mut pending = Vec::new();
+        let mut sent = vec![false; deferred.fragments.len()];
+        for (k, fragment) in deferred.fragments.iter().enumerate() {
+            let mut positions = Vec::new();
+            positions_at(&shown, &fragment.path, &mut Vec::new(), &mut positions);
+            let condition = fragment.selection.items.iter().find_map(|item| match item {
+                Selection::Fragment(f) => Some(&f.type_condition),
+                Selection::Field(_) => None,
+            });
+            for position in positions {
+                let Some(Json::Object(object)) = json_at(data, &position) else {
+                    continue;
+                };
+                let runtime = match object.get("__typename") {
+                    Some(Json::String(t)) => t.as_str(),
+                    _ => fragment.parent_type.as_str(),
+                };
+                if condition.is_none_or(|c| supergraph.is_subtype(c, runtime)) {
+                    let id = pending.len();
+                    pending.push(Pending {
+                        fragment: k,
+                        id,
+                        position,
+                    });
+                }
+            }
+            // A fragment that applies nowhere has nothing to send.
+            sent[k] = !pending.iter().any(|p| p.fragment == k);
+        }
         Payloads {
             supergraph,
             deferred,
+            format,
             needs,
-            sent: vec![false; deferred.fragments.len()],
-            shown: serde_json::from_slice(shown).unwrap_or(Value::Null),
+            sent,
+            pending,
             errors_sent,
         }
     }
 
     pub fn is_done(&self) -> bool {
         self.sent.iter().all(|&sent| sent)
+    }
+
+    /// The first payload: `{"data", "errors"?, "pending"?, "hasNext"}`.
+    pub fn initial(&self, data: &[u8], errors: &[GraphQLError]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() + 64);
+        out.extend_from_slice(b"{\"data\":");
+        out.extend_from_slice(data);
+        if !errors.is_empty() {
+            out.extend_from_slice(b",\"errors\":");
+            write_value(&mut out, errors);
+        }
+        if self.format == Format::GraphQL17Alpha9 && !self.pending.is_empty() {
+            out.extend_from_slice(b",\"pending\":[");
+            for (i, pending) in self.pending.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"id\":");
+                write_value(&mut out, &pending.id.to_string());
+                out.extend_from_slice(b",\"path\":");
+                write_value(&mut out, &json_path(&pending.position));
+                if let Some(label) = &self.deferred.fragments[pending.fragment].label {
+                    out.extend_from_slice(b",\"label\":");
+                    write_value(&mut out, label);
+                }
+                out.push(b'}');
+            }
+            out.push(b']');
+        }
+        out.extend_from_slice(b",\"hasNext\":");
+        out.extend_from_slice(if self.is_done() { b"false" } else { b"true" });
+        out.push(b'}');
+        out
     }
 
     /// The next subsequent payload, if a fragment not yet sent has all its data (or
@@ -202,148 +292,162 @@ impl<'a> Payloads<'a> {
         if ready.is_empty() {
             return None;
         }
-        let mut fetch_errors = execution.errors_since(self.errors_sent).to_vec();
+        let fetch_errors = execution.errors_since(self.errors_sent).to_vec();
         self.errors_sent = execution.error_count();
-        let mut items = Vec::new();
-        for k in ready {
+        // A subgraph's error already explains a null; the shaper does not add its own.
+        let report_nulls = fetch_errors.is_empty();
+        let mut entries = Vec::new();
+        for &k in &ready {
             self.sent[k] = true;
-            let fragment = &self.deferred.fragments[k];
-            // A subgraph's error already explains a null; the shaper does not add its own.
-            let report_nulls = fetch_errors.is_empty();
-            self.increments(fragment, execution.data(), report_nulls, &mut items);
+        }
+        for pending in self.pending.iter().filter(|p| ready.contains(&p.fragment)) {
+            entries.push(self.entry(pending, execution.data(), report_nulls));
         }
         // A subgraph's error goes with the increment it explains; one no increment claims
-        // goes with the first.
-        for error in fetch_errors.drain(..) {
+        // goes with the first (every ready fragment has one: see `new`).
+        for error in fetch_errors {
             let owner = error.path.as_ref().and_then(|path| {
-                items
+                entries
                     .iter()
-                    .position(|item: &Increment| path.starts_with(&item.path))
+                    .position(|entry: &Entry| path.starts_with(&entry.path))
             });
-            match (owner, items.first_mut()) {
-                (Some(i), _) => items[i].errors.push(error),
-                (None, Some(first)) => first.errors.push(error),
-                (None, None) => items.push(Increment {
-                    data: None,
-                    path: Vec::new(),
-                    label: None,
-                    errors: vec![error],
-                }),
+            if let Some(entry) = owner.or((!entries.is_empty()).then_some(0)) {
+                entries[entry].errors.push(error);
             }
         }
-        let has_next = !self.is_done();
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(b"{\"hasNext\":");
-        out.extend_from_slice(if has_next { b"true" } else { b"false" });
-        if !items.is_empty() {
-            out.extend_from_slice(b",\"incremental\":[");
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                item.write(&mut out);
+        out.extend_from_slice(if self.is_done() { b"false" } else { b"true" });
+        match self.format {
+            Format::Defer20220824 => {
+                write_list(&mut out, "incremental", &entries, |out, entry| {
+                    entry.write_2022(out)
+                });
             }
-            out.push(b']');
+            Format::GraphQL17Alpha9 => {
+                let with_data: Vec<&Entry> = entries.iter().filter(|e| e.data.is_some()).collect();
+                write_list(&mut out, "incremental", &with_data, |out, entry| {
+                    entry.write_alpha9_data(out)
+                });
+                write_list(&mut out, "completed", &entries, |out, entry| {
+                    entry.write_alpha9_completed(out)
+                });
+            }
         }
         out.push(b'}');
         Some(out)
     }
 
-    /// One increment per object the fragment applies to, in response order.
-    fn increments(
-        &self,
-        fragment: &'a DeferredFragment,
-        data: &Json,
-        report_nulls: bool,
-        out: &mut Vec<Increment>,
-    ) {
-        let mut positions = Vec::new();
-        positions_at(&self.shown, &fragment.path, &mut Vec::new(), &mut positions);
-        let condition = fragment.selection.items.iter().find_map(|item| match item {
-            Selection::Fragment(f) => Some(&f.type_condition),
-            Selection::Field(_) => None,
-        });
-        for position in positions {
-            let Some(Json::Object(object)) = json_at(data, &position) else {
-                continue;
-            };
-            let runtime = match object.get("__typename") {
-                Some(Json::String(t)) => t.as_str(),
-                _ => fragment.parent_type.as_str(),
-            };
-            if let Some(condition) = condition
-                && !self.supergraph.is_subtype(condition, runtime)
-            {
-                continue;
+    /// The fragment's data at the pending position.
+    fn entry(&self, pending: &Pending, data: &Json, report_nulls: bool) -> Entry {
+        let fragment = &self.deferred.fragments[pending.fragment];
+        let mut errors = Vec::new();
+        let shaped = match json_at(data, &pending.position) {
+            Some(Json::Object(object)) => {
+                let steps: Vec<Step<'_>> = pending
+                    .position
+                    .iter()
+                    .map(|step| match step {
+                        Position::Key(key) => Step::Key(key),
+                        Position::Index(i) => Step::Index(*i),
+                    })
+                    .collect();
+                shape::shape_deferred(
+                    self.supergraph,
+                    fragment.parent_type.as_str(),
+                    &fragment.selection,
+                    object,
+                    steps,
+                    report_nulls,
+                    &mut errors,
+                )
             }
-            let steps: Vec<Step<'_>> = position
-                .iter()
-                .map(|step| match step {
-                    Position::Key(key) => Step::Key(key),
-                    Position::Index(i) => Step::Index(*i),
-                })
-                .collect();
-            let mut errors = Vec::new();
-            let data = shape::shape_deferred(
-                self.supergraph,
-                fragment.parent_type.as_str(),
-                &fragment.selection,
-                object,
-                steps,
-                report_nulls,
-                &mut errors,
-            );
-            out.push(Increment {
-                data: Some(data),
-                path: position.iter().map(Position::to_json).collect(),
-                label: fragment.label.clone(),
-                errors,
-            });
+            _ => None,
+        };
+        Entry {
+            id: pending.id,
+            data: shaped,
+            path: json_path(&pending.position),
+            label: fragment.label.clone(),
+            errors,
         }
     }
 }
 
-/// One entry of `incremental`.
-struct Increment {
-    /// `Some(None)`: the fragment's data is null (a non-null field in it was).
-    data: Option<Option<Vec<u8>>>,
+/// One deferred fragment's delivery at one position.
+struct Entry {
+    id: usize,
+    /// `None`: the fragment's data is null (a non-null field in it was).
+    data: Option<Vec<u8>>,
     path: Vec<Value>,
     label: Option<String>,
     errors: Vec<GraphQLError>,
 }
 
-impl Increment {
-    fn write(&self, out: &mut Vec<u8>) {
-        out.push(b'{');
-        let mut first = true;
-        let mut key = |out: &mut Vec<u8>, name: &str| {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            out.push(b'"');
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b"\":");
-        };
-        if let Some(data) = &self.data {
-            key(out, "data");
-            match data {
-                Some(text) => out.extend_from_slice(text),
-                None => out.extend_from_slice(b"null"),
-            }
+impl Entry {
+    /// `{"data", "path", "label"?, "errors"?}`
+    fn write_2022(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"data\":");
+        match &self.data {
+            Some(text) => out.extend_from_slice(text),
+            None => out.extend_from_slice(b"null"),
         }
-        key(out, "path");
+        out.extend_from_slice(b",\"path\":");
         write_value(out, &self.path);
         if let Some(label) = &self.label {
-            key(out, "label");
+            out.extend_from_slice(b",\"label\":");
             write_value(out, label);
         }
-        if !self.errors.is_empty() {
-            key(out, "errors");
-            write_value(out, &self.errors);
+        self.write_errors(out);
+        out.push(b'}');
+    }
+
+    /// `{"id", "data", "errors"?}`
+    fn write_alpha9_data(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"id\":");
+        write_value(out, &self.id.to_string());
+        out.extend_from_slice(b",\"data\":");
+        out.extend_from_slice(self.data.as_deref().unwrap_or(b"null"));
+        self.write_errors(out);
+        out.push(b'}');
+    }
+
+    /// `{"id", "errors"?}`: errors here only when the fragment has no data.
+    fn write_alpha9_completed(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"id\":");
+        write_value(out, &self.id.to_string());
+        if self.data.is_none() {
+            self.write_errors(out);
         }
         out.push(b'}');
     }
+
+    fn write_errors(&self, out: &mut Vec<u8>) {
+        if !self.errors.is_empty() {
+            out.extend_from_slice(b",\"errors\":");
+            write_value(out, &self.errors);
+        }
+    }
+}
+
+fn write_list<T>(out: &mut Vec<u8>, key: &str, items: &[T], write: impl Fn(&mut Vec<u8>, &T)) {
+    if items.is_empty() {
+        return;
+    }
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, item);
+    }
+    out.push(b']');
+}
+
+fn json_path(position: &[Position]) -> Vec<Value> {
+    position.iter().map(Position::to_json).collect()
 }
 
 fn write_value<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
@@ -351,19 +455,6 @@ fn write_value<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
         // Strings, numbers and errors always serialise; stay valid JSON if one ever does not.
         out.extend_from_slice(b"null");
     }
-}
-
-/// The first payload: `{"data", "errors"?, "hasNext": true}`.
-pub fn initial_payload(data: &[u8], errors: &[GraphQLError]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + 64);
-    out.extend_from_slice(b"{\"data\":");
-    out.extend_from_slice(data);
-    if !errors.is_empty() {
-        out.extend_from_slice(b",\"errors\":");
-        write_value(&mut out, errors);
-    }
-    out.extend_from_slice(b",\"hasNext\":true}");
-    out
 }
 
 /// A step of a position in the response.

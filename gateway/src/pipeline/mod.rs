@@ -404,6 +404,7 @@ impl Pipeline {
         &self,
         prepared: &Prepared,
         forwarded: &ForwardedHeaders,
+        format: defer::Format,
         payloads: &tokio::sync::mpsc::Sender<Vec<u8>>,
     ) {
         let sg = &*self.supergraph;
@@ -446,12 +447,23 @@ impl Pipeline {
             &mut errors,
             0,
         );
-        let first = defer::initial_payload(data.as_bytes(), &errors);
-        if payloads.send(first).await.is_err() {
+        let mut later = defer::Payloads::new(
+            sg,
+            plan,
+            deferred,
+            format,
+            &initial,
+            data.as_bytes(),
+            execution.data(),
+            errors_sent,
+        );
+        if payloads
+            .send(later.initial(data.as_bytes(), &errors))
+            .await
+            .is_err()
+        {
             return;
         }
-        let mut later =
-            defer::Payloads::new(sg, plan, deferred, &initial, data.as_bytes(), errors_sent);
         let mut everything_ran = false;
         while !later.is_done() {
             if let Some(payload) = later.next(&execution, everything_ran) {
