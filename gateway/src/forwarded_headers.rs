@@ -14,7 +14,6 @@ use serde_json::Value;
 use platform::rate_limit::RateKey;
 
 use crate::error::GatewayError;
-use crate::subscriptions::authorization_from_init;
 
 /// Headers that describe the connection or the body of the gateway's own request to a
 /// subgraph (or its WebSocket handshake). Copying the client's would corrupt that request.
@@ -228,6 +227,30 @@ impl ClientAddress {
     }
 }
 
+/// Credentials from a `connection_init` payload, as an `Authorization` value. Clients put them
+/// under different names; a bare token (`authToken`, `token`) is sent as a bearer token.
+pub fn authorization_from_init(payload: Option<&Value>) -> Option<HeaderValue> {
+    let payload = payload?.as_object()?;
+    // Apollo Client set-ups often nest it as they would HTTP headers:
+    // `connectionParams: { headers: { Authorization } }`.
+    let nested = payload.get("headers").and_then(Value::as_object);
+    let header = ["Authorization", "authorization"]
+        .iter()
+        .find_map(|key| payload.get(*key).or_else(|| nested?.get(*key))?.as_str());
+    if let Some(value) = header {
+        return HeaderValue::from_str(value).ok();
+    }
+    let token = ["authToken", "token"]
+        .iter()
+        .find_map(|key| payload.get(*key)?.as_str())?;
+    let value = if token.contains(' ') {
+        token.to_string()
+    } else {
+        format!("Bearer {token}")
+    };
+    HeaderValue::from_str(&value).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,5 +352,34 @@ mod tests {
             pairs(&propagation.from_init(Some(&payload), &ForwardedHeaders::default())),
             [("authorization".into(), "Bearer t".into())]
         );
+    }
+
+    #[test]
+    fn init_payload_credentials() {
+        let auth = |v| authorization_from_init(Some(&v)).map(|h| h.to_str().unwrap().to_string());
+        assert_eq!(
+            auth(json!({ "Authorization": "Bearer a" })).as_deref(),
+            Some("Bearer a")
+        );
+        assert_eq!(
+            auth(json!({ "authorization": "Basic b" })).as_deref(),
+            Some("Basic b")
+        );
+        assert_eq!(
+            auth(json!({ "authToken": "t" })).as_deref(),
+            Some("Bearer t")
+        );
+        assert_eq!(
+            auth(json!({ "headers": { "Authorization": "Bearer h" } })).as_deref(),
+            Some("Bearer h")
+        );
+        assert_eq!(
+            auth(json!({ "token": "Bearer x" })).as_deref(),
+            Some("Bearer x")
+        );
+        assert_eq!(auth(json!({ "other": 1 })), None);
+        assert_eq!(auth(json!("nope")), None);
+        // Header values cannot carry newlines: such a payload is ignored, not forwarded.
+        assert_eq!(auth(json!({ "Authorization": "a\nb" })), None);
     }
 }

@@ -25,13 +25,13 @@ use futures_util::FutureExt;
 
 use platform::edge::MediaType;
 
-use crate::forwarded_headers::{ClientAddress, ForwardedHeaders};
-use crate::in_flight::InFlight;
+use crate::forwarded_headers::ClientAddress;
 use crate::incremental;
 use crate::metrics::RequestOutcome;
 use crate::pipeline::defer::Format;
 use crate::pipeline::{GraphQLRequest, Outcome, Pipeline, Transport};
 use crate::response::{GraphQLError, Response};
+use crate::shared_requests::{ClientRequestKey, SharedClientRequests, SharedResponse};
 use crate::subscriptions::{multipart, sse, ws};
 
 /// GraphiQL for a gateway that serves no web dir (the standalone binary): its scripts come from
@@ -562,44 +562,11 @@ async fn batch(
     }
 }
 
-/// What identical client requests share: the serialised answer, and how it went.
-#[derive(Clone)]
-pub struct SharedResponse {
-    status: StatusCode,
-    media: MediaType,
-    body: Bytes,
-    outcome: RequestOutcome,
-}
-
-impl IntoResponse for SharedResponse {
-    fn into_response(self) -> HttpResponse {
-        (
-            self.status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(self.media.as_str()),
-            )],
-            self.body,
-        )
-            .into_response()
-    }
-}
-
-/// What makes two client requests interchangeable: the same body byte for byte, the same
-/// headers forwarded to subgraphs (credentials and the configured ones: the answer may depend
-/// on them) and the same response media type.
-#[derive(PartialEq, Eq, Hash)]
-pub struct ClientRequestKey {
-    media: MediaType,
-    forwarded: ForwardedHeaders,
-    body: Bytes,
-}
-
 /// A POST whose query may be answered together with identical ones in flight. Only queries
 /// are shared; anything rejected, and mutations, run on their own.
 async fn shared_post(
     pipeline: &Arc<Pipeline>,
-    shared: &InFlight<ClientRequestKey, SharedResponse>,
+    shared: &SharedClientRequests,
     headers: &HeaderMap,
     client: &ClientAddress,
     media: MediaType,

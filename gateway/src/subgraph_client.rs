@@ -12,8 +12,8 @@ use serde::de::{MapAccess, Visitor};
 
 use crate::forwarded_headers::ForwardedHeaders;
 use crate::in_flight::InFlight;
+use crate::json::{self, Json, Seed};
 use crate::metrics::{FetchOutcome, Metrics};
-use crate::pipeline::json::{self, Json, Seed};
 use crate::subscriptions::upstream::websocket_url;
 use crate::supergraph::{SubgraphId, Supergraph};
 

@@ -295,7 +295,7 @@ enum Kind @join__type(graph: A) { REGULAR ANONYMOUS @inaccessible }
             .expect("variables");
     let normalized =
         normalize::normalize(&sg.api, &document, operation, &variables).expect("normalized");
-    let data = gateway::pipeline::json::Json::from(serde_json::json!({ "users": [
+    let data = gateway::json::Json::from(serde_json::json!({ "users": [
         { "id": "1", "kind": "REGULAR" },
         { "id": "2", "kind": "ANONYMOUS" }
     ]}));
@@ -628,7 +628,7 @@ type Secret implements Item @join__implements(graph: A, interface: "Item") @join
             .expect("variables");
     let normalized =
         normalize::normalize(&sg.api, &document, operation, &variables).expect("normalized");
-    let data = gateway::pipeline::json::Json::from(serde_json::json!({ "items": [
+    let data = gateway::json::Json::from(serde_json::json!({ "items": [
         { "__typename": "Public", "id": "1" },
         { "__typename": "Secret", "id": "2" }
     ]}));

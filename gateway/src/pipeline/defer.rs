@@ -16,11 +16,11 @@ use apollo_compiler::Name;
 use serde_json::Value;
 
 use super::execute::Execution;
-use super::json::Json;
 use super::normalize::Deferred;
 use super::plan::{FetchKind, KEY_ALIAS_PREFIX, QueryPlan, RENAMED_PREFIX};
 use super::selection::{Selection, SelectionSet};
 use super::shape::{self, Step};
+use crate::json::Json;
 use crate::response::GraphQLError;
 use crate::supergraph::Supergraph;
 

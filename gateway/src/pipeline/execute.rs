@@ -11,12 +11,12 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value};
 
-use super::json::{Json, Object, Text};
+use crate::json::{Json, Object, Text};
 
-use super::json_text;
 use super::plan::{Fetch, FetchKind, QueryPlan, RENAMED_PREFIX};
 use super::selection::{Selection, SelectionSet};
 use crate::forwarded_headers::ForwardedHeaders;
+use crate::json_text;
 use crate::response::GraphQLError;
 use crate::subgraph_client::{FetchError, SubgraphClient, SubgraphResponse};
 use crate::supergraph::Supergraph;

@@ -6,8 +6,6 @@ pub mod cost;
 pub mod defer;
 pub mod document_cache;
 pub mod execute;
-pub mod json;
-pub mod json_text;
 pub mod normalize;
 pub mod plan;
 pub mod plan_cache;
@@ -28,11 +26,11 @@ use serde::Deserialize;
 
 use crate::authentication::BearerTokens;
 use crate::forwarded_headers::{ClientAddress, ForwardedHeaders, HeaderPropagation};
-use crate::http::{ClientRequestKey, SharedResponse};
 use crate::in_flight::InFlight;
 use crate::metrics::Metrics;
 use crate::persisted_queries::{PersistedQueries, PersistedQueryError};
 use crate::response::{GraphQLError, Response};
+use crate::shared_requests::SharedClientRequests;
 use crate::subgraph_client::{SubgraphClient, SubgraphResponse};
 use crate::subscriptions::shared::{SharingSettings, SubscriptionGroups};
 use crate::subscriptions::ws::OpenSockets;
@@ -149,7 +147,7 @@ pub struct Pipeline {
     supergraph: Arc<Supergraph>,
     client: SubgraphClient,
     /// Identical client queries in flight at the same moment, executed once; `None` when off.
-    client_requests: Option<InFlight<ClientRequestKey, SharedResponse>>,
+    client_requests: Option<SharedClientRequests>,
     /// Identical subscriptions sharing one upstream subscription; `None` when off.
     subscription_groups: Option<Arc<SubscriptionGroups>>,
     /// WebSocket connections open per client address.
@@ -304,7 +302,7 @@ impl Pipeline {
         self
     }
 
-    pub fn shared_client_requests(&self) -> Option<&InFlight<ClientRequestKey, SharedResponse>> {
+    pub fn shared_client_requests(&self) -> Option<&SharedClientRequests> {
         self.client_requests.as_ref()
     }
 

@@ -17,10 +17,10 @@ use apollo_compiler::response::JsonMap;
 use apollo_compiler::schema::ExtendedType;
 use serde_json::Value;
 
-use super::json::{Json, Object};
-use super::json_text;
 use super::normalize::NormalizedOperation;
 use super::selection::{Field, Selection, SelectionSet};
+use crate::json::{Json, Object};
+use crate::json_text;
 use crate::response::{GraphQLError, ResponseData};
 use crate::supergraph::Supergraph;
 

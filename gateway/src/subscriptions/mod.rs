@@ -24,7 +24,6 @@ use std::sync::Arc;
 use apollo_compiler::ast::OperationType;
 use futures_util::StreamExt;
 use futures_util::stream::{self, BoxStream};
-use reqwest::header::HeaderValue;
 use serde_json::{Map, Value};
 
 use crate::forwarded_headers::{ClientAddress, ForwardedHeaders};
@@ -229,64 +228,5 @@ impl EventLoop {
             }
         };
         Some(response)
-    }
-}
-
-/// Credentials from a `connection_init` payload, as an `Authorization` value. Clients put them
-/// under different names; a bare token (`authToken`, `token`) is sent as a bearer token.
-pub fn authorization_from_init(payload: Option<&Value>) -> Option<HeaderValue> {
-    let payload = payload?.as_object()?;
-    // Apollo Client set-ups often nest it as they would HTTP headers:
-    // `connectionParams: { headers: { Authorization } }`.
-    let nested = payload.get("headers").and_then(Value::as_object);
-    let header = ["Authorization", "authorization"]
-        .iter()
-        .find_map(|key| payload.get(*key).or_else(|| nested?.get(*key))?.as_str());
-    if let Some(value) = header {
-        return HeaderValue::from_str(value).ok();
-    }
-    let token = ["authToken", "token"]
-        .iter()
-        .find_map(|key| payload.get(*key)?.as_str())?;
-    let value = if token.contains(' ') {
-        token.to_string()
-    } else {
-        format!("Bearer {token}")
-    };
-    HeaderValue::from_str(&value).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::authorization_from_init;
-    use serde_json::json;
-
-    #[test]
-    fn init_payload_credentials() {
-        let auth = |v| authorization_from_init(Some(&v)).map(|h| h.to_str().unwrap().to_string());
-        assert_eq!(
-            auth(json!({ "Authorization": "Bearer a" })).as_deref(),
-            Some("Bearer a")
-        );
-        assert_eq!(
-            auth(json!({ "authorization": "Basic b" })).as_deref(),
-            Some("Basic b")
-        );
-        assert_eq!(
-            auth(json!({ "authToken": "t" })).as_deref(),
-            Some("Bearer t")
-        );
-        assert_eq!(
-            auth(json!({ "headers": { "Authorization": "Bearer h" } })).as_deref(),
-            Some("Bearer h")
-        );
-        assert_eq!(
-            auth(json!({ "token": "Bearer x" })).as_deref(),
-            Some("Bearer x")
-        );
-        assert_eq!(auth(json!({ "other": 1 })), None);
-        assert_eq!(auth(json!("nope")), None);
-        // Header values cannot carry newlines: such a payload is ignored, not forwarded.
-        assert_eq!(auth(json!({ "Authorization": "a\nb" })), None);
     }
 }

@@ -170,7 +170,7 @@ impl From<serde_json::Value> for Json {
 impl fmt::Display for Json {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = Vec::new();
-        super::json_text::write_json(&mut out, self);
+        crate::json_text::write_json(&mut out, self);
         f.write_str(&String::from_utf8_lossy(&out))
     }
 }

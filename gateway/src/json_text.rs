@@ -6,7 +6,7 @@
 //! this writer checks eight bytes at a time for the three things that do (`"`, `\` and
 //! control characters) and copies clean runs whole.
 
-use super::json::Json;
+use crate::json::Json;
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
