@@ -92,7 +92,10 @@ fn leads_to(fetches: &[Fetch], from: usize, to: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use apollo_compiler::Name;
+
     use super::*;
+    use crate::pipeline::selection::SelectionSet;
 
     fn fetch(depends_on: Vec<usize>, operation: &str, path: &str) -> Fetch {
         Fetch {
