@@ -3,11 +3,11 @@
 //! documents over and over; a hit skips both. Only valid documents are kept: invalid ones are
 //! rare in production and caching them would let a client fill the cache with junk.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use apollo_compiler::ExecutableDocument;
 use apollo_compiler::validation::Valid;
+use moka::sync::Cache;
 
 use crate::response::GraphQLError;
 
@@ -15,16 +15,17 @@ use crate::response::GraphQLError;
 /// with request bodies of megabytes, caching any length would let a client pin gigabytes.
 pub const MAX_CACHED_DOCUMENT_BYTES: usize = 64 * 1024;
 
+/// Bounded by count and kept by moka's TinyLFU policy, like the plan cache: a client sending
+/// a stream of distinct valid documents cannot evict the ones every frontend sends.
 pub struct DocumentCache {
-    documents: RwLock<HashMap<String, Arc<Valid<ExecutableDocument>>>>,
-    capacity: usize,
+    /// `None` when the cache is off (capacity 0).
+    documents: Option<Cache<String, Arc<Valid<ExecutableDocument>>>>,
 }
 
 impl DocumentCache {
     pub fn new(capacity: usize) -> Self {
         DocumentCache {
-            documents: RwLock::new(HashMap::new()),
-            capacity,
+            documents: (capacity > 0).then(|| Cache::new(capacity as u64)),
         }
     }
 
@@ -33,34 +34,24 @@ impl DocumentCache {
         query: &str,
         parse: impl FnOnce() -> Result<Valid<ExecutableDocument>, Vec<GraphQLError>>,
     ) -> Result<Arc<Valid<ExecutableDocument>>, Vec<GraphQLError>> {
-        // A poisoned lock only means another request panicked mid-insert; the map is still a
-        // valid cache, so keep using it.
-        if let Some(found) = self
-            .documents
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(query)
-        {
-            return Ok(found.clone());
+        if let Some(found) = self.documents.as_ref().and_then(|d| d.get(query)) {
+            return Ok(found);
         }
         let document = Arc::new(parse()?);
-        if self.capacity > 0 && query.len() <= MAX_CACHED_DOCUMENT_BYTES {
-            let mut documents = self.documents.write().unwrap_or_else(|e| e.into_inner());
-            // Same policy as the plan cache: a full cache means churn, and starting over is
-            // cheap next to tracking recency on every hit.
-            if documents.len() >= self.capacity {
-                documents.clear();
-            }
-            documents.insert(query.to_string(), document.clone());
+        if let Some(documents) = &self.documents
+            && query.len() <= MAX_CACHED_DOCUMENT_BYTES
+        {
+            documents.insert(query.to_string(), Arc::clone(&document));
         }
         Ok(document)
     }
 
+    /// Documents held now (after the cache's pending evictions are applied).
     pub fn len(&self) -> usize {
-        self.documents
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        self.documents.as_ref().map_or(0, |documents| {
+            documents.run_pending_tasks();
+            documents.entry_count() as usize
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -117,15 +108,26 @@ mod tests {
     }
 
     #[test]
-    fn a_full_cache_starts_over() {
+    fn a_flood_of_one_off_documents_neither_grows_the_cache_nor_evicts_a_frequent_one() {
         let schema = schema();
-        let cache = DocumentCache::new(2);
-        for query in ["{ a }", "{ x: a }", "{ y: a }"] {
-            let parsed = cache.get_or_parse(query, || {
-                crate::pipeline::validate::parse_and_validate(&schema, query)
+        let cache = DocumentCache::new(4);
+        let mut parses_of_frequent = 0;
+        for round in 0..200 {
+            let frequent = cache.get_or_parse("{ a }", || {
+                parses_of_frequent += 1;
+                crate::pipeline::validate::parse_and_validate(&schema, "{ a }")
+            });
+            assert!(frequent.is_ok());
+            let one_off = format!("{{ x{round}: a }}");
+            let parsed = cache.get_or_parse(&one_off, || {
+                crate::pipeline::validate::parse_and_validate(&schema, &one_off)
             });
             assert!(parsed.is_ok());
         }
-        assert_eq!(cache.len(), 1);
+        assert!(cache.len() <= 4, "{} documents held", cache.len());
+        assert!(
+            parses_of_frequent <= 2,
+            "the frequent document was parsed {parses_of_frequent} times"
+        );
     }
 }

@@ -1,21 +1,25 @@
 //! Caches query plans by normalised operation, so repeated operations skip planning.
+//!
+//! Bounded by count and kept by moka's TinyLFU policy: an operation enters a full cache only
+//! if it is asked for more often than the one it would evict, so a flood of one-off
+//! operations cannot push out the ones clients send all day.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use moka::sync::Cache;
 
 use super::normalize::NormalizedOperation;
 use super::plan::{PlanError, QueryPlan};
 
 pub struct PlanCache {
-    plans: RwLock<HashMap<String, Arc<QueryPlan>>>,
-    capacity: usize,
+    /// `None` when the cache is off (capacity 0).
+    plans: Option<Cache<String, Arc<QueryPlan>>>,
 }
 
 impl PlanCache {
     pub fn new(capacity: usize) -> Self {
         PlanCache {
-            plans: RwLock::new(HashMap::new()),
-            capacity,
+            plans: (capacity > 0).then(|| Cache::new(capacity as u64)),
         }
     }
 
@@ -24,32 +28,26 @@ impl PlanCache {
         operation: &NormalizedOperation,
         plan: impl FnOnce() -> Result<QueryPlan, PlanError>,
     ) -> Result<Arc<QueryPlan>, PlanError> {
+        let Some(plans) = &self.plans else {
+            return plan().map(Arc::new);
+        };
         let key = operation.cache_key();
-        // A poisoned lock only means another request panicked mid-insert; the map is still a
-        // valid cache, so keep using it.
-        if let Some(found) = self
-            .plans
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return Ok(found.clone());
+        if let Some(found) = plans.get(&key) {
+            return Ok(found);
         }
+        // Two requests missing at once may both plan; the second insert wins, and both plans
+        // are the same.
         let planned = Arc::new(plan()?);
-        if self.capacity > 0 {
-            let mut plans = self.plans.write().unwrap_or_else(|e| e.into_inner());
-            // Crude but bounded: operations are usually a small, stable set, so a full cache
-            // means churn and starting over costs little.
-            if plans.len() >= self.capacity {
-                plans.clear();
-            }
-            plans.insert(key, planned.clone());
-        }
+        plans.insert(key, Arc::clone(&planned));
         Ok(planned)
     }
 
+    /// Plans held now (after the cache's pending evictions are applied).
     pub fn len(&self) -> usize {
-        self.plans.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.plans.as_ref().map_or(0, |plans| {
+            plans.run_pending_tasks();
+            plans.entry_count() as usize
+        })
     }
 
     pub fn is_empty(&self) -> bool {
