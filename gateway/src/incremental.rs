@@ -12,9 +12,9 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::body::Bytes;
+use axum::http::HeaderValue;
+use axum::response::Response as HttpResponse;
 use futures_util::StreamExt;
 use futures_util::stream;
 use tokio::sync::mpsc;
@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use crate::forwarded_headers::ForwardedHeaders;
 use crate::pipeline::defer::Format;
 use crate::pipeline::{Pipeline, Prepared};
-use crate::subscriptions::multipart::{END, START, part};
+use crate::subscriptions::multipart::{self, END, START, part};
 
 fn content_type(format: Format) -> &'static str {
     match format {
@@ -88,18 +88,7 @@ pub fn respond(
         .chain(payloads)
         .chain(stream::iter([Bytes::from_static(END)]))
         .map(Ok::<_, std::convert::Infallible>);
-    (
-        StatusCode::OK,
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(content_type(format)),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        ],
-        Body::from_stream(body),
-    )
-        .into_response()
+    multipart::response(content_type(format), body)
 }
 
 #[cfg(test)]

@@ -1,9 +1,34 @@
-// What every Apollo Client script sets up the same way, whatever its links: the cache and the
-// purchase-event subscription. The links are what each script is about.
+// What every Apollo Client script sets up the same way, whatever its links: the cache, the
+// organiser's HttpLink and the purchase-event subscription. The links are what each script is
+// about.
 
-import { InMemoryCache, gql } from '@apollo/client';
+import { ApolloClient, HttpLink, InMemoryCache, gql } from '@apollo/client';
 
-import { PURCHASE_EVENTS, afterCursor, deferred, recordingFetch } from './lib.mjs';
+import {
+  PURCHASE_EVENTS,
+  afterCursor,
+  deferred,
+  gatewayUrl,
+  organiserToken,
+  recordingFetch,
+} from './lib.mjs';
+
+/** An HttpLink to the gateway with the organiser's token, sending through `fetch`. */
+export function organiserHttpLink(fetch) {
+  return new HttpLink({
+    uri: gatewayUrl,
+    headers: { Authorization: `Bearer ${organiserToken}` },
+    fetch,
+  });
+}
+
+/**
+ * A client whose only link is `organiserHttpLink(fetch)`: queries and subscriptions both go
+ * over HTTP. `options` add to the client's own (an incremental handler, say).
+ */
+export function httpOnlyClient(fetch, options = {}) {
+  return new ApolloClient({ link: organiserHttpLink(fetch), cache: apolloCache(), ...options });
+}
 
 export function apolloCache() {
   return new InMemoryCache({

@@ -5,11 +5,11 @@
 // as HttpLink sends it.
 
 import assert from 'node:assert/strict';
-import { ApolloClient, HttpLink, gql } from '@apollo/client';
+import { gql } from '@apollo/client';
 import { Defer20220824Handler, GraphQL17Alpha9Handler } from '@apollo/client/incremental';
 
 import {
-  apolloCache,
+  httpOnlyClient,
   multipartFetch,
   streamOpened,
   subscribeToPurchases,
@@ -19,8 +19,6 @@ import {
   checkPurchaseEvent,
   deferred,
   fixture,
-  gatewayUrl,
-  organiserToken,
   purchaseMade,
   ready,
   recordingFetch,
@@ -52,15 +50,7 @@ const DEFERRED_CONFERENCE_QUERY = `
  */
 async function deferredQuery(incrementalHandler) {
   const wire = recordingFetch();
-  const client = new ApolloClient({
-    link: new HttpLink({
-      uri: gatewayUrl,
-      headers: { Authorization: `Bearer ${organiserToken}` },
-      fetch: wire.fetch,
-    }),
-    cache: apolloCache(),
-    incrementalHandler,
-  });
+  const client = httpOnlyClient(wire.fetch, { incrementalHandler });
   // Every result the client shows the application, up to the complete one.
   const results = [];
   const complete = deferred();
@@ -102,14 +92,7 @@ run('apollo-defer', async () => {
   checkConference(data);
 
   const subscriptionWire = multipartFetch();
-  const client = new ApolloClient({
-    link: new HttpLink({
-      uri: gatewayUrl,
-      headers: { Authorization: `Bearer ${organiserToken}` },
-      fetch: subscriptionWire.fetch,
-    }),
-    cache: apolloCache(),
-  });
+  const client = httpOnlyClient(subscriptionWire.fetch);
   const purchases = subscribeToPurchases(client);
   await streamOpened(subscriptionWire, purchases);
   ready();

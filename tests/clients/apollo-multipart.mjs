@@ -4,10 +4,10 @@
 
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
-import { ApolloClient, HttpLink, gql } from '@apollo/client';
+import { gql } from '@apollo/client';
 
 import {
-  apolloCache,
+  httpOnlyClient,
   multipartFetch,
   streamOpened,
   subscribeToPurchases,
@@ -17,8 +17,6 @@ import {
   checkConference,
   checkPurchaseEvent,
   fixture,
-  gatewayUrl,
-  organiserToken,
   purchaseMade,
   ready,
   run,
@@ -32,14 +30,7 @@ const PROMPT_DELIVERY_MS = 2_000;
 
 run('apollo-multipart', async () => {
   const wire = multipartFetch();
-  const client = new ApolloClient({
-    link: new HttpLink({
-      uri: gatewayUrl,
-      headers: { Authorization: `Bearer ${organiserToken}` },
-      fetch: wire.fetch,
-    }),
-    cache: apolloCache(),
-  });
+  const client = httpOnlyClient(wire.fetch);
 
   const { data, error } = await client.query({
     query: gql(CONFERENCE_QUERY),

@@ -7,12 +7,13 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { ApolloClient, HttpLink, gql } from '@apollo/client';
+import { ApolloClient, gql } from '@apollo/client';
 import { PersistedQueryLink } from '@apollo/client/link/persisted-queries';
 
 import {
   apolloCache,
   multipartFetch,
+  organiserHttpLink,
   streamOpened,
   subscribeToPurchases,
 } from './apollo-common.mjs';
@@ -22,8 +23,6 @@ import {
   checkConference,
   checkPurchaseEvent,
   fixture,
-  gatewayUrl,
-  organiserToken,
   purchaseMade,
   ready,
   recordingFetch,
@@ -34,13 +33,7 @@ const sha256 = (text) => createHash('sha256').update(text).digest('hex');
 
 function persistedClient(wire, options = {}) {
   return new ApolloClient({
-    link: new PersistedQueryLink({ sha256, ...options }).concat(
-      new HttpLink({
-        uri: gatewayUrl,
-        headers: { Authorization: `Bearer ${organiserToken}` },
-        fetch: wire.fetch,
-      }),
-    ),
+    link: new PersistedQueryLink({ sha256, ...options }).concat(organiserHttpLink(wire.fetch)),
     cache: apolloCache(),
   });
 }

@@ -15,11 +15,11 @@
 use apollo_compiler::Name;
 use serde_json::Value;
 
-use super::execute::Execution;
+use super::execute::{Execution, Step, value_at_steps};
 use super::normalize::Deferred;
 use super::plan::{FetchKind, KEY_ALIAS_PREFIX, QueryPlan, RENAMED_PREFIX};
 use super::selection::{Selection, SelectionSet};
-use super::shape::{self, Step};
+use super::shape;
 use crate::json::Json;
 use crate::response::GraphQLError;
 use crate::supergraph::Supergraph;
@@ -155,7 +155,7 @@ pub enum Format {
 struct Pending {
     fragment: usize,
     id: usize,
-    position: Vec<Position>,
+    position: Vec<Step>,
 }
 
 /// What a deferred query's execution has to say after its data: the payloads, each as JSON
@@ -209,7 +209,7 @@ impl<'a> Payloads<'a> {
                 Selection::Field(_) => None,
             });
             for position in positions {
-                let Some(Json::Object(object)) = json_at(data, &position) else {
+                let Some(Json::Object(object)) = value_at_steps(data, &position) else {
                     continue;
                 };
                 let runtime = match object.get("__typename") {
@@ -342,14 +342,14 @@ impl<'a> Payloads<'a> {
     fn entry(&self, pending: &Pending, data: &Json, report_nulls: bool) -> Entry {
         let fragment = &self.deferred.fragments[pending.fragment];
         let mut errors = Vec::new();
-        let shaped = match json_at(data, &pending.position) {
+        let shaped = match value_at_steps(data, &pending.position) {
             Some(Json::Object(object)) => {
-                let steps: Vec<Step<'_>> = pending
+                let steps: Vec<shape::Step<'_>> = pending
                     .position
                     .iter()
                     .map(|step| match step {
-                        Position::Key(key) => Step::Key(key),
-                        Position::Index(i) => Step::Index(*i),
+                        Step::Key(key) => shape::Step::Key(key),
+                        Step::Index(i) => shape::Step::Index(*i),
                     })
                     .collect();
                 shape::shape_deferred(
@@ -446,8 +446,8 @@ fn write_list<T>(out: &mut Vec<u8>, key: &str, items: &[T], write: impl Fn(&mut 
     out.push(b']');
 }
 
-fn json_path(position: &[Position]) -> Vec<Value> {
-    position.iter().map(Position::to_json).collect()
+fn json_path(position: &[Step]) -> Vec<Value> {
+    position.iter().map(Step::to_json).collect()
 }
 
 fn write_value<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
@@ -457,33 +457,12 @@ fn write_value<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     }
 }
 
-/// A step of a position in the response.
-#[derive(Debug, Clone)]
-enum Position {
-    Key(Name),
-    Index(usize),
-}
-
-impl Position {
-    fn to_json(&self) -> Value {
-        match self {
-            Position::Key(key) => Value::String(key.to_string()),
-            Position::Index(i) => Value::from(*i),
-        }
-    }
-}
-
 /// The positions of the objects at `path` in the shaped response, lists walked through.
-fn positions_at(
-    value: &Value,
-    path: &[Name],
-    current: &mut Vec<Position>,
-    out: &mut Vec<Vec<Position>>,
-) {
+fn positions_at(value: &Value, path: &[Name], current: &mut Vec<Step>, out: &mut Vec<Vec<Step>>) {
     match value {
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                current.push(Position::Index(i));
+                current.push(Step::Index(i));
                 positions_at(item, path, current, out);
                 current.pop();
             }
@@ -492,7 +471,7 @@ fn positions_at(
             None => out.push(current.clone()),
             Some((key, rest)) => {
                 if let Some(child) = map.get(key.as_str()) {
-                    current.push(Position::Key(key.clone()));
+                    current.push(Step::Key(key.clone()));
                     positions_at(child, rest, current, out);
                     current.pop();
                 }
@@ -500,15 +479,4 @@ fn positions_at(
         },
         _ => {}
     }
-}
-
-fn json_at<'v>(mut value: &'v Json, position: &[Position]) -> Option<&'v Json> {
-    for step in position {
-        value = match (value, step) {
-            (Json::Object(map), Position::Key(key)) => map.get(key.as_str())?,
-            (Json::Array(items), Position::Index(i)) => items.get(*i)?,
-            _ => return None,
-        };
-    }
-    Some(value)
 }

@@ -41,13 +41,13 @@ type Targets = Vec<Vec<Vec<Step>>>;
 /// A step from the root of the merged data to an entity: cheap to copy (a response key is a
 /// reference-counted name), because every entity of every batch gets its own path.
 #[derive(Debug, Clone, PartialEq)]
-enum Step {
+pub enum Step {
     Key(apollo_compiler::Name),
     Index(usize),
 }
 
 impl Step {
-    fn to_json(&self) -> Value {
+    pub fn to_json(&self) -> Value {
         match self {
             Step::Key(key) => Value::String(key.to_string()),
             Step::Index(i) => Value::from(*i),
@@ -592,6 +592,18 @@ fn subgraph_error(
         path,
         extensions,
     }
+}
+
+/// The value at `path` in the merged data, if there is one.
+pub fn value_at_steps<'v>(mut value: &'v Json, path: &[Step]) -> Option<&'v Json> {
+    for step in path {
+        value = match (value, step) {
+            (Json::Object(map), Step::Key(key)) => map.get(key.as_str())?,
+            (Json::Array(items), Step::Index(i)) => items.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(value)
 }
 
 fn value_at_mut<'v>(mut value: &'v mut Json, path: &[Step]) -> Option<&'v mut Json> {

@@ -104,6 +104,19 @@ impl Prepared {
     pub fn operation_type(&self) -> OperationType {
         self.normalized.operation_type
     }
+
+    /// The introspection part's data, for the shaper; its errors join `errors`.
+    fn introspection_answer(&self, errors: &mut Vec<GraphQLError>) -> Option<&JsonMap> {
+        let response = self.introspection.as_ref()?;
+        errors.extend(
+            response
+                .errors
+                .iter()
+                .cloned()
+                .map(GraphQLError::from_compiler),
+        );
+        response.data.as_ref()
+    }
 }
 
 /// What the HTTP layer needs to pick a status code.
@@ -394,6 +407,19 @@ impl Pipeline {
         Outcome::Executed(self.execute(prepared, forwarded, None).await)
     }
 
+    fn execution_context<'a>(
+        &'a self,
+        prepared: &'a Prepared,
+        forwarded: &'a ForwardedHeaders,
+    ) -> ExecutionContext<'a> {
+        ExecutionContext {
+            supergraph: &self.supergraph,
+            client: &self.client,
+            variables: &prepared.variables,
+            forwarded,
+        }
+    }
+
     /// Runs a query with active `@defer` fragments and sends its payloads on `payloads` as
     /// they are ready (see [`defer`]): the first once the non-deferred part has its data, then
     /// one per batch of fragments whose fetches have answered. Stops when the receiver is
@@ -411,31 +437,14 @@ impl Pipeline {
             let _ = payloads.send(response.into_json()).await;
             return;
         };
-        let ctx = ExecutionContext {
-            supergraph: sg,
-            client: &self.client,
-            variables: &prepared.variables,
-            forwarded,
-        };
+        let ctx = self.execution_context(prepared, forwarded);
         let plan = &prepared.plan;
         let initial = defer::needs(plan, &[], &deferred.initial);
         let mut execution = execute::Execution::new(plan, &ctx, None);
         while execution.step(|i| initial[i]).await.is_some() {}
         let mut errors = execution.errors_since(0).to_vec();
         let errors_sent = errors.len();
-        let introspection_data = prepared
-            .introspection
-            .as_ref()
-            .and_then(|r| r.data.as_ref());
-        if let Some(response) = &prepared.introspection {
-            errors.extend(
-                response
-                    .errors
-                    .iter()
-                    .cloned()
-                    .map(GraphQLError::from_compiler),
-            );
-        }
+        let introspection_data = prepared.introspection_answer(&mut errors);
         let data = shape::shape_selection(
             sg,
             prepared.normalized.root_type.as_str(),
@@ -663,27 +672,10 @@ impl Pipeline {
         root: Option<SubgraphResponse>,
     ) -> Response {
         let sg = &*self.supergraph;
-        let ctx = ExecutionContext {
-            supergraph: sg,
-            client: &self.client,
-            variables: &prepared.variables,
-            forwarded,
-        };
+        let ctx = self.execution_context(prepared, forwarded);
         let output = execute::execute(&prepared.plan, &ctx, root).await;
         let mut errors = output.errors;
-        let introspection_data = prepared
-            .introspection
-            .as_ref()
-            .and_then(|r| r.data.as_ref());
-        if let Some(response) = &prepared.introspection {
-            errors.extend(
-                response
-                    .errors
-                    .iter()
-                    .cloned()
-                    .map(GraphQLError::from_compiler),
-            );
-        }
+        let introspection_data = prepared.introspection_answer(&mut errors);
         let last_size = &prepared.plan.last_response_bytes;
         let data = shape::shape(
             sg,

@@ -85,9 +85,9 @@ pub fn normalize(
         return Err(TooLarge);
     }
     // `@defer` is honoured in queries; a mutation's or subscription's fragments are simply
-    // part of their result, as the directive allows.
-    let deferred = if operation.operation_type == OperationType::Query
-        && document_defers(document, operation)
+    // part of their result, as the directive allows. Without an active `@defer` met on the
+    // way (the common case) there is no second pass.
+    let deferred = if operation.operation_type == OperationType::Query && normalizer.saw_defer.get()
     {
         let splitter = Normalizer::new(schema, document, variables, true);
         let initial = splitter.selection_set(&operation.selection_set, 0);
@@ -106,25 +106,6 @@ pub fn normalize(
         selection_set,
         deferred,
     })
-}
-
-/// Whether `@defer` appears in the operation or a fragment it may use: the common case, no
-/// `@defer` anywhere, costs one scan and no second normalisation.
-fn document_defers(document: &ExecutableDocument, operation: &Operation) -> bool {
-    fn in_set(set: &executable::SelectionSet) -> bool {
-        set.selections.iter().any(|selection| match selection {
-            executable::Selection::Field(f) => in_set(&f.selection_set),
-            executable::Selection::InlineFragment(fr) => {
-                fr.directives.has("defer") || in_set(&fr.selection_set)
-            }
-            executable::Selection::FragmentSpread(spread) => spread.directives.has("defer"),
-        })
-    }
-    in_set(&operation.selection_set)
-        || document
-            .fragments
-            .values()
-            .any(|fragment| in_set(&fragment.selection_set))
 }
 
 /// Converts a field set (`@key`, `@requires`, `@provides`) parsed by apollo-compiler.
@@ -159,6 +140,8 @@ struct Normalizer<'a> {
     split_defer: bool,
     /// Inside a deferred fragment: a `@defer` nested in it arrives with it.
     in_deferred: Cell<bool>,
+    /// An active `@defer` was met.
+    saw_defer: Cell<bool>,
     /// Response keys from the root to the selection set being normalised.
     path: RefCell<Vec<Name>>,
     deferred: RefCell<Vec<DeferredFragment>>,
@@ -182,6 +165,7 @@ impl<'a> Normalizer<'a> {
             visited: Cell::new(0),
             split_defer,
             in_deferred: Cell::new(false),
+            saw_defer: Cell::new(false),
             path: RefCell::new(Vec::new()),
             deferred: RefCell::new(Vec::new()),
         }
@@ -283,7 +267,11 @@ impl<'a> Normalizer<'a> {
         let Some(defer) = directives.get("defer") else {
             return false;
         };
-        if !self.split_defer || self.in_deferred.get() || !self.condition(directives, "defer") {
+        if !self.condition(directives, "defer") {
+            return false;
+        }
+        self.saw_defer.set(true);
+        if !self.split_defer || self.in_deferred.get() {
             return false;
         }
         let label = defer

@@ -135,13 +135,22 @@ pub async fn respond(
         },
     );
     let parts = stream::iter([Ok(Bytes::from_static(START))]).chain(parts);
+    response(CONTENT_TYPE, parts)
+}
+
+/// A streamed multipart answer (this module's subscriptions, `@defer`'s increments): the
+/// body's bytes as they come, never cached on the way.
+pub(crate) fn response<S>(content_type: &'static str, body: S) -> HttpResponse
+where
+    S: futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static,
+{
     (
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)),
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
-        Body::from_stream(parts),
+        Body::from_stream(body),
     )
         .into_response()
 }
