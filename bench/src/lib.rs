@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 /// CPU and memory of one process, from `/proc`.
+pub mod websocket_frames;
+
 pub mod process {
     use std::time::Duration;
 
