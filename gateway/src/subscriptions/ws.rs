@@ -11,8 +11,10 @@
 //! clients retry and resubscribe from their last cursor; one that stops reading altogether is
 //! dropped when a write has waited longer than the send timeout.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -41,6 +43,9 @@ const LEGACY_KEEP_ALIVE: Duration = Duration::from_secs(12);
 const READ_BUFFER: usize = 4096;
 /// Notices from operations to their connection buffered before an operation waits.
 const NOTICE_BUFFER: usize = 16;
+/// Messages an operation queues while its previous write is under way; past it, the
+/// operation stops reading its results until the client has taken some.
+const OUTGOING_BUFFER: usize = 64;
 /// Results that are ready written with one flush at most.
 const WRITE_BATCH: usize = 16;
 
@@ -503,33 +508,84 @@ async fn run_operation(
             }
         };
     let envelope = result_envelope(next, id);
-    let mut batch = Vec::with_capacity(1);
-    while let Some(delivery) = deliveries.next().await {
-        // Results already waiting (a burst of events, or this viewer a few events behind)
-        // go out with one flush: one system call instead of one per message.
-        let mut then = Some(delivery);
-        while let Some(delivery) = then.take() {
+    // Results wait here while a write is under way, so that reading the subscription never
+    // waits for the client: a viewer is cut off for falling behind the live events only when
+    // this queue is full too, not because one write was slow.
+    let mut queue: VecDeque<Message> = VecDeque::new();
+    let mut writing: Option<Write> = None;
+    let mut end: Option<End> = None;
+    loop {
+        if writing.is_none() && !queue.is_empty() {
+            let batch: Vec<Message> = queue.drain(..queue.len().min(WRITE_BATCH)).collect();
+            let writer = writer.clone();
+            writing = Some(Box::pin(async move { writer.write(batch).await }));
+        }
+        match (&writing, end) {
+            (None, Some(End::Complete)) => return Ok(()),
+            (None, Some(End::CutOff)) => return Err(WriteFailed),
+            _ => {}
+        }
+        let step = tokio::select! {
+            biased;
+            written = async {
+                match writing.as_mut() {
+                    Some(write) => write.await,
+                    None => std::future::pending().await,
+                }
+            } => Step::Written(written),
+            delivery = deliveries.next(), if end.is_none() && queue.len() < OUTGOING_BUFFER => {
+                Step::Delivery(delivery)
+            }
+        };
+        let mut delivery = match step {
+            Step::Written(written) => {
+                writing = None;
+                written?;
+                continue;
+            }
+            Step::Delivery(delivery) => delivery,
+        };
+        loop {
             match delivery {
-                Delivery::Result(result) => batch.push(encode_result(&envelope, &result)),
-                Delivery::FellBehind => {
-                    batch.push(fell_behind());
-                    writer.write(batch.drain(..)).await?;
-                    return Err(WriteFailed);
+                Some(Delivery::Result(result)) => {
+                    queue.push_back(encode_result(&envelope, &result));
+                }
+                Some(Delivery::FellBehind) => {
+                    queue.push_back(fell_behind());
+                    end = Some(End::CutOff);
+                }
+                None => {
+                    queue.push_back(encode::<()>(complete, Some(id), None));
+                    end = Some(End::Complete);
                 }
             }
-            if batch.len() < WRITE_BATCH {
-                // Polling once never loses a result: a pending one stays in the stream.
-                match deliveries.next().now_or_never() {
-                    Some(Some(more)) => then = Some(more),
-                    Some(None) => {
-                        batch.push(encode::<()>(complete, Some(id), None));
-                        return writer.write(batch.drain(..)).await;
-                    }
-                    None => {}
-                }
+            // Results already waiting (a burst of events, or a viewer a few events behind)
+            // join the same write: one system call instead of one per message. Polling once
+            // never loses a result: a pending one stays in the stream.
+            if end.is_some() || queue.len() >= WRITE_BATCH {
+                break;
+            }
+            match deliveries.next().now_or_never() {
+                Some(more) => delivery = more,
+                None => break,
             }
         }
-        writer.write(batch.drain(..)).await?;
     }
-    writer.write([encode::<()>(complete, Some(id), None)]).await
+}
+
+/// A write of queued messages under way; kept across polls, since dropping it halfway would
+/// lose what it had not yet handed to the socket.
+type Write = Pin<Box<dyn Future<Output = Result<(), WriteFailed>> + Send>>;
+
+/// What an operation's messages end with, once all are written.
+#[derive(Clone, Copy)]
+enum End {
+    Complete,
+    CutOff,
+}
+
+/// What woke an operation.
+enum Step {
+    Written(Result<(), WriteFailed>),
+    Delivery(Option<Delivery>),
 }
