@@ -54,6 +54,59 @@ async fn cross_subgraph_entities_are_batched() {
 }
 
 #[tokio::test]
+async fn entity_fetches_to_one_subgraph_at_one_depth_share_a_request() {
+    let stack = start().await;
+    // The reviews of a user and the reviews of products, reached from two root fields on two
+    // subgraphs: one request to the reviews subgraph with an aliased `_entities` for each.
+    let body = stack
+        .query("{ me { name reviews { body } } topProducts(first: 2) { name reviewSummary } }")
+        .await;
+    assert_eq!(
+        body["data"],
+        json!({
+            "me": { "name": "Ada Lovelace", "reviews": [{ "body": "Love it!" }, { "body": "Too expensive." }] },
+            "topProducts": [
+                { "name": "Table", "reviewSummary": "2 reviews" },
+                { "name": "Couch", "reviewSummary": null }
+            ]
+        }),
+        "{body}"
+    );
+    // The subgraph's error inside the second `_entities` lands where that entity sits.
+    let errors = body["errors"].as_array().cloned().unwrap_or_default();
+    assert_eq!(errors.len(), 1, "{body}");
+    assert_eq!(errors[0]["message"], "summary unavailable");
+    assert_eq!(
+        errors[0]["path"],
+        json!(["topProducts", 1, "reviewSummary"])
+    );
+    let requests = stack.reviews.requests();
+    assert_eq!(requests.len(), 1, "{:?}", requests);
+    assert!(
+        requests[0].query.contains("_gw_batch_e1: _entities("),
+        "{}",
+        requests[0].query
+    );
+    assert_eq!(
+        requests[0].variables["_gw_batch_r0"],
+        json!([{ "__typename": "User", "id": "1" }])
+    );
+
+    // With entities for only one of them, the fetch goes alone, as it would unbatched.
+    let body = stack
+        .query("{ me { name reviews { body } } topProducts(first: 0) { name reviewSummary } }")
+        .await;
+    assert_eq!(body["data"]["topProducts"], json!([]), "{body}");
+    let requests = stack.reviews.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(
+        requests[1].variables.get("representations").is_some(),
+        "{:?}",
+        requests[1]
+    );
+}
+
+#[tokio::test]
 async fn nested_hops_and_deduplicated_representations() {
     let stack = start().await;
     let body = stack

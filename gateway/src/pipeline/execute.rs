@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::json::{Json, Object, Text};
 
-use super::plan::{Fetch, FetchKind, QueryPlan, RENAMED_PREFIX};
+use super::plan::{BATCH_PREFIX, Fetch, FetchKind, QueryPlan, RENAMED_PREFIX};
 use super::selection::{Selection, SelectionSet};
 use crate::forwarded_headers::ForwardedHeaders;
 use crate::json_text;
@@ -67,8 +67,14 @@ pub async fn execute(
     execution.into_output()
 }
 
+/// A request in flight: the fetches it answers (one, or a batch's members that started
+/// together) with where each one's entities go.
 type Running<'a> = Pin<
-    Box<dyn Future<Output = (usize, Targets, Result<SubgraphResponse, FetchError>)> + Send + 'a>,
+    Box<
+        dyn Future<Output = (Vec<(usize, Targets)>, Result<SubgraphResponse, FetchError>)>
+            + Send
+            + 'a,
+    >,
 >;
 
 /// A plan being executed, one finished fetch at a time: a query with `@defer` runs the
@@ -118,8 +124,9 @@ impl<'a> Execution<'a> {
     }
 
     /// Starts every fetch that `allowed` admits and whose dependencies are merged, waits for
-    /// one to answer and merges it; returns its index, or `None` once no admitted fetch is
-    /// left running. Dropping the future between steps loses nothing merged so far.
+    /// one request to answer and merges it; returns the index of a fetch it answered, or
+    /// `None` once no admitted fetch is left running. Dropping the future between steps loses
+    /// nothing merged so far.
     pub async fn step(&mut self, allowed: impl Fn(usize) -> bool) -> Option<usize> {
         let plan = self.plan;
         let ctx = self.ctx;
@@ -128,52 +135,111 @@ impl<'a> Execution<'a> {
         let mut progressed = true;
         while progressed {
             progressed = false;
+            // Members of one batch that start now, with their representations.
+            let mut batches: Vec<(usize, Vec<ReadyFetch>)> = Vec::new();
             for (index, fetch) in plan.fetches.iter().enumerate() {
-                if self.started[index]
-                    || !allowed(index)
-                    || !fetch
-                        .depends_on
-                        .iter()
-                        .all(|&d| self.finished.get(d).copied().unwrap_or(true))
-                {
+                if self.started[index] || !allowed(index) || !self.ready(fetch, &allowed) {
                     continue;
                 }
                 self.started[index] = true;
-                match prepare(fetch, &self.data, ctx) {
-                    Some((body, targets)) => {
-                        let shareable = self.shareable;
-                        self.running.push(Box::pin(async move {
-                            let result = ctx
-                                .client
-                                .fetch(fetch.subgraph, body, ctx.forwarded, shareable)
-                                .await;
-                            (index, targets, result)
-                        }));
-                    }
-                    None => {
-                        self.finished[index] = true;
-                        progressed = true;
-                    }
+                let Some(prepared) = prepare(index, fetch, &self.data, ctx) else {
+                    self.finished[index] = true;
+                    progressed = true;
+                    continue;
+                };
+                match fetch.batch {
+                    Some(batch) => match batches.iter_mut().find(|(b, _)| *b == batch) {
+                        Some((_, members)) => members.push(prepared),
+                        None => batches.push((batch, vec![prepared])),
+                    },
+                    None => self.send(vec![prepared]),
+                }
+            }
+            for (_, members) in batches {
+                self.send(members);
+            }
+        }
+        let (answered, result) = self.running.next().await?;
+        let first = answered.first().map(|(index, _)| *index);
+        match result {
+            Ok(response) if answered.len() == 1 => {
+                if let Some((index, targets)) = answered.into_iter().next() {
+                    merge(
+                        &plan.fetches[index],
+                        response,
+                        targets,
+                        &mut self.data,
+                        &mut self.errors,
+                        ctx,
+                    );
+                    self.finished[index] = true;
+                }
+            }
+            Ok(response) => {
+                let parts = split_batch_response(response, answered.len());
+                for ((index, targets), part) in answered.into_iter().zip(parts) {
+                    merge(
+                        &plan.fetches[index],
+                        part,
+                        targets,
+                        &mut self.data,
+                        &mut self.errors,
+                        ctx,
+                    );
+                    self.finished[index] = true;
+                }
+            }
+            Err(error) => {
+                // One request failed: one error, whatever number of fetches it carried.
+                if let Some(index) = first {
+                    let service = ctx.client.name(plan.fetches[index].subgraph);
+                    self.errors.push(fetch_failed(service, &error));
+                }
+                for (index, _) in answered {
+                    self.finished[index] = true;
                 }
             }
         }
-        let (index, targets, result) = self.running.next().await?;
-        let fetch = &plan.fetches[index];
-        match result {
-            Ok(response) => merge(
-                fetch,
-                response,
-                targets,
-                &mut self.data,
-                &mut self.errors,
-                ctx,
-            ),
-            Err(error) => self
-                .errors
-                .push(fetch_failed(ctx.client.name(fetch.subgraph), &error)),
-        }
-        self.finished[index] = true;
-        Some(index)
+        first
+    }
+
+    /// Whether everything `fetch` waits for has been merged: its dependencies, and what the
+    /// rest of its batch waits for among the fetches allowed to run now.
+    fn ready(&self, fetch: &Fetch, allowed: &impl Fn(usize) -> bool) -> bool {
+        let done = |d: usize| self.finished.get(d).copied().unwrap_or(true);
+        fetch.depends_on.iter().all(|&d| done(d))
+            && fetch
+                .batch_waits_for
+                .iter()
+                .all(|&d| done(d) || !allowed(d))
+    }
+
+    /// Sends one request for `members`: one fetch as its own operation, several as one
+    /// operation with an aliased `_entities` field each.
+    fn send(&mut self, members: Vec<ReadyFetch>) {
+        let ctx = self.ctx;
+        let fetch = &self.plan.fetches[members[0].index];
+        let body = match members.as_slice() {
+            [one] => single_body(fetch, &one.representations, ctx),
+            _ => batch_body(self.plan, &members, ctx),
+        };
+        let answered: Vec<(usize, Targets)> =
+            members.into_iter().map(|m| (m.index, m.targets)).collect();
+        let Some(body) = body else {
+            // Nothing a variable could not be written for reaches a subgraph.
+            for (index, _) in answered {
+                self.finished[index] = true;
+            }
+            return;
+        };
+        let shareable = self.shareable;
+        self.running.push(Box::pin(async move {
+            let result = ctx
+                .client
+                .fetch(fetch.subgraph, body, ctx.forwarded, shareable)
+                .await;
+            (answered, result)
+        }));
     }
 
     pub fn is_finished(&self, index: usize) -> bool {
@@ -207,13 +273,25 @@ fn fetch_failed(service: &str, error: &FetchError) -> GraphQLError {
         .with_extension("service", Value::String(service.to_string()))
 }
 
-/// Builds the request body; for entity fetches also collects the representations and where
-/// their answers go. Returns `None` when there is nothing to fetch.
-fn prepare(fetch: &Fetch, data: &Json, ctx: &ExecutionContext<'_>) -> Option<(Vec<u8>, Targets)> {
+/// A fetch about to be sent: its representations (none for a root fetch), each written once
+/// as JSON text, and where their answers go.
+struct ReadyFetch {
+    index: usize,
+    representations: Vec<Vec<u8>>,
+    targets: Targets,
+}
+
+/// Collects an entity fetch's representations and where their answers go. Returns `None`
+/// when there is nothing to fetch.
+fn prepare(
+    index: usize,
+    fetch: &Fetch,
+    data: &Json,
+    ctx: &ExecutionContext<'_>,
+) -> Option<ReadyFetch> {
     let mut targets: Targets = Vec::new();
-    // The body is written directly: the operation's JSON text comes from the plan, and each
-    // representation is written once as JSON text, which serves both for spotting repeats and
-    // as the body's bytes.
+    // Each representation is written once as JSON text, which serves both for spotting
+    // repeats and as the body's bytes.
     let mut representations: Vec<Vec<u8>> = Vec::new();
     if let FetchKind::Entity {
         paths,
@@ -263,38 +341,207 @@ fn prepare(fetch: &Fetch, data: &Json, ctx: &ExecutionContext<'_>) -> Option<(Ve
             return None;
         }
     }
+    Some(ReadyFetch {
+        index,
+        representations,
+        targets,
+    })
+}
+
+/// Writes the client variables `names` (those the request has) into a `variables` object
+/// being written; `first` says whether nothing was written in it yet.
+fn write_variables<'n>(
+    body: &mut Vec<u8>,
+    names: impl IntoIterator<Item = &'n apollo_compiler::Name>,
+    ctx: &ExecutionContext<'_>,
+    first: &mut bool,
+) -> Option<()> {
+    for name in names {
+        if let Some(value) = ctx.variables.get(name.as_str()) {
+            if !*first {
+                body.push(b',');
+            }
+            *first = false;
+            serde_json::to_writer(&mut *body, name.as_str()).ok()?;
+            body.push(b':');
+            serde_json::to_writer(&mut *body, value).ok()?;
+        }
+    }
+    Some(())
+}
+
+fn write_representations(body: &mut Vec<u8>, representations: &[Vec<u8>]) {
+    body.push(b'[');
+    for (i, rep) in representations.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(rep);
+    }
+    body.push(b']');
+}
+
+/// The body of a request for one fetch. The operation's JSON text comes from the plan.
+fn single_body(
+    fetch: &Fetch,
+    representations: &[Vec<u8>],
+    ctx: &ExecutionContext<'_>,
+) -> Option<Vec<u8>> {
     let size = fetch.operation_json.len() + representations.iter().map(Vec::len).sum::<usize>();
     let mut body = Vec::with_capacity(size + 64 + representations.len());
     body.extend_from_slice(b"{\"query\":");
     body.extend_from_slice(fetch.operation_json.as_bytes());
     body.extend_from_slice(b",\"variables\":{");
     let mut first = true;
-    for name in &fetch.variables {
-        if let Some(value) = ctx.variables.get(name.as_str()) {
-            if !first {
-                body.push(b',');
-            }
-            first = false;
-            serde_json::to_writer(&mut body, name.as_str()).ok()?;
-            body.push(b':');
-            serde_json::to_writer(&mut body, value).ok()?;
-        }
-    }
+    write_variables(&mut body, &fetch.variables, ctx, &mut first)?;
     if !representations.is_empty() {
         if !first {
             body.push(b',');
         }
-        body.extend_from_slice(b"\"representations\":[");
-        for (i, rep) in representations.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            body.extend_from_slice(rep);
-        }
-        body.push(b']');
+        body.extend_from_slice(b"\"representations\":");
+        write_representations(&mut body, representations);
     }
     body.extend_from_slice(b"}}");
-    Some((body, targets))
+    Some(body)
+}
+
+/// The alias of member `i`'s `_entities` field in a batch request, and its variable's name.
+fn batch_alias(i: usize) -> String {
+    format!("{BATCH_PREFIX}e{i}")
+}
+
+fn batch_variable(i: usize) -> String {
+    format!("{BATCH_PREFIX}r{i}")
+}
+
+/// The body of one request for several entity fetches to one subgraph:
+/// `query($_gw_batch_r0: [_Any!]!, $_gw_batch_r1: [_Any!]!, ...) { _gw_batch_e0:
+/// _entities(representations: $_gw_batch_r0) { ... } _gw_batch_e1: ... }`. Which members
+/// start together depends on the data (a member with no entities is left out), so the
+/// operation is assembled per request from the parts the plan keeps.
+fn batch_body(
+    plan: &QueryPlan,
+    members: &[ReadyFetch],
+    ctx: &ExecutionContext<'_>,
+) -> Option<Vec<u8>> {
+    let fetches: Vec<&Fetch> = members.iter().map(|m| &plan.fetches[m.index]).collect();
+    let mut declarations: Vec<&str> = Vec::new();
+    let mut variables: Vec<&apollo_compiler::Name> = Vec::new();
+    for fetch in &fetches {
+        for declaration in &fetch.declarations {
+            if !declarations.contains(&declaration.as_str()) {
+                declarations.push(declaration);
+            }
+        }
+        for name in &fetch.variables {
+            if !variables.contains(&name) {
+                variables.push(name);
+            }
+        }
+    }
+    let mut operation = String::with_capacity(
+        64 + fetches
+            .iter()
+            .map(|f| f.entities_selection.len() + 96)
+            .sum::<usize>(),
+    );
+    operation.push_str("query(");
+    for i in 0..fetches.len() {
+        if i > 0 {
+            operation.push_str(", ");
+        }
+        operation.push('$');
+        operation.push_str(&batch_variable(i));
+        operation.push_str(": [_Any!]!");
+    }
+    for declaration in &declarations {
+        operation.push_str(", ");
+        operation.push_str(declaration);
+    }
+    operation.push_str(") {");
+    for (i, fetch) in fetches.iter().enumerate() {
+        operation.push(' ');
+        operation.push_str(&batch_alias(i));
+        operation.push_str(": _entities(representations: $");
+        operation.push_str(&batch_variable(i));
+        operation.push_str(") ");
+        operation.push_str(&fetch.entities_selection);
+    }
+    operation.push_str(" }");
+
+    let size = operation.len()
+        + members
+            .iter()
+            .flat_map(|m| &m.representations)
+            .map(Vec::len)
+            .sum::<usize>();
+    let mut body = Vec::with_capacity(size + 64 + 32 * members.len());
+    body.extend_from_slice(b"{\"query\":");
+    serde_json::to_writer(&mut body, &operation).ok()?;
+    body.extend_from_slice(b",\"variables\":{");
+    let mut first = true;
+    write_variables(&mut body, variables, ctx, &mut first)?;
+    for (i, member) in members.iter().enumerate() {
+        if !first {
+            body.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut body, &batch_variable(i)).ok()?;
+        body.push(b':');
+        write_representations(&mut body, &member.representations);
+    }
+    body.extend_from_slice(b"}}");
+    Some(body)
+}
+
+/// Splits the answer to a batch request into one answer per member, each as if it had been
+/// asked alone: its aliased field becomes `_entities`, and errors whose path starts at its
+/// alias go with it. An error that names no member goes with the first; when the subgraph
+/// returned no data at all, with every member, since none got its entities.
+fn split_batch_response(response: SubgraphResponse, members: usize) -> Vec<SubgraphResponse> {
+    let mut parts: Vec<SubgraphResponse> = (0..members)
+        .map(|_| SubgraphResponse {
+            data: None,
+            errors: Vec::new(),
+        })
+        .collect();
+    let aliases: Vec<String> = (0..members).map(batch_alias).collect();
+    let no_data = match response.data {
+        Some(Json::Object(mut data)) => {
+            for (part, alias) in parts.iter_mut().zip(&aliases) {
+                if let Some(entities) = data.remove(alias) {
+                    let mut object = Object::new();
+                    object.insert(Text::new("_entities"), entities);
+                    part.data = Some(Json::Object(object));
+                }
+            }
+            false
+        }
+        _ => true,
+    };
+    for mut error in response.errors {
+        let member = error
+            .get_mut("path")
+            .and_then(Value::as_array_mut)
+            .and_then(|path| {
+                let first = path.first_mut()?;
+                let member = aliases
+                    .iter()
+                    .position(|a| Some(a.as_str()) == first.as_str())?;
+                *first = Value::String("_entities".to_owned());
+                Some(member)
+            });
+        match member {
+            Some(member) => parts[member].errors.push(error),
+            None if no_data => {
+                for part in &mut parts {
+                    part.errors.push(error.clone());
+                }
+            }
+            None => parts[0].errors.push(error),
+        }
+    }
+    parts
 }
 
 fn collect_targets<'v>(

@@ -116,6 +116,10 @@ mod tests {
             variables: Vec::new(),
             renames: false,
             selection: SelectionSet::default(),
+            declarations: Vec::new(),
+            entities_selection: String::new(),
+            batch: None,
+            batch_waits_for: Vec::new(),
         }
     }
 

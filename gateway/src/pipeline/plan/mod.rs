@@ -24,6 +24,7 @@
 //! other subgraphs, `ownership` answers which subgraph can serve what where, and `merge`
 //! joins identical fetches once the plan is complete.
 
+mod batch;
 mod entity_hops;
 mod merge;
 mod ownership;
@@ -65,11 +66,29 @@ pub struct Fetch {
     /// What the fetch selects (at the root, or in each entity): where its answer lands in the
     /// response, which tells a deferred fragment's fetches from the first payload's.
     pub selection: SelectionSet,
+    /// The fetch's client variables declared as in `operation` (`$first: Int = 5`).
+    pub declarations: Vec<String>,
+    /// For an entity fetch, what `_entities` selects (`{ ... on Product { name } }`): the part
+    /// of `operation` that a request for several entity fetches repeats under aliases.
+    pub entities_selection: String,
+    /// Entity fetches to the same subgraph at the same depth of the plan form a batch (see
+    /// `batch::group_entity_fetches`); members that start together go in one request.
+    pub batch: Option<usize>,
+    /// The fetches the rest of this fetch's batch waits for beyond its own `depends_on`: it
+    /// waits for them too, so that the batch starts together. Execution waits for one of
+    /// them only when it is allowed to run at the time (a fetch of a deferred fragment never
+    /// holds back one of the first payload's).
+    pub batch_waits_for: Vec<usize>,
 }
 
 /// Prefix of the aliases the planner gives fields whose subgraph type differs from the
 /// supergraph's; execution strips it from the subgraph's answer.
 pub const RENAMED_PREFIX: &str = "_gw_typed_";
+
+/// Prefix of the variables and aliases of a request that carries several entity fetches
+/// (`$_gw_batch_r0`, `_gw_batch_e0: _entities(...)`); a fetch using a client variable of that name is
+/// never batched.
+pub const BATCH_PREFIX: &str = "_gw_batch_";
 
 #[derive(Debug, Clone)]
 pub enum FetchKind {
@@ -127,7 +146,9 @@ pub fn plan(
     planner.plan_root(operation)?;
     Ok(QueryPlan {
         operation_type: operation.operation_type,
-        fetches: merge::merge_identical_fetches(planner.finish(operation)),
+        fetches: batch::group_entity_fetches(merge::merge_identical_fetches(
+            planner.finish(operation),
+        )),
         last_response_bytes: std::sync::atomic::AtomicUsize::new(0),
     })
 }

@@ -558,6 +558,7 @@ impl<'a> Planner<'a> {
                     })
                     .collect();
                 let mut text = String::with_capacity(256);
+                let mut entities_selection = String::new();
                 match &draft.kind {
                     FetchKind::Root => {
                         text.push_str(operation.operation_type.name());
@@ -575,16 +576,19 @@ impl<'a> Planner<'a> {
                         ..
                     } => {
                         let type_name = representation_type.as_ref().unwrap_or(type_name);
+                        entities_selection.push_str("{ ... on ");
+                        entities_selection.push_str(type_name);
+                        entities_selection.push(' ');
+                        draft.selection.write_to(&mut entities_selection);
+                        entities_selection.push_str(" }");
                         text.push_str("query($representations: [_Any!]!");
                         for declaration in &declarations {
                             text.push_str(", ");
                             text.push_str(declaration);
                         }
-                        text.push_str(") { _entities(representations: $representations) { ... on ");
-                        text.push_str(type_name);
-                        text.push(' ');
-                        draft.selection.write_to(&mut text);
-                        text.push_str(" } }");
+                        text.push_str(") { _entities(representations: $representations) ");
+                        text.push_str(&entities_selection);
+                        text.push_str(" }");
                     }
                 }
                 Fetch {
@@ -597,6 +601,10 @@ impl<'a> Planner<'a> {
                     operation: text,
                     variables,
                     selection: draft.selection,
+                    declarations,
+                    entities_selection,
+                    batch: None,
+                    batch_waits_for: Vec::new(),
                 }
             })
             .collect()
